@@ -1,0 +1,10 @@
+# cmake -DOUT=file.cpp -DTABLES="a.json;b.json" -P EmbedTables.cmake
+set(body "// Generated from pyabi/*.json; do not edit.\n#include <cstddef>\nnamespace pyinspect {\nstruct EmbeddedTable { const char* name; const char* json; };\nextern const EmbeddedTable kEmbeddedTables[] = {\n")
+separate_arguments(TABLES)
+foreach(t IN LISTS TABLES)
+  get_filename_component(name ${t} NAME_WLE)
+  file(READ ${t} content)
+  string(APPEND body "  {\"${name}\", R\"pyabi(${content})pyabi\"},\n")
+endforeach()
+string(APPEND body "  {nullptr, nullptr}};\n}  // namespace pyinspect\n")
+file(WRITE ${OUT} "${body}")

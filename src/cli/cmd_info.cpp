@@ -1,0 +1,69 @@
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "output/json_util.hpp"
+#include "output/stack_output.hpp"
+#include "runtime/stack.hpp"
+
+namespace pyinspect {
+
+int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
+  po::options_description desc("Options");
+  std::string pid_text;
+  TargetOptions topts;
+  bool json = false, no_dwarf = false;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+      ("json", po::bool_switch(&json), "print one JSON document")
+      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  po::positional_options_description pos;
+  pos.add("pid", 1);
+  po::variables_map vm;
+  if (!parse_command("pyinspect info PID [options]", args, desc, pos, vm)) return 0;
+  topts.use_dwarf = !no_dwarf;
+
+  Process proc(parse_pid(pid_text));
+  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  PythonProcess py(proc, mem, topts);
+  StackOptions so;
+  so.nonblocking = true;  // counting threads needs no pause
+  so.max_frames = 0;
+  so.thread_names = false;
+  StackSnapshot snap = read_stacks(py, mem, so);
+  const Layout& l = py.layout();
+  if (json) {
+    nlohmann::json j = {{"pid", proc.pid()},
+                        {"command", proc.cmdline()},
+                        {"python", python_json(snap.python)},
+                        {"runtime_address", py.runtime().value()},
+                        {"layout_fields_known", l.known_fields()},
+                        {"layout_fields_total", kFieldCount},
+                        {"interpreters", snap.interpreters},
+                        {"threads", snap.threads.size()},
+                        {"rss_bytes", proc.rss_bytes()}};
+    std::cout << dump_json(j) << "\n";
+    return 0;
+  }
+  const auto& p = snap.python;
+  std::cout << "Process:            " << proc.pid() << " (" << proc.cmdline() << ")\n"
+            << "Python:             CPython " << p.version << (p.debug_build ? " (debug build)" : "") << "\n"
+            << "Executable:         " << p.executable << "\n"
+            << "Interpreter in:     " << p.binary << (p.shared_library ? " (shared library)" : " (static build)") << "\n"
+            << "Debug info:         " << (p.debug_file.empty() ? std::string("none") : p.debug_file) << "\n"
+            << "Layout from:        " << p.layout_source << " (" << l.known_fields() << " of " << kFieldCount
+            << " members known)\n"
+            << "Interpreter state:  found through " << p.interpreter_head << "\n";
+  if (py.runtime()) std::cout << "_PyRuntime:         " << fmt::format("{:#x}", py.runtime().value()) << "\n";
+  std::cout << "Interpreters:       " << snap.interpreters << "\n"
+            << "Python threads:     " << snap.threads.size() << "\n"
+            << "Resident memory:    " << proc.rss_bytes() / (1024 * 1024) << " MiB\n";
+  return 0;
+}
+
+}  // namespace pyinspect

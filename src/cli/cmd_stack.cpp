@@ -1,0 +1,46 @@
+#include <iostream>
+
+#include "base/error.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "output/json_util.hpp"
+#include "output/stack_output.hpp"
+#include "runtime/stack.hpp"
+
+namespace pyinspect {
+
+int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
+  po::options_description desc("Options");
+  std::string pid_text;
+  StackOptions opts;
+  TargetOptions topts;
+  bool json = false, addresses = false, no_names = false, no_dwarf = false;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+      ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
+      ("nonblocking", po::bool_switch(&opts.nonblocking),
+       "do not pause the target; the stacks may be inconsistent, but the target never stops")
+      ("max-frames", po::value(&opts.max_frames)->default_value(opts.max_frames), "at most N frames per thread")
+      ("addresses", po::bool_switch(&addresses), "show thread state and code object addresses")
+      ("no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")
+      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  po::positional_options_description pos;
+  pos.add("pid", 1);
+  po::variables_map vm;
+  if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
+  opts.thread_names = !no_names;
+  topts.use_dwarf = !no_dwarf;
+
+  Process proc(parse_pid(pid_text));
+  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  PythonProcess py(proc, mem, topts);
+  StackSnapshot snap = read_stacks(py, mem, opts);
+  if (json)
+    std::cout << dump_json(stack_json(snap)) << "\n";
+  else
+    print_stack_text(std::cout, snap, TextStyle{g.color, addresses});
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace pyinspect

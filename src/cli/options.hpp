@@ -1,0 +1,19 @@
+#pragma once
+// Shared command-line plumbing for the subcommands.
+#include <boost/program_options.hpp>
+#include <string>
+#include <vector>
+
+namespace pyinspect {
+
+namespace po = boost::program_options;
+
+// Parses `args` against `desc` (+ positionals); prints help and returns false on --help.
+// Throws Error(Usage) on bad options.
+bool parse_command(const std::string& usage, const std::vector<std::string>& args, po::options_description& desc,
+                   const po::positional_options_description& pos, po::variables_map& vm);
+
+// A PID argument: digits only, > 0, within pid_max. Throws Error(Usage) otherwise.
+int parse_pid(const std::string& text);
+
+}  // namespace pyinspect

@@ -1,0 +1,81 @@
+#pragma once
+// One ELF file on disk (libelf): its symbols, sections, loadable segments and debug links.
+#include <libelf.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pyinspect {
+
+struct ElfSymbol {
+  uint64_t value = 0;  // link-time virtual address
+  uint64_t size = 0;
+  bool function = false;
+  bool global = false;
+};
+
+struct ElfSection {
+  std::string name;
+  uint64_t addr = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool nobits = false;
+};
+
+struct ElfSegment {  // PT_LOAD
+  uint64_t vaddr = 0;
+  uint64_t memsz = 0;
+  uint64_t offset = 0;
+  uint64_t filesz = 0;
+  bool writable = false;
+};
+
+class ElfFile {
+ public:
+  // Opens and parses `path`; throws Error if it is not a readable ELF file.
+  explicit ElfFile(const std::string& path);
+  ~ElfFile();
+  ElfFile(const ElfFile&) = delete;
+  ElfFile& operator=(const ElfFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool is_executable() const { return type_ == 2; }  // ET_EXEC: no load bias
+  int fd() const { return fd_; }
+  Elf* elf() const { return elf_; }
+
+  std::optional<ElfSymbol> symbol(const std::string& name) const;
+  bool has_symtab() const { return has_symtab_; }
+  size_t symbol_count() const { return symbols_.size(); }
+  // Names of all symbols that start with `prefix` (for build detection, e.g. PyUnicodeUCS4_).
+  bool has_symbol_prefix(const std::string& prefix) const;
+
+  std::optional<ElfSection> section(const std::string& name) const;
+  const std::vector<ElfSection>& sections() const { return sections_; }
+  const std::vector<ElfSegment>& segments() const { return segments_; }
+  bool has_debug_info() const { return section(".debug_info").has_value(); }
+
+  std::string build_id() const;  // lower-case hex, empty if none
+  std::optional<std::string> debuglink() const;
+
+  // Bytes of the file at link-time address `vaddr` (from PT_LOAD file contents).
+  std::optional<std::vector<uint8_t>> read_vaddr(uint64_t vaddr, size_t len) const;
+
+  // Adds the symbols of another file (a separate debug file) to those looked up here.
+  void merge_symbols(const ElfFile& other);
+
+ private:
+  void load_symbols();
+  std::string path_;
+  int fd_ = -1;
+  Elf* elf_ = nullptr;
+  int type_ = 0;
+  bool has_symtab_ = false;
+  std::vector<ElfSection> sections_;
+  std::vector<ElfSegment> segments_;
+  std::unordered_map<std::string, ElfSymbol> symbols_;
+};
+
+}  // namespace pyinspect

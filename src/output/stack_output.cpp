@@ -1,0 +1,106 @@
+#include "output/stack_output.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+namespace pyinspect {
+
+namespace {
+struct Colors {
+  bool on;
+  std::string bold() const { return on ? "\033[1m" : ""; }
+  std::string dim() const { return on ? "\033[2m" : ""; }
+  std::string green() const { return on ? "\033[32m" : ""; }
+  std::string yellow() const { return on ? "\033[33m" : ""; }
+  std::string cyan() const { return on ? "\033[36m" : ""; }
+  std::string reset() const { return on ? "\033[0m" : ""; }
+};
+
+std::string base_name(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+}  // namespace
+
+void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextStyle& style) {
+  Colors c{style.color};
+  std::string cmd = snap.command.empty() ? base_name(snap.python.executable) : snap.command;
+  if (cmd.size() > 100) cmd = cmd.substr(0, 97) + "...";
+  out << c.bold() << "Process " << snap.pid << ": " << cmd << c.reset() << " — CPython " << snap.python.version
+      << (snap.python.debug_build ? " (debug build)" : "") << " (layout from " << snap.python.layout_source << ")\n";
+  if (!snap.paused) out << c.yellow() << "(read without pausing the target: the stacks may be inconsistent)" << c.reset() << "\n";
+  int64_t last_interp = snap.threads.empty() ? 0 : snap.threads.front().interpreter_id;
+  for (const auto& t : snap.threads) {
+    if (snap.interpreters > 1 && t.interpreter_id != last_interp) {
+      out << c.bold() << "Interpreter " << t.interpreter_id << c.reset() << "\n";
+      last_interp = t.interpreter_id;
+    }
+    out << c.bold() << "Thread " << (t.native_id ? std::to_string(t.native_id) : std::string("?")) << c.reset();
+    if (!t.name.empty()) out << " \"" << t.name << "\"";
+    std::string state;
+    if (t.holds_gil) state = c.green() + "holds GIL" + c.reset() + ", ";
+    state += t.state == "sleeping" && !t.holds_gil ? "idle" : t.state;
+    out << " (" << state;
+    if (snap.interpreters > 1) out << ", interpreter " << t.interpreter_id;
+    out << ")";
+    if (style.show_addresses) out << fmt::format(" tstate={:#x} ident={:#x}", t.tstate_address, t.thread_id);
+    out << "\n";
+    if (t.frames.empty()) out << c.dim() << "    (no Python frames)" << c.reset() << "\n";
+    for (const auto& f : t.frames) {
+      out << "    " << c.cyan() << f.function << c.reset() << " (" << f.file << ":"
+          << (f.line >= 0 ? std::to_string(f.line) : std::string("?")) << ")";
+      if (style.show_addresses) out << fmt::format(" code={:#x}", f.code_address);
+      out << "\n";
+    }
+    for (const auto& w : t.warnings) out << c.yellow() << "    [stack incomplete: " << w << "]" << c.reset() << "\n";
+  }
+  for (const auto& w : snap.warnings) out << c.yellow() << "warning: " << w << c.reset() << "\n";
+}
+
+nlohmann::json python_json(const PythonInfo& p) {
+  return {{"implementation", p.implementation},
+          {"version", p.version},
+          {"binary", p.binary},
+          {"shared_library", p.shared_library},
+          {"executable", p.executable},
+          {"layout_source", p.layout_source},
+          {"debug_file", p.debug_file.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.debug_file)},
+          {"interpreter_head", p.interpreter_head},
+          {"debug_build", p.debug_build}};
+}
+
+nlohmann::json stack_json(const StackSnapshot& snap) {
+  nlohmann::json threads = nlohmann::json::array();
+  for (const auto& t : snap.threads) {
+    nlohmann::json frames = nlohmann::json::array();
+    for (const auto& f : t.frames)
+      frames.push_back({{"function", f.function},
+                        {"name", f.name},
+                        {"file", f.file},
+                        {"line", f.line >= 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
+                        {"first_line", f.first_line}});
+    threads.push_back({{"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json(nullptr)},
+                       {"thread_id", t.thread_id},
+                       {"name", t.name},
+                       {"name_source", t.name_from_threading ? "threading" : "kernel"},
+                       {"holds_gil", t.holds_gil},
+                       {"state", t.state},
+                       {"interpreter_id", t.interpreter_id},
+                       {"truncated", t.truncated},
+                       {"warnings", t.warnings},
+                       {"frames", frames}});
+  }
+  return {{"pid", snap.pid},
+          {"command", snap.command},
+          {"python", python_json(snap.python)},
+          {"paused", snap.paused},
+          {"pause_us", snap.pause_ns / 1000.0},
+          {"elapsed_us", snap.elapsed_ns / 1000.0},
+          {"interpreters", snap.interpreters},
+          {"torn", snap.torn},
+          {"warnings", snap.warnings},
+          {"threads", threads}};
+}
+
+}  // namespace pyinspect

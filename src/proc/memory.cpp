@@ -1,0 +1,151 @@
+#include "proc/memory.hpp"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/error.hpp"
+
+namespace pyinspect {
+
+std::optional<std::vector<uint8_t>> Memory::read_bytes(RemoteAddr addr, size_t len) const {
+  std::vector<uint8_t> buf(len);
+  if (len && !read(addr, buf.data(), len)) return std::nullopt;
+  return buf;
+}
+
+std::optional<std::string> Memory::read_cstring(RemoteAddr addr, size_t max) const {
+  std::string out;
+  char chunk[64];
+  while (out.size() < max) {
+    size_t want = std::min(sizeof chunk, max - out.size());
+    // A string may end just before an unmapped page: fall back to shorter reads.
+    if (!read(addr + static_cast<int64_t>(out.size()), chunk, want)) {
+      if (want == 1) return out.empty() ? std::nullopt : std::optional<std::string>(out);
+      bool any = false;
+      for (size_t i = 0; i < want; ++i) {
+        char c;
+        if (!read(addr + static_cast<int64_t>(out.size()), &c, 1)) return std::nullopt;
+        if (c == '\0') return out;
+        out.push_back(c);
+        any = true;
+      }
+      if (!any) return std::nullopt;
+      continue;
+    }
+    for (size_t i = 0; i < want; ++i) {
+      if (chunk[i] == '\0') return out;
+      out.push_back(chunk[i]);
+    }
+  }
+  return out;
+}
+
+ProcessMemory::ProcessMemory(int pid, Maps maps) : pid_(pid), maps_(std::move(maps)) {}
+
+ProcessMemory::~ProcessMemory() {
+  if (mem_fd_ >= 0) close(mem_fd_);
+}
+
+void ProcessMemory::refresh_maps() { maps_ = Maps::read(pid_); }
+
+bool ProcessMemory::raw_read(uint64_t addr, void* out, size_t len) const {
+  ++reads_;
+  if (use_vm_readv_) {
+    iovec local{out, len};
+    iovec remote{reinterpret_cast<void*>(addr), len};
+    ssize_t n = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+    if (n == static_cast<ssize_t>(len)) return true;
+    if (n >= 0) return false;  // partial: the range crosses an unmapped page
+    int err = errno;
+    if (err == EFAULT || err == EINVAL) return false;
+    if (err == ESRCH) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+    if (err != ENOSYS && err != EPERM) throw_errno(err, "read memory of process " + std::to_string(pid_), pid_);
+    use_vm_readv_ = false;  // not permitted here (seccomp, old kernel): use /proc/PID/mem
+  }
+  if (mem_fd_ < 0) {
+    mem_fd_ = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem_fd_ < 0) {
+      int err = errno;
+      if (err == ENOENT) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+      throw_errno(err, "open memory of process " + std::to_string(pid_), pid_);
+    }
+  }
+  ssize_t n = pread(mem_fd_, out, len, static_cast<off_t>(addr));
+  if (n == static_cast<ssize_t>(len)) return true;
+  if (n == 0 && access(("/proc/" + std::to_string(pid_)).c_str(), F_OK) != 0)
+    throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+  return false;
+}
+
+bool ProcessMemory::read(RemoteAddr addr, void* out, size_t len) const {
+  if (len == 0) return true;
+  // Principle 4: never hand the kernel an address the maps do not vouch for.
+  if (!maps_.readable(addr, len)) return false;
+  return raw_read(addr.value(), out, len);
+}
+
+bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
+  uint64_t a = addr.value();
+  if (len == 0) return true;
+  if (a + len < a) return false;
+  uint64_t first = a / block_, last = (a + len - 1) / block_;
+  if (last - first > 16) return inner_.read(addr, out, len);  // big reads bypass the cache
+  auto* dst = static_cast<uint8_t*>(out);
+  for (uint64_t b = first; b <= last; ++b) {
+    auto it = blocks_.find(b);
+    if (it == blocks_.end()) {
+      auto buf = std::make_unique<uint8_t[]>(block_);
+      RemoteAddr start(b * block_);
+      bool ok = (!maps_ || maps_->readable(start, block_)) && inner_.read(start, buf.get(), block_);
+      it = blocks_.emplace(b, ok ? std::move(buf) : nullptr).first;
+    }
+    uint64_t bstart = b * block_;
+    uint64_t from = std::max(a, bstart), to = std::min(a + len, bstart + block_);
+    if (!it->second) {
+      // The block is not wholly readable (end of a mapping): read just this piece directly.
+      if (!inner_.read(RemoteAddr(from), dst + (from - a), to - from)) return false;
+      continue;
+    }
+    std::memcpy(dst + (from - a), it->second.get() + (from - bstart), to - from);
+  }
+  return true;
+}
+
+void FakeMemory::add(RemoteAddr addr, std::vector<uint8_t> bytes) { regions_[addr.value()] = std::move(bytes); }
+
+void FakeMemory::write(RemoteAddr addr, const std::vector<uint8_t>& bytes) {
+  uint64_t a = addr.value();
+  auto it = regions_.upper_bound(a);
+  if (it != regions_.begin()) {
+    --it;
+    if (a >= it->first && a + bytes.size() <= it->first + it->second.size()) {
+      std::copy(bytes.begin(), bytes.end(), it->second.begin() + static_cast<ptrdiff_t>(a - it->first));
+      return;
+    }
+  }
+  regions_[a] = bytes;
+}
+
+bool FakeMemory::read(RemoteAddr addr, void* out, size_t len) const {
+  uint64_t a = addr.value();
+  auto* dst = static_cast<uint8_t*>(out);
+  while (len > 0) {
+    auto it = regions_.upper_bound(a);
+    if (it == regions_.begin()) return false;
+    --it;
+    uint64_t rstart = it->first, rend = rstart + it->second.size();
+    if (a < rstart || a >= rend) return false;
+    size_t n = std::min<uint64_t>(len, rend - a);
+    std::memcpy(dst, it->second.data() + (a - rstart), n);
+    dst += n;
+    a += n;
+    len -= n;
+  }
+  return true;
+}
+
+}  // namespace pyinspect

@@ -1,0 +1,101 @@
+#pragma once
+// Reading the target's memory. Every read is bounds-checked against the maps and may fail; a
+// failure is a value (false / nullopt), except the target disappearing, which ends the command.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/remote.hpp"
+#include "proc/maps.hpp"
+
+namespace pyinspect {
+
+class Memory {
+ public:
+  virtual ~Memory() = default;
+  // Reads exactly `len` bytes at `addr` into `out`; false if any byte is unreadable.
+  virtual bool read(RemoteAddr addr, void* out, size_t len) const = 0;
+
+  template <class T>
+  std::optional<T> read_as(RemoteAddr addr) const {
+    T value;
+    if (!read(addr, &value, sizeof value)) return std::nullopt;
+    return value;
+  }
+  std::optional<RemoteAddr> read_ptr(RemoteAddr addr) const {
+    auto v = read_as<uint64_t>(addr);
+    if (!v) return std::nullopt;
+    return RemoteAddr(*v);
+  }
+  // Reads `len` bytes into a new buffer; nullopt if unreadable.
+  std::optional<std::vector<uint8_t>> read_bytes(RemoteAddr addr, size_t len) const;
+  // Reads a NUL-terminated string of at most `max` bytes (truncated, never unbounded).
+  std::optional<std::string> read_cstring(RemoteAddr addr, size_t max = 256) const;
+};
+
+// Live memory of a process: process_vm_readv, falling back to /proc/PID/mem where the syscall
+// is not permitted. Throws Error(TargetExited) when the process is gone.
+class ProcessMemory : public Memory {
+ public:
+  ProcessMemory(int pid, Maps maps);
+  ~ProcessMemory() override;
+  ProcessMemory(const ProcessMemory&) = delete;
+  ProcessMemory& operator=(const ProcessMemory&) = delete;
+
+  bool read(RemoteAddr addr, void* out, size_t len) const override;
+  const Maps& maps() const { return maps_; }
+  void refresh_maps();
+  int pid() const { return pid_; }
+  uint64_t reads() const { return reads_; }
+
+ private:
+  bool raw_read(uint64_t addr, void* out, size_t len) const;
+  int pid_;
+  Maps maps_;
+  mutable int mem_fd_ = -1;
+  mutable bool use_vm_readv_ = true;
+  mutable uint64_t reads_ = 0;
+};
+
+// A block cache over another Memory: while the target is paused, neighbouring reads (frames in
+// one pymalloc pool, a thread's data stack) cost one system call per block.
+class CachedMemory : public Memory {
+ public:
+  explicit CachedMemory(const Memory& inner, const Maps* maps = nullptr, size_t block = 4096)
+      : inner_(inner), maps_(maps), block_(block) {}
+  bool read(RemoteAddr addr, void* out, size_t len) const override;
+  void clear() { blocks_.clear(); }
+
+ private:
+  const Memory& inner_;
+  const Maps* maps_;
+  size_t block_;
+  mutable std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> blocks_;  // null = unreadable
+};
+
+// Memory made of byte ranges given by the caller: for unit tests and fuzzing of decoders.
+class FakeMemory : public Memory {
+ public:
+  void add(RemoteAddr addr, std::vector<uint8_t> bytes);
+  template <class T>
+  void put(RemoteAddr addr, const T& value) {
+    std::vector<uint8_t> b(sizeof value);
+    std::memcpy(b.data(), &value, sizeof value);
+    write(addr, b);
+  }
+  // Writes into existing ranges (creating one if needed).
+  void write(RemoteAddr addr, const std::vector<uint8_t>& bytes);
+  bool read(RemoteAddr addr, void* out, size_t len) const override;
+
+ private:
+  std::map<uint64_t, std::vector<uint8_t>> regions_;
+};
+
+}  // namespace pyinspect

@@ -1,0 +1,66 @@
+#pragma once
+// Stopping the target's threads while we read, and letting them go again whatever happens.
+//
+// PTRACE_SEIZE + PTRACE_INTERRUPT, never PTRACE_ATTACH: SEIZE sends no SIGSTOP, so if pyinspect
+// dies (even by SIGKILL) the kernel detaches every tracee and wakes it, and no stray group-stop
+// is left behind. Each stopped thread is owned by a StoppedThread, which detaches in its
+// destructor (ESRCH counts as detached), so a half-built pause undoes itself.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace pyinspect {
+
+class StoppedThread {
+ public:
+  // Seizes and interrupts `tid`; nullopt if the thread vanished meanwhile. Throws Error on
+  // permission problems.
+  static std::unique_ptr<StoppedThread> seize(int pid, int tid);
+  ~StoppedThread();
+  StoppedThread(const StoppedThread&) = delete;
+  StoppedThread& operator=(const StoppedThread&) = delete;
+
+  int tid() const { return tid_; }
+  // Waits until the thread is in its ptrace stop; false if it exited or did not stop in time.
+  bool wait_stopped(std::chrono::steady_clock::time_point deadline);
+  bool stopped() const { return stopped_; }
+  // The thread's TLS base (fs_base on x86-64): glibc's pthread_t for that thread.
+  std::optional<uint64_t> tls_base() const;
+  void detach();
+
+ private:
+  explicit StoppedThread(int tid) : tid_(tid) {}
+  int tid_;
+  bool stopped_ = false;
+  bool attached_ = true;
+  int pending_signal_ = 0;  // a signal that arrived as we stopped it, handed back at detach
+};
+
+class ProcessPause {
+ public:
+  // Stops every thread of `pid`, including threads created while we attach. Throws Error on
+  // failure (permission, process gone); nothing stays stopped if it throws.
+  explicit ProcessPause(int pid, std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+  ~ProcessPause() { resume(); }
+  ProcessPause(const ProcessPause&) = delete;
+  ProcessPause& operator=(const ProcessPause&) = delete;
+
+  void resume();
+  bool active() const { return !threads_.empty(); }
+  const std::vector<std::unique_ptr<StoppedThread>>& threads() const { return threads_; }
+  // Threads that did not reach a stop before the timeout (e.g. in uninterruptible sleep).
+  int unstopped() const { return unstopped_; }
+  // How long the target was stopped (from the first seize to the last detach).
+  std::chrono::nanoseconds duration() const { return duration_; }
+
+ private:
+  int pid_;
+  std::vector<std::unique_ptr<StoppedThread>> threads_;
+  int unstopped_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::nanoseconds duration_{0};
+};
+
+}  // namespace pyinspect

@@ -1,0 +1,213 @@
+#include "runtime/stack.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <unordered_set>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "proc/pause.hpp"
+#include "runtime/frames.hpp"
+
+namespace pyinspect {
+
+namespace {
+struct RawThread {
+  RemoteAddr tstate;
+  int64_t interp_id = 0;
+  uint64_t thread_id = 0;
+  int native_id = 0;
+  bool holds_gil = false;
+  FrameWalk walk;
+};
+
+std::string state_name(char s) {
+  switch (s) {
+    case 'R': return "running";
+    case 'S': return "sleeping";
+    case 'D': return "disk-sleep";
+    case 'T':
+    case 't': return "stopped";
+    case 'Z':
+    case 'X': return "zombie";
+    case 'I': return "idle";
+    default: return "unknown";
+  }
+}
+
+// glibc keeps the kernel TID inside struct pthread (pthread_t points to it). Without ptrace we
+// learn its offset from the threads themselves: the one offset at which every Python thread's
+// pthread block holds one of the process's TIDs.
+std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::vector<uint64_t>& pthreads,
+                                                 const std::vector<int>& tids) {
+  std::map<uint64_t, int> out;
+  if (pthreads.empty()) return out;
+  constexpr size_t kScan = 2048;
+  std::unordered_set<int> tidset(tids.begin(), tids.end());
+  std::map<size_t, int> votes;
+  std::map<uint64_t, std::vector<uint8_t>> blocks;
+  for (uint64_t p : pthreads) {
+    std::vector<uint8_t> b(kScan);
+    if (!mem.read(RemoteAddr(p), b.data(), b.size())) continue;
+    for (size_t off = 0; off + 4 <= kScan; off += 4) {
+      int32_t v;
+      std::memcpy(&v, b.data() + off, 4);
+      if (tidset.count(v)) ++votes[off];
+    }
+    blocks[p] = std::move(b);
+  }
+  size_t best = 0;
+  int best_votes = 0;
+  for (auto [off, n] : votes)
+    if (n > best_votes) best = off, best_votes = n;
+  if (best_votes < static_cast<int>(blocks.size())) return out;  // no offset fits every thread
+  for (auto& [p, b] : blocks) {
+    int32_t v;
+    std::memcpy(&v, b.data() + best, 4);
+    out[p] = v;
+  }
+  return out;
+}
+}  // namespace
+
+StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  const Layout& l = py.layout();
+  StackSnapshot snap;
+  snap.pid = py.process().pid();
+  snap.command = py.process().cmdline();
+  snap.paused = !opts.nonblocking;
+
+  std::vector<RawThread> raw;
+  std::map<uint64_t, int> tls_to_tid;  // pthread_t -> TID, from the stopped threads' registers
+  {
+    std::unique_ptr<ProcessPause> pause;
+    if (!opts.nonblocking) pause = std::make_unique<ProcessPause>(snap.pid);
+    CachedMemory cached(mem, &mem.maps());
+    const Memory& m = opts.nonblocking ? static_cast<const Memory&>(mem) : cached;
+    ObjectReader r(m, l, py.types());
+    if (pause)
+      for (const auto& t : pause->threads())
+        if (auto base = t->tls_base()) tls_to_tid[*base] = t->tid();
+
+    auto interp = py.first_interpreter(m);
+    std::unordered_set<RemoteAddr> seen_interps;
+    size_t n_interp = 0;
+    while (interp && !interp->null() && n_interp < opts.max_interpreters && seen_interps.insert(*interp).second) {
+      ++n_interp;
+      int64_t interp_id = l.has(F::is_id) ? m.read_as<int64_t>(*interp + l.off(F::is_id)).value_or(0) : 0;
+      RemoteAddr gil = py.gil_holder(m, *interp);
+      auto ts = m.read_ptr(*interp + l.require(F::is_tstate_head));
+      std::unordered_set<RemoteAddr> seen_ts;
+      while (ts && !ts->null() && seen_ts.size() < opts.max_threads && seen_ts.insert(*ts).second) {
+        auto s = r.read_struct(*ts, l.require(S::sz_PyThreadState));
+        if (!s) {
+          snap.warnings.push_back("a thread state could not be read");
+          snap.torn = opts.nonblocking;
+          break;
+        }
+        RawThread t;
+        t.tstate = *ts;
+        t.interp_id = interp_id;
+        t.thread_id = s->get<uint64_t>(l.require(F::ts_thread_id)).value_or(0);
+        if (l.has(F::ts_native_thread_id)) t.native_id = s->get<int32_t>(l.off(F::ts_native_thread_id)).value_or(0);
+        t.holds_gil = gil == *ts;
+        t.walk = walk_frames(r, *ts, opts.max_frames);
+        raw.push_back(std::move(t));
+        ts = s->ptr(l.require(F::ts_next));
+      }
+      auto next = m.read_ptr(*interp + l.require(F::is_next));
+      if (!next) break;
+      interp = next;
+    }
+    snap.interpreters = static_cast<int>(n_interp);
+    if (pause) {
+      pause->resume();
+      snap.pause_ns = pause->duration().count();
+    }
+  }
+
+  // Everything below reads memory that does not change while a thread waits: code objects,
+  // names; and the kernel's view of each thread.
+  ObjectReader r(mem, l, py.types());
+  FrameDecoder decoder(r);
+  snap.python.version = py.full_version(mem).str();
+  snap.python.binary = py.binary().target_path;
+  snap.python.shared_library = py.shared_library();
+  snap.python.executable = py.executable();
+  snap.python.layout_source = l.origin;
+  snap.python.debug_file = py.dwarf_file();
+  snap.python.interpreter_head = py.interpreter_head_how();
+  snap.python.debug_build = l.debug_build;
+
+  std::vector<int> tids = py.process().tids();
+  std::vector<uint64_t> need_tid;
+  for (const auto& t : raw)
+    if (t.native_id == 0 && !tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
+  auto from_blocks = tids_from_pthread_blocks(mem, need_tid, tids);
+
+  // threading._active: {ident: Thread} gives the names users gave their threads.
+  std::map<uint64_t, std::string> names;
+  if (opts.thread_names) {
+    try {
+      auto interp = py.first_interpreter(mem);
+      if (interp && l.has(F::is_modules)) {
+        auto modules = mem.read_ptr(*interp + l.off(F::is_modules));
+        auto threading = modules ? r.dict_get(*modules, "threading") : std::nullopt;
+        auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
+        auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
+        const char* attr = l.traits().python2 ? "_Thread__name" : "_name";
+        if (active)
+          r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
+            auto ident = r.read_int(k);
+            if (!ident) return true;
+            if (auto name = r.instance_attr(v, attr))
+              if (auto s = r.read_str(*name, 256)) names[static_cast<uint64_t>(*ident)] = *s;
+            return names.size() < 100000;
+          });
+      }
+    } catch (const Error& e) {
+      spdlog::debug("thread names unavailable: {}", e.what());
+    }
+  }
+
+  for (auto& t : raw) {
+    ThreadInfo info;
+    info.thread_id = t.thread_id;
+    info.native_id = t.native_id;
+    if (!info.native_id) {
+      if (auto it = tls_to_tid.find(t.thread_id); it != tls_to_tid.end())
+        info.native_id = it->second;
+      else if (auto it2 = from_blocks.find(t.thread_id); it2 != from_blocks.end())
+        info.native_id = it2->second;
+    }
+    info.holds_gil = t.holds_gil;
+    info.interpreter_id = t.interp_id;
+    info.tstate_address = t.tstate.value();
+    auto task = info.native_id ? Process::task_info(snap.pid, info.native_id) : std::nullopt;
+    info.state = task ? state_name(task->state) : "unknown";
+    if (auto it = names.find(t.thread_id); it != names.end()) {
+      info.name = it->second;
+      info.name_from_threading = true;
+    } else if (task) {
+      info.name = task->comm;
+    }
+    for (const auto& f : t.walk.frames)
+      if (auto fi = decoder.decode(f)) info.frames.push_back(std::move(*fi));
+    info.truncated = t.walk.truncated;
+    if (t.walk.truncated) info.warnings.push_back(t.walk.problem);
+    snap.threads.push_back(std::move(info));
+  }
+  std::stable_sort(snap.threads.begin(), snap.threads.end(), [&](const ThreadInfo& a, const ThreadInfo& b) {
+    // The main thread first, then by TID; threads of subinterpreters after the main interpreter's.
+    auto key = [&](const ThreadInfo& t) {
+      return std::make_tuple(t.interpreter_id, t.native_id == snap.pid ? 0 : 1, t.native_id);
+    };
+    return key(a) < key(b);
+  });
+  snap.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
+  return snap;
+}
+
+}  // namespace pyinspect

@@ -1,0 +1,342 @@
+#include "runtime/target.hpp"
+
+#include <regex>
+
+#include "abi/debug_offsets.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "elf/debug_file.hpp"
+#include "elf/dwarf_types.hpp"
+#include "runtime/objects.hpp"
+
+namespace pyinspect {
+
+std::optional<RemoteAddr> MappedBinary::symbol(const std::string& name) const {
+  if (auto s = elf->symbol(name)) return at(s->value);
+  if (debug)
+    if (auto s = debug->symbol(name)) return at(s->value);
+  return std::nullopt;
+}
+
+namespace {
+const std::regex kLibPython(R"(libpython(\d)\.(\d+)[a-z]*\.so)");
+const std::regex kPythonExe(R"(python(\d)\.(\d+)[a-z]*$)");
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Load bias of a file from its mappings: a PT_LOAD segment is mapped at a page-aligned address
+// whose file offset equals the segment's page-aligned offset.
+std::optional<uint64_t> load_bias(const ElfFile& elf, const Maps& maps, const std::string& target_path) {
+  if (elf.is_executable()) return 0;
+  for (const auto& seg : elf.segments()) {
+    uint64_t page_off = seg.offset & ~0xfffull;
+    for (const auto& m : maps.entries()) {
+      if (m.path != target_path || m.offset != page_off) continue;
+      return m.start - (seg.vaddr & ~0xfffull);
+    }
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+PythonProcess::PythonProcess(const Process& proc, const ProcessMemory& mem, const TargetOptions& opts) : proc_(proc) {
+  find_binary(mem);
+  detect_version(mem, opts);
+  resolve_layout(mem, opts);
+  resolve_types();
+  find_interpreter_head(mem);
+}
+
+void PythonProcess::find_binary(const ProcessMemory& mem) {
+  const Maps& maps = mem.maps();
+  auto open_mapped = [&](const std::string& target_path) -> std::unique_ptr<MappedBinary> {
+    auto b = std::make_unique<MappedBinary>();
+    b->target_path = target_path;
+    b->host_path = proc_.host_path(target_path);
+    try {
+      b->elf = std::make_unique<ElfFile>(b->host_path);
+    } catch (const Error& e) {
+      spdlog::debug("cannot open {}: {}", b->host_path, e.what());
+      return nullptr;
+    }
+    auto bias = load_bias(*b->elf, maps, target_path);
+    if (!bias) return nullptr;
+    b->bias = *bias;
+    return b;
+  };
+
+  std::string exe_path, libpython_path;
+  for (const auto& m : maps.entries()) {
+    if (!m.is_file()) continue;
+    std::string p = m.path;
+    if (libpython_path.empty() && std::regex_search(base_name(p), kLibPython)) libpython_path = p;
+  }
+  // The executable is the file named by /proc/PID/exe; its mapping path is the same string.
+  for (const auto& m : maps.entries())
+    if (m.is_file() && (m.path == proc_.exe() || m.path == proc_.exe() + " (deleted)")) {
+      exe_path = m.path;
+      break;
+    }
+
+  // A static build has the interpreter in the executable; a shared build in libpython. Prefer
+  // whichever actually defines the interpreter's symbols.
+  for (const std::string& candidate : {exe_path, libpython_path}) {
+    if (candidate.empty()) continue;
+    auto b = open_mapped(candidate);
+    if (!b) continue;
+    if (!b->elf->symbol("PyCode_Type") && !b->elf->symbol("Py_Initialize")) continue;
+    shared_ = candidate == libpython_path && candidate != exe_path;
+    bin_ = std::move(b);
+    break;
+  }
+  if (!bin_) {
+    std::string comm = base_name(proc_.exe());
+    throw Error(ErrorCode::NotPython, "process " + std::to_string(proc_.pid()) + " (" + comm +
+                                          ") is not a CPython process: neither its executable nor a mapped "
+                                          "libpython defines the interpreter");
+  }
+  std::vector<std::string> roots = {"", "/proc/" + std::to_string(proc_.pid()) + "/root"};
+  if (!bin_->elf->has_debug_info()) {
+    bin_->debug = find_debug_file(*bin_->elf, bin_->target_path, roots);
+  }
+  spdlog::info("interpreter in {} (bias {:#x}){}", bin_->target_path, bin_->bias,
+               bin_->debug ? ", debug info in " + bin_->debug->path() : "");
+}
+
+void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions& opts) {
+  if (!opts.force_version.empty()) {
+    auto v = PyVersion::parse(opts.force_version);
+    if (!v) throw Error(ErrorCode::Usage, "--python wants a version like 3.11, not '" + opts.force_version + "'");
+    version_ = *v;
+  } else if (auto pv = bin_->symbol("Py_Version")) {
+    // 3.11+: the version as PY_VERSION_HEX.
+    if (auto hex = mem.read_as<uint32_t>(*pv)) {
+      version_ = PyVersion::from_hex(*hex);
+      version_exact_ = true;
+    }
+  }
+  std::smatch m;
+  if (!version_.known()) {
+    std::string lib = base_name(bin_->target_path), exe = base_name(proc_.exe());
+    if (std::regex_search(lib, m, kLibPython) || std::regex_search(lib, m, kPythonExe) ||
+        std::regex_search(exe, m, kPythonExe)) {
+      version_.major = std::stoi(m[1]);
+      version_.minor = std::stoi(m[2]);
+    }
+  }
+  if (!version_.known()) {
+    // Symbols that exist only in some versions narrow it down when names do not help.
+    if (bin_->symbol("_PyRuntime"))
+      throw Error(ErrorCode::Unsupported, "cannot tell which CPython 3.7+ version " + bin_->target_path +
+                                              " is; name it with --python X.Y");
+    throw Error(ErrorCode::Unsupported,
+                "cannot tell which CPython version " + bin_->target_path + " is; name it with --python X.Y");
+  }
+  if (!(version_.is(2, 7) || (version_.major == 3 && version_.minor >= 6)))
+    throw Error(ErrorCode::Unsupported, "CPython " + version_.str() + " is not supported (supported: 2.7, 3.6 and later)");
+  if (bin_->symbol("_Py_NegativeRefcount") || bin_->symbol("_Py_RefTotal")) layout_.debug_build = true;
+}
+
+void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions& opts) {
+  bool debug_build = layout_.debug_build;
+  Layout layout;
+  layout.set_version(version_);
+  std::vector<std::string> origins;
+
+  // 3.13+: the target describes itself.
+  auto rt = bin_->symbol("_PyRuntime");
+  if (!rt)
+    if (auto sec = bin_->elf->section(".PyRuntime")) rt = bin_->at(sec->addr);
+  if (rt) runtime_ = *rt;
+  if (rt && version_.at_least(3, 13)) {
+    std::vector<uint8_t> bytes(kDebugOffsetsReadSize);
+    if (mem.read(*rt, bytes.data(), bytes.size())) {
+      if (auto hdr = debug_offsets_header(bytes)) {
+        if (hdr->free_threaded)
+          throw Error(ErrorCode::Unsupported, "free-threaded CPython builds (" + version_.str() + "t) are not supported");
+        layout = layout_from_debug_offsets(bytes);
+        if (!layout.version.is(version_.major, version_.minor))
+          throw Error(ErrorCode::Corrupt, "_Py_DebugOffsets says CPython " + layout.version.str() + " but the binary is " +
+                                              version_.str());
+        version_ = layout.version;
+        version_exact_ = true;
+        origins.push_back("_Py_DebugOffsets");
+      }
+    }
+  }
+  layout.set_version(version_);
+
+  const ElfFile* dwarf_elf = bin_->elf->has_debug_info() ? bin_->elf.get() : bin_->debug.get();
+  if (opts.use_dwarf && dwarf_elf) {
+    try {
+      DwarfTypes dwarf(*dwarf_elf);
+      Layout from_dwarf = layout_from_dwarf(dwarf, version_);
+      if (from_dwarf.has(F::ob_type)) {
+        layout.fill_from(from_dwarf);
+        dwarf_used_ = true;
+        dwarf_file_ = dwarf_elf->path();
+        origins.push_back("DWARF");
+      }
+    } catch (const Error& e) {
+      spdlog::warn("cannot use DWARF of {}: {}", dwarf_elf->path(), e.what());
+    }
+  }
+  if (!dwarf_used_) {
+    if (debug_build)
+      throw Error(ErrorCode::Unsupported, "CPython " + version_.str() + " debug build without debug info: its layout "
+                                          "differs from the release tables; install its debug symbols");
+    if (auto emb = embedded_layout(version_)) {
+      layout.fill_from(*emb);
+      origins.push_back("embedded table");
+    } else if (origins.empty()) {
+      throw Error(ErrorCode::Unsupported, "no layout for CPython " + version_.str() +
+                                              ": the binary has no debug info and pyinspect has tables for " +
+                                              embedded_versions());
+    }
+  }
+  layout.debug_build = debug_build;
+  std::string origin;
+  for (const auto& o : origins) origin += (origin.empty() ? "" : " + ") + o;
+  layout.origin = origin;
+  layout_ = std::move(layout);
+  layout_.require(F::ob_type);
+}
+
+void PythonProcess::resolve_types() {
+#define PYINSPECT_TYPE_LOOKUP(name, sym) \
+  if (auto a = bin_->symbol(sym)) types_.name = *a;
+  PYINSPECT_TYPES(PYINSPECT_TYPE_LOOKUP)
+#undef PYINSPECT_TYPE_LOOKUP
+  if (!types_.code)
+    throw Error(ErrorCode::NotPython, bin_->target_path + " does not export PyCode_Type; not a CPython interpreter");
+}
+
+bool PythonProcess::valid_interpreter(const Memory& mem, RemoteAddr interp) const {
+  if (interp.null() || (interp.value() & 7)) return false;
+  auto ts = mem.read_ptr(interp + layout_.off(F::is_tstate_head));
+  if (!ts) return false;
+  if (ts->null()) {
+    // An interpreter with no threads (finalizing, or a fresh subinterpreter): accept it only if
+    // its modules dict is a dict.
+    auto modules = mem.read_ptr(interp + layout_.off(F::is_modules));
+    ObjectReader r(mem, layout_, types_);
+    return modules && r.has_type(*modules, types_.dict);
+  }
+  auto back = mem.read_ptr(*ts + layout_.off(F::ts_interp));
+  return back && *back == interp;
+}
+
+void PythonProcess::find_interpreter_head(const ProcessMemory& mem) {
+  layout_.require(F::is_tstate_head);
+  layout_.require(F::ts_interp);
+  // 2.7/3.6: the thread state holding the GIL (exported).
+  if (auto cur = bin_->symbol("_PyThreadState_Current")) tstate_current_var_ = *cur;
+  if (runtime_ && layout_.has(F::rt_interpreters_head)) {
+    head_var_ = runtime_ + layout_.off(F::rt_interpreters_head);
+    head_how_ = "_PyRuntime.interpreters.head";
+    return;
+  }
+  if (auto ih = bin_->symbol("interp_head")) {
+    head_var_ = *ih;
+    head_how_ = "symbol interp_head";
+    return;
+  }
+  // Stripped 2.7/3.6: PyInterpreterState_Head() is exported and is `mov rax, [rip+X]; ret`,
+  // so its code names the static variable.
+  if (auto fn = bin_->elf->symbol("PyInterpreterState_Head")) {
+    if (auto code = bin_->elf->read_vaddr(fn->value, 16)) {
+      size_t i = 0;
+      if ((*code)[0] == 0xf3 && (*code)[1] == 0x0f && (*code)[2] == 0x1e && (*code)[3] == 0xfa) i = 4;  // endbr64
+      const auto& c = *code;
+      if (c[i] == 0x48 && c[i + 1] == 0x8b && c[i + 2] == 0x05 && c[i + 7] == 0xc3) {
+        int32_t disp;
+        std::memcpy(&disp, c.data() + i + 3, 4);
+        RemoteAddr var = bin_->at(fn->value + i + 7 + static_cast<int64_t>(disp));
+        auto interp = mem.read_ptr(var);
+        if (interp && valid_interpreter(mem, *interp)) {
+          head_var_ = var;
+          head_how_ = "the code of PyInterpreterState_Head()";
+          return;
+        }
+      }
+    }
+  }
+  // Last resort: a pointer in the binary's writable data that leads to a valid interpreter.
+  if (tstate_current_var_) {
+    if (auto ts = mem.read_ptr(tstate_current_var_); ts && !ts->null()) {
+      if (auto interp = mem.read_ptr(*ts + layout_.off(F::ts_interp)); interp && valid_interpreter(mem, *interp)) {
+        head_interp_ = *interp;
+        head_how_ = "_PyThreadState_Current->interp";
+        return;
+      }
+    }
+  }
+  for (const auto& seg : bin_->elf->segments()) {
+    if (!seg.writable) continue;
+    RemoteAddr start = bin_->at(seg.vaddr & ~7ull);
+    size_t len = std::min<uint64_t>(seg.memsz, 16 << 20);
+    std::vector<uint64_t> words(len / 8);
+    if (!mem.read(start, words.data(), words.size() * 8)) continue;
+    for (size_t i = 0; i < words.size(); ++i) {
+      RemoteAddr p(words[i]);
+      if (p.null() || (p.value() & 7) || !mem.maps().readable(p, 8)) continue;
+      if (valid_interpreter(mem, p)) {
+        head_var_ = start + static_cast<int64_t>(i * 8);
+        head_how_ = "a scan of " + base_name(bin_->target_path) + "'s data";
+        return;
+      }
+    }
+  }
+  throw Error(ErrorCode::NotPython, "cannot find the interpreter state in process " + std::to_string(proc_.pid()) +
+                                        " (is Python initialised?)");
+}
+
+std::optional<RemoteAddr> PythonProcess::first_interpreter(const Memory& mem) const {
+  if (head_interp_) return head_interp_;
+  auto p = mem.read_ptr(head_var_);
+  if (!p || p->null()) return std::nullopt;
+  return p;
+}
+
+RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const {
+  const Layout& l = layout_;
+  if (runtime_ && l.has(F::rt_gilstate_tstate_current)) {
+    // 3.7-3.11: the thread state that holds the GIL, NULL while released.
+    auto p = mem.read_ptr(runtime_ + l.off(F::rt_gilstate_tstate_current));
+    return p ? *p : RemoteAddr();
+  }
+  if (l.has(F::is_ceval_gil) && l.has(F::gil_locked) && l.has(F::gil_last_holder)) {
+    // 3.12+: per-interpreter GIL; last_holder counts only while locked.
+    auto gil = mem.read_ptr(interp + l.off(F::is_ceval_gil));
+    if (!gil || gil->null()) return RemoteAddr();
+    auto locked = mem.read_as<int32_t>(*gil + l.off(F::gil_locked));
+    auto holder = mem.read_ptr(*gil + l.off(F::gil_last_holder));
+    if (!locked || !*locked || !holder) return RemoteAddr();
+    return *holder;
+  }
+  if (!tstate_current_var_) return RemoteAddr();
+  auto p = mem.read_ptr(tstate_current_var_);
+  return p ? *p : RemoteAddr();
+}
+
+PyVersion PythonProcess::full_version(const Memory& mem) {
+  if (version_exact_) return version_;
+  auto interp = first_interpreter(mem);
+  if (interp && layout_.has(F::is_sysdict)) {
+    ObjectReader r(mem, layout_, types_);
+    if (auto sysdict = mem.read_ptr(*interp + layout_.off(F::is_sysdict)))
+      if (auto v = r.dict_get(*sysdict, "version"))
+        if (auto s = r.read_str(*v, 200))
+          if (auto parsed = PyVersion::parse(*s); parsed && parsed->is(version_.major, version_.minor)) {
+            version_ = *parsed;
+            version_exact_ = true;
+            layout_.set_version(version_);
+          }
+  }
+  return version_;
+}
+
+}  // namespace pyinspect

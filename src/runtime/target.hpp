@@ -1,0 +1,82 @@
+#pragma once
+// Finding the CPython interpreter inside a process: which mapped binary holds it, its version,
+// its layout (target's _Py_DebugOffsets > DWARF > embedded tables), its type objects and the head
+// of its interpreter list.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abi/layout.hpp"
+#include "elf/elf_file.hpp"
+#include "proc/memory.hpp"
+#include "proc/process.hpp"
+#include "runtime/types.hpp"
+
+namespace pyinspect {
+
+struct TargetOptions {
+  bool use_dwarf = true;          // --no-dwarf: force the embedded tables
+  std::string force_version;      // --python X.Y: when the binary does not say
+};
+
+// A binary mapped into the target (the executable or libpython).
+struct MappedBinary {
+  std::string target_path;  // as named in the target's maps
+  std::string host_path;    // where we opened it
+  uint64_t bias = 0;        // runtime address = link-time address + bias
+  std::unique_ptr<ElfFile> elf;
+  std::unique_ptr<ElfFile> debug;  // separate debug file, if found
+  std::optional<RemoteAddr> symbol(const std::string& name) const;
+  RemoteAddr at(uint64_t link_addr) const { return RemoteAddr(link_addr + bias); }
+};
+
+class PythonProcess {
+ public:
+  // Locates the interpreter; throws Error (NotPython, Unsupported, Permission...) if it cannot.
+  PythonProcess(const Process& proc, const ProcessMemory& mem, const TargetOptions& opts = {});
+
+  const Process& process() const { return proc_; }
+  const Layout& layout() const { return layout_; }
+  const TypeAddrs& types() const { return types_; }
+  const MappedBinary& binary() const { return *bin_; }
+  const std::string& executable() const { return proc_.exe(); }
+  bool shared_library() const { return shared_; }
+  bool has_dwarf() const { return dwarf_used_; }
+  const std::string& dwarf_file() const { return dwarf_file_; }
+
+  // The first PyInterpreterState, read now (call while paused for a consistent view).
+  std::optional<RemoteAddr> first_interpreter(const Memory& mem) const;
+  const std::string& interpreter_head_how() const { return head_how_; }
+  // _PyRuntime (3.7+), null before.
+  RemoteAddr runtime() const { return runtime_; }
+  // The thread state holding the GIL in interpreter `interp`, null if none.
+  RemoteAddr gil_holder(const Memory& mem, RemoteAddr interp) const;
+  // Full version ("3.9.18") from Py_Version or from sys.version in the target.
+  PyVersion full_version(const Memory& mem);
+
+ private:
+  void find_binary(const ProcessMemory& mem);
+  void detect_version(const ProcessMemory& mem, const TargetOptions& opts);
+  void resolve_layout(const ProcessMemory& mem, const TargetOptions& opts);
+  void resolve_types();
+  void find_interpreter_head(const ProcessMemory& mem);
+  bool valid_interpreter(const Memory& mem, RemoteAddr interp) const;
+
+  const Process& proc_;
+  std::unique_ptr<MappedBinary> bin_;
+  bool shared_ = false;
+  PyVersion version_;
+  bool version_exact_ = false;
+  Layout layout_;
+  TypeAddrs types_;
+  bool dwarf_used_ = false;
+  std::string dwarf_file_;
+  RemoteAddr runtime_;
+  RemoteAddr head_var_;   // address of a variable holding the first interpreter
+  RemoteAddr head_interp_;  // or the interpreter itself, when found by scanning
+  std::string head_how_;
+  RemoteAddr tstate_current_var_;  // 2.7/3.6: _PyThreadState_Current
+};
+
+}  // namespace pyinspect
