@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 
 namespace pyinspect {
 
@@ -22,9 +23,9 @@ void DwarfTypes::list_units() {
   listed_ = true;
   // CPython's internal structs are defined in the units that use them; reading those first
   // finds every type after a handful of units instead of all of them (a 10x shorter start).
-  static const char* const kFirst[] = {"pystate.c", "dictobject.c", "gcmodule.c", "gc.c", "ceval_gil.c",
+  static const char* const kFirst[] = {"pystate.c", "typeobject.c", "moduleobject.c", "dictobject.c", "gcmodule.c", "gc.c", "ceval_gil.c",
                                        "ceval.c", "frameobject.c", "codeobject.c", "unicodeobject.c",
-                                       "setobject.c", "longobject.c", "classobject.c", "funcobject.c"};
+                                       "setobject.c", "longobject.c", "classobject.c", "funcobject.c", "bytearrayobject.c"};
   std::vector<std::pair<int, Dwarf_Off>> ranked;
   Dwarf_Off off = 0, next = 0;
   size_t header_size = 0;
@@ -53,8 +54,20 @@ void DwarfTypes::list_units() {
 
 bool DwarfTypes::index_until(const std::string& name) {
   if (!listed_) list_units();
+  size_t before = next_unit_;
+  struct Report {
+    const std::string& n;
+    const size_t& b;
+    const size_t& now;
+    ~Report() {
+      if (now != b) spdlog::debug("DWARF: looking for {} read units {}..{}", n, b, now);
+    }
+  } report{name, before, next_unit_};
   while (!defs_.count(name)) {
-    if (next_unit_ >= units_.size()) return false;
+    if (next_unit_ >= units_.size()) {
+      spdlog::debug("DWARF: type {} not defined anywhere", name);
+      return false;
+    }
     Dwarf_Die cu;
     if (!dwarf_offdie(dwarf_, units_[next_unit_++], &cu)) continue;
     Dwarf_Die child;

@@ -29,6 +29,9 @@ class DwarfTypes {
   std::optional<int64_t> size_of(const std::string& type);
   // True if a struct/union/typedef of that name is defined.
   bool has_type(const std::string& type);
+  // How many compilation units were read, of how many (start-up cost diagnostics).
+  size_t units_read() const { return next_unit_; }
+  size_t units_total() const { return units_.size(); }
 
  private:
   struct Member {

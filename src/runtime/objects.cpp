@@ -341,7 +341,7 @@ std::optional<RemoteAddr> ObjectReader::instance_attr(RemoteAddr obj, std::strin
   } else if (model == ID::Managed312) {
     auto v = mem_.read_ptr(obj + (-3 * 8));
     if (!v || !(v->value() & 1)) return std::nullopt;
-    values = RemoteAddr(v->value() - 1);
+    values = RemoteAddr(v->value() + 1);  // 3.12 stores the values pointer minus one as its tag
   } else {
     if (!(*flags & tpflags::kInlineValues)) return std::nullopt;
     auto basicsize = mem_.read_as<int64_t>(*type + l_.require(F::tp_basicsize));

@@ -79,6 +79,10 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   snap.command = py.process().cmdline();
   snap.paused = !opts.nonblocking;
 
+  // The kernel's view of each thread, taken before we stop them (once stopped, all say "t").
+  std::map<int, TaskInfo> tasks;
+  for (auto& t : py.process().tasks()) tasks[t.tid] = t;
+
   std::vector<RawThread> raw;
   std::map<uint64_t, int> tls_to_tid;  // pthread_t -> TID, from the stopped threads' registers
   {
@@ -141,7 +145,8 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   snap.python.interpreter_head = py.interpreter_head_how();
   snap.python.debug_build = l.debug_build;
 
-  std::vector<int> tids = py.process().tids();
+  std::vector<int> tids;
+  for (const auto& [tid, t] : tasks) tids.push_back(tid);
   std::vector<uint64_t> need_tid;
   for (const auto& t : raw)
     if (t.native_id == 0 && !tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
@@ -185,7 +190,11 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     info.holds_gil = t.holds_gil;
     info.interpreter_id = t.interp_id;
     info.tstate_address = t.tstate.value();
-    auto task = info.native_id ? Process::task_info(snap.pid, info.native_id) : std::nullopt;
+    std::optional<TaskInfo> task;
+    if (auto it = tasks.find(info.native_id); it != tasks.end())
+      task = it->second;
+    else if (info.native_id)
+      task = Process::task_info(snap.pid, info.native_id);  // a thread born during the read
     info.state = task ? state_name(task->state) : "unknown";
     if (auto it = names.find(t.thread_id); it != names.end()) {
       info.name = it->second;

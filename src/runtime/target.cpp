@@ -174,6 +174,8 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
     try {
       DwarfTypes dwarf(*dwarf_elf);
       Layout from_dwarf = layout_from_dwarf(dwarf, version_);
+      spdlog::info("DWARF of {}: read {} of {} compilation units", dwarf_elf->path(), dwarf.units_read(),
+                   dwarf.units_total());
       if (from_dwarf.has(F::ob_type)) {
         layout.fill_from(from_dwarf);
         dwarf_used_ = true;
