@@ -21,7 +21,9 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
       ("json", po::bool_switch(&json), "print one JSON document")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
-      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
+      ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
+       "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;

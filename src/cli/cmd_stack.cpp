@@ -23,7 +23,9 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("addresses", po::bool_switch(&addresses), "show thread state and code object addresses")
       ("no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
-      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
+      ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
+       "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;

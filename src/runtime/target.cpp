@@ -1,6 +1,9 @@
 #include "runtime/target.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <regex>
+#include <unordered_map>
 
 #include "abi/debug_offsets.hpp"
 #include "base/error.hpp"
@@ -47,7 +50,7 @@ PythonProcess::PythonProcess(const Process& proc, const ProcessMemory& mem, cons
   detect_version(mem, opts);
   resolve_layout(mem, opts);
   resolve_types();
-  find_interpreter_head(mem);
+  find_interpreter_head(mem, opts.head_method);
 }
 
 void PythonProcess::find_binary(const ProcessMemory& mem) {
@@ -179,7 +182,11 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
       if (from_dwarf.has(F::ob_type)) {
         layout.fill_from(from_dwarf);
         dwarf_used_ = true;
-        dwarf_file_ = dwarf_elf->path();
+        // Say where the DWARF is as the user would find it: the binary itself, or a debug file
+        // (named from our side, without the /proc/PID/root detour).
+        std::string proc_root = "/proc/" + std::to_string(proc_.pid()) + "/root";
+        dwarf_file_ = dwarf_elf == bin_->elf.get() ? bin_->target_path : dwarf_elf->path();
+        if (dwarf_file_.rfind(proc_root, 0) == 0) dwarf_file_ = dwarf_file_.substr(proc_root.size());
         origins.push_back("DWARF");
       }
     } catch (const Error& e) {
@@ -228,27 +235,37 @@ bool PythonProcess::valid_interpreter(const Memory& mem, RemoteAddr interp) cons
     return modules && r.has_type(*modules, types_.dict);
   }
   auto back = mem.read_ptr(*ts + layout_.off(F::ts_interp));
-  return back && *back == interp;
+  if (!back || *back != interp) return false;
+  // A thread state at the head of its list also points at itself this way; an interpreter
+  // additionally owns a modules dict.
+  auto modules = mem.read_ptr(interp + layout_.off(F::is_modules));
+  ObjectReader r(mem, layout_, types_);
+  return modules && r.has_type(*modules, types_.dict);
 }
 
-void PythonProcess::find_interpreter_head(const ProcessMemory& mem) {
+void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::string& method) {
+  static const char* const kMethods[] = {"auto", "runtime", "symbol", "code", "tstate", "scan"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods))
+    throw Error(ErrorCode::Usage, "unknown --find-interpreter method '" + method +
+                                      "' (auto, runtime, symbol, code, tstate or scan)");
+  auto use = [&](const char* m) { return method == "auto" || method == m; };
   layout_.require(F::is_tstate_head);
   layout_.require(F::ts_interp);
   // 2.7/3.6: the thread state holding the GIL (exported).
   if (auto cur = bin_->symbol("_PyThreadState_Current")) tstate_current_var_ = *cur;
-  if (runtime_ && layout_.has(F::rt_interpreters_head)) {
+  if (use("runtime") && runtime_ && layout_.has(F::rt_interpreters_head)) {
     head_var_ = runtime_ + layout_.off(F::rt_interpreters_head);
     head_how_ = "_PyRuntime.interpreters.head";
     return;
   }
-  if (auto ih = bin_->symbol("interp_head")) {
+  if (auto ih = bin_->symbol("interp_head"); ih && use("symbol")) {
     head_var_ = *ih;
     head_how_ = "symbol interp_head";
     return;
   }
   // Stripped 2.7/3.6: PyInterpreterState_Head() is exported and is `mov rax, [rip+X]; ret`,
   // so its code names the static variable.
-  if (auto fn = bin_->elf->symbol("PyInterpreterState_Head")) {
+  if (auto fn = bin_->elf->symbol("PyInterpreterState_Head"); fn && use("code")) {
     if (auto code = bin_->elf->read_vaddr(fn->value, 16)) {
       size_t i = 0;
       if ((*code)[0] == 0xf3 && (*code)[1] == 0x0f && (*code)[2] == 0x1e && (*code)[3] == 0xfa) i = 4;  // endbr64
@@ -267,7 +284,7 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem) {
     }
   }
   // Last resort: a pointer in the binary's writable data that leads to a valid interpreter.
-  if (tstate_current_var_) {
+  if (tstate_current_var_ && use("tstate")) {
     if (auto ts = mem.read_ptr(tstate_current_var_); ts && !ts->null()) {
       if (auto interp = mem.read_ptr(*ts + layout_.off(F::ts_interp)); interp && valid_interpreter(mem, *interp)) {
         head_interp_ = *interp;
@@ -276,22 +293,48 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem) {
       }
     }
   }
+  // Scan: every word of the binary's writable data that leads to a valid interpreter is a
+  // candidate (interp_head, but also variables that point to the main interpreter, which is the
+  // tail of the list); the head is the candidate from which the `next` chain is longest.
+  RemoteAddr best_var;
+  size_t best_len = 0;
   for (const auto& seg : bin_->elf->segments()) {
-    if (!seg.writable) continue;
+    if (!seg.writable || !use("scan")) continue;
     RemoteAddr start = bin_->at(seg.vaddr & ~7ull);
     size_t len = std::min<uint64_t>(seg.memsz, 16 << 20);
     std::vector<uint64_t> words(len / 8);
     if (!mem.read(start, words.data(), words.size() * 8)) continue;
+    std::unordered_map<uint64_t, size_t> chain_len;
     for (size_t i = 0; i < words.size(); ++i) {
       RemoteAddr p(words[i]);
       if (p.null() || (p.value() & 7) || !mem.maps().readable(p, 8)) continue;
-      if (valid_interpreter(mem, p)) {
-        head_var_ = start + static_cast<int64_t>(i * 8);
-        head_how_ = "a scan of " + base_name(bin_->target_path) + "'s data";
-        return;
+      auto known = chain_len.find(p.value());
+      if (known == chain_len.end()) {
+        size_t n = 0;
+        for (RemoteAddr q = p; n < 1024 && valid_interpreter(mem, q); ++n) {
+          auto next = mem.read_ptr(q + layout_.off(F::is_next));
+          if (!next || next->null()) {
+            ++n;
+            break;
+          }
+          q = *next;
+        }
+        known = chain_len.emplace(p.value(), n).first;
+      }
+      if (known->second > best_len) {
+        best_len = known->second;
+        best_var = start + static_cast<int64_t>(i * 8);
       }
     }
   }
+  if (best_var) {
+    head_var_ = best_var;
+    head_how_ = "a scan of " + base_name(bin_->target_path) + "'s data";
+    return;
+  }
+  if (method != "auto")
+    throw Error(ErrorCode::NotPython, "method '" + method + "' does not find the interpreter state in process " +
+                                          std::to_string(proc_.pid()));
   throw Error(ErrorCode::NotPython, "cannot find the interpreter state in process " + std::to_string(proc_.pid()) +
                                         " (is Python initialised?)");
 }

@@ -18,6 +18,10 @@ namespace pyinspect {
 struct TargetOptions {
   bool use_dwarf = true;          // --no-dwarf: force the embedded tables
   std::string force_version;      // --python X.Y: when the binary does not say
+  // How to find the interpreter list: "auto", or one method only (for tests and diagnosis):
+  // "runtime" (_PyRuntime), "symbol" (interp_head), "code" (PyInterpreterState_Head's code),
+  // "tstate" (_PyThreadState_Current), "scan" (the binary's writable data).
+  std::string head_method = "auto";
 };
 
 // A binary mapped into the target (the executable or libpython).
@@ -60,7 +64,7 @@ class PythonProcess {
   void detect_version(const ProcessMemory& mem, const TargetOptions& opts);
   void resolve_layout(const ProcessMemory& mem, const TargetOptions& opts);
   void resolve_types();
-  void find_interpreter_head(const ProcessMemory& mem);
+  void find_interpreter_head(const ProcessMemory& mem, const std::string& method);
   bool valid_interpreter(const Memory& mem, RemoteAddr interp) const;
 
   const Process& proc_;
