@@ -11,10 +11,13 @@ namespace {
 // One member of _Py_DebugOffsets, in declaration order, and the layout entry it gives (or none:
 // members we do not use still take their 8 bytes).
 struct Entry {
-  enum Kind { Skip, Field, Size } kind;
+  enum Kind { Skip, Field, Size, Special } kind;
   int id;
 };
+// Members that need arithmetic before they fit the layout's meaning.
+enum Special { kGilBase, kGilLockedInInterp, kGilHolderInInterp };
 constexpr Entry skip() { return {Entry::Skip, 0}; }
+constexpr Entry special(Special s) { return {Entry::Special, s}; }
 constexpr Entry fld(F f) { return {Entry::Field, static_cast<int>(f)}; }
 constexpr Entry sz(S s) { return {Entry::Size, static_cast<int>(s)}; }
 
@@ -24,8 +27,10 @@ const std::vector<Entry> kDebugOffsets313 = {
     skip(), skip(), fld(F::rt_interpreters_head),
     // interpreter_state
     sz(S::sz_PyInterpreterState), fld(F::is_id), fld(F::is_next), fld(F::is_tstate_head), fld(F::is_gc),
-    fld(F::is_modules), fld(F::is_sysdict), fld(F::is_builtins), fld(F::is_ceval_gil), skip(), skip(),
-    fld(F::gil_locked), fld(F::gil_last_holder),
+    fld(F::is_modules), fld(F::is_sysdict), fld(F::is_builtins), fld(F::is_ceval_gil),
+    // gil_runtime_state (offset of the interpreter's own _gil), enabled, and then locked and
+    // holder as offsets from the interpreter, not from the GIL struct.
+    special(kGilBase), skip(), special(kGilLockedInInterp), special(kGilHolderInInterp),
     // thread_state
     sz(S::sz_PyThreadState), fld(F::ts_prev), fld(F::ts_next), fld(F::ts_interp), fld(F::ts_current_frame),
     fld(F::ts_thread_id), fld(F::ts_native_thread_id), fld(F::ts_datastack_chunk), skip(),
@@ -88,12 +93,22 @@ Layout layout_from_debug_offsets(std::span<const uint8_t> bytes) {
   l.set_version(v);
   l.origin = "_Py_DebugOffsets of the target";
   size_t off = kHeaderSize;
+  int64_t specials[3] = {-1, -1, -1};
   for (const Entry& e : *table) {
     uint64_t value = u64_at(bytes, off);
     off += 8;
     if (value > (1u << 20)) continue;  // not a plausible offset: leave it to other sources
-    if (e.kind == Entry::Field) l.set(static_cast<F>(e.id), static_cast<int64_t>(value), LayoutSource::DebugOffsets);
-    if (e.kind == Entry::Size) l.set(static_cast<S>(e.id), static_cast<int64_t>(value));
+    auto v = static_cast<int64_t>(value);
+    if (e.kind == Entry::Field) l.set(static_cast<F>(e.id), v, LayoutSource::DebugOffsets);
+    if (e.kind == Entry::Size) l.set(static_cast<S>(e.id), v);
+    if (e.kind == Entry::Special) specials[e.id] = v;
+  }
+  // We reach the GIL through interp->ceval.gil (a subinterpreter may share the main one), so
+  // keep the members' offsets within the GIL struct.
+  if (specials[kGilBase] >= 0 && specials[kGilLockedInInterp] > specials[kGilBase] &&
+      specials[kGilHolderInInterp] > specials[kGilBase]) {
+    l.set(F::gil_locked, specials[kGilLockedInInterp] - specials[kGilBase], LayoutSource::DebugOffsets);
+    l.set(F::gil_last_holder, specials[kGilHolderInInterp] - specials[kGilBase], LayoutSource::DebugOffsets);
   }
   return l;
 }

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "abi/debug_offsets.hpp"
 #include "abi/layout.hpp"
 #include "base/error.hpp"
 #include "cli/commands.hpp"
@@ -21,6 +22,7 @@ struct BinaryLayout {
   Layout layout;  // every type searched for
   Layout ranged;  // only the types fields.def expects in this version, as a target is read
   std::string dwarf_path;
+  std::optional<Layout> debug_offsets;  // 3.13+: what the binary publishes about itself
 };
 
 BinaryLayout layout_of_binary(const std::string& path, const std::string& force_version) {
@@ -51,7 +53,11 @@ BinaryLayout layout_of_binary(const std::string& path, const std::string& force_
   }
   if (!version) throw Error(ErrorCode::Usage, "cannot tell the CPython version of " + path + "; give --python X.Y.Z");
   DwarfTypes dwarf(*dwarf_elf);
-  BinaryLayout out{layout_from_dwarf(dwarf, *version, true), layout_from_dwarf(dwarf, *version), dwarf_elf->path()};
+  BinaryLayout out{layout_from_dwarf(dwarf, *version, true), layout_from_dwarf(dwarf, *version), dwarf_elf->path(), {}};
+  // 3.13+: _Py_DebugOffsets is initialised data of _PyRuntime, so the file holds it too.
+  if (auto rt = elf.symbol("_PyRuntime"))
+    if (auto bytes = elf.read_vaddr(rt->value, kDebugOffsetsReadSize); bytes && debug_offsets_header(*bytes))
+      out.debug_offsets = layout_from_debug_offsets(*bytes);
   out.layout.debug_build = elf.symbol("_Py_NegativeRefcount").has_value() || elf.symbol("_Py_RefTotal").has_value();
   std::string name = path.substr(path.rfind('/') + 1);
   out.layout.origin = "DWARF of " + name + " (CPython " + version->str() + ")";
@@ -98,6 +104,11 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
                 << emb->off(f) << "\n";
       ++differences;
     }
+    if (bl.debug_offsets && bl.debug_offsets->has(f) && bl.debug_offsets->off(f) != dw.off(f)) {
+      std::cout << "  " << kFieldSpecs[i].type << "." << kFieldSpecs[i].path << ": DWARF " << dw.off(f)
+                << ", as read from _Py_DebugOffsets " << bl.debug_offsets->off(f) << "\n";
+      ++differences;
+    }
     if (bl.ranged.off(f) != dw.off(f)) {
       std::cout << "  " << kFieldSpecs[i].type << "." << kFieldSpecs[i].path
                 << ": found only when searching all types; fix its VERSIONS line in fields.def\n";
@@ -106,11 +117,18 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   }
   for (size_t i = 0; i < kSizeCount; ++i) {
     S s = static_cast<S>(i);
+    if (bl.debug_offsets && bl.debug_offsets->has(s) && bl.debug_offsets->size(s) != dw.size(s)) {
+      std::cout << "  sizeof(" << kSizeSpecs[i].type << "): DWARF " << dw.size(s) << ", as read from _Py_DebugOffsets "
+                << bl.debug_offsets->size(s) << "\n";
+      ++differences;
+    }
     if (dw.size(s) != emb->size(s)) {
       std::cout << "  sizeof(" << kSizeSpecs[i].type << "): DWARF " << dw.size(s) << ", table " << emb->size(s) << "\n";
       ++differences;
     }
   }
+  if (bl.debug_offsets)
+    std::cout << "  (also checked the " << bl.debug_offsets->known_fields() << " members of its _Py_DebugOffsets)\n";
   std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields() << " members): "
             << (differences ? std::to_string(differences) + " difference(s) from " : "matches ") << emb->origin << "\n";
   return differences ? 1 : 0;

@@ -2,6 +2,7 @@
 
 #include <unordered_set>
 
+#include "base/log.hpp"
 #include "runtime/linetable.hpp"
 
 namespace pyinspect {
@@ -130,6 +131,7 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
   out.is_entry = f.is_entry;
   const CodeInfo& c = code(f.code);
   if (!c.valid) {
+    spdlog::debug("frame {:#x}: {:#x} is not a code object", f.frame.value(), f.code.value());
     if (t.frames != Traits::Frames::FrameObjects) return std::nullopt;  // not a code object: not a Python frame
     out.function = out.name = "<unknown>";
     out.file = "<unknown>";
@@ -147,7 +149,11 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
     RemoteAddr start = f.code + l.require(F::co_code_adaptive);
     int64_t units = (f.instr - start) / 2;
     // A frame pushed but not yet past its RESUME has no line of its own (3.11+ "incomplete").
-    if (f.owner != kOwnedByGenerator && units < c.first_traceable) return std::nullopt;
+    if (f.owner != kOwnedByGenerator && units < c.first_traceable) {
+      spdlog::debug("frame {:#x} of {} not started yet (instruction {} < {}): skipped", f.frame.value(), c.name, units,
+                    c.first_traceable);
+      return std::nullopt;
+    }
     addr = units * 2;
   }
   out.line = line_for(c, addr);

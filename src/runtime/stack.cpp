@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <unordered_set>
 
 #include "base/error.hpp"
@@ -15,6 +16,7 @@ namespace pyinspect {
 namespace {
 struct RawThread {
   RemoteAddr tstate;
+  RemoteAddr interp;
   int64_t interp_id = 0;
   uint64_t thread_id = 0;
   int native_id = 0;
@@ -71,6 +73,28 @@ std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::v
 }
 }  // namespace
 
+// threading._active of one interpreter: ident -> Thread.name.
+static std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAddr interp) {
+  const Layout& l = r.layout();
+  const Memory& mem = r.memory();
+  std::map<uint64_t, std::string> names;
+  if (!l.has(F::is_modules)) return names;
+  auto modules = mem.read_ptr(interp + l.off(F::is_modules));
+  auto threading = modules ? r.dict_get(*modules, "threading") : std::nullopt;
+  auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
+  auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
+  if (!active) return names;
+  const char* attr = l.traits().python2 ? "_Thread__name" : "_name";
+  r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
+    auto ident = r.read_int(k);
+    if (!ident) return true;
+    if (auto name = r.instance_attr(v, attr))
+      if (auto s = r.read_str(*name, 256)) names[static_cast<uint64_t>(*ident)] = *s;
+    return names.size() < 100000;
+  });
+  return names;
+}
+
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   const Layout& l = py.layout();
@@ -113,6 +137,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
         }
         RawThread t;
         t.tstate = *ts;
+        t.interp = *interp;
         t.interp_id = interp_id;
         t.thread_id = s->get<uint64_t>(l.require(F::ts_thread_id)).value_or(0);
         if (l.has(F::ts_native_thread_id)) t.native_id = s->get<int32_t>(l.off(F::ts_native_thread_id)).value_or(0);
@@ -126,6 +151,17 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       interp = next;
     }
     snap.interpreters = static_cast<int>(n_interp);
+    if (!l.has(F::is_id)) {
+      // 2.7/3.6 have no interpreter ids: number them as later versions do, the main interpreter
+      // (the oldest, last in the list) 0 and the newest highest.
+      std::vector<RemoteAddr> order;
+      for (const auto& t : raw)
+        if (std::find(order.begin(), order.end(), t.interp) == order.end()) order.push_back(t.interp);
+      for (auto& t : raw) {
+        auto pos = std::find(order.begin(), order.end(), t.interp) - order.begin();
+        t.interp_id = static_cast<int64_t>(order.size()) - 1 - pos;
+      }
+    }
     if (pause) {
       pause->resume();
       snap.pause_ns = pause->duration().count();
@@ -152,28 +188,19 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     if (t.native_id == 0 && !tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
   auto from_blocks = tids_from_pthread_blocks(mem, need_tid, tids);
 
-  // threading._active: {ident: Thread} gives the names users gave their threads.
-  std::map<uint64_t, std::string> names;
+  // threading._active: {ident: Thread} gives the names users gave their threads. Each
+  // interpreter has its own threading module (a thread running a subinterpreter has a name in
+  // each), so names are looked up per interpreter.
+  std::map<std::pair<RemoteAddr, uint64_t>, std::string> names;
   if (opts.thread_names) {
-    try {
-      auto interp = py.first_interpreter(mem);
-      if (interp && l.has(F::is_modules)) {
-        auto modules = mem.read_ptr(*interp + l.off(F::is_modules));
-        auto threading = modules ? r.dict_get(*modules, "threading") : std::nullopt;
-        auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
-        auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
-        const char* attr = l.traits().python2 ? "_Thread__name" : "_name";
-        if (active)
-          r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
-            auto ident = r.read_int(k);
-            if (!ident) return true;
-            if (auto name = r.instance_attr(v, attr))
-              if (auto s = r.read_str(*name, 256)) names[static_cast<uint64_t>(*ident)] = *s;
-            return names.size() < 100000;
-          });
+    std::set<RemoteAddr> interps;
+    for (const auto& t : raw) interps.insert(t.interp);
+    for (RemoteAddr interp : interps) {
+      try {
+        for (auto& [ident, name] : threading_names(r, interp)) names[{interp, ident}] = std::move(name);
+      } catch (const Error& e) {
+        spdlog::debug("thread names unavailable: {}", e.what());
       }
-    } catch (const Error& e) {
-      spdlog::debug("thread names unavailable: {}", e.what());
     }
   }
 
@@ -196,7 +223,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     else if (info.native_id)
       task = Process::task_info(snap.pid, info.native_id);  // a thread born during the read
     info.state = task ? state_name(task->state) : "unknown";
-    if (auto it = names.find(t.thread_id); it != names.end()) {
+    if (auto it = names.find({t.interp, t.thread_id}); it != names.end()) {
       info.name = it->second;
       info.name_from_threading = true;
     } else if (task) {

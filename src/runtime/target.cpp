@@ -227,20 +227,19 @@ bool PythonProcess::valid_interpreter(const Memory& mem, RemoteAddr interp) cons
   if (interp.null() || (interp.value() & 7)) return false;
   auto ts = mem.read_ptr(interp + layout_.off(F::is_tstate_head));
   if (!ts) return false;
-  if (ts->null()) {
-    // An interpreter with no threads (finalizing, or a fresh subinterpreter): accept it only if
-    // its modules dict is a dict.
-    auto modules = mem.read_ptr(interp + layout_.off(F::is_modules));
-    ObjectReader r(mem, layout_, types_);
-    return modules && r.has_type(*modules, types_.dict);
+  if (!ts->null()) {  // no threads: a fresh or finalizing interpreter, judged by its dicts alone
+    auto back = mem.read_ptr(*ts + layout_.off(F::ts_interp));
+    if (!back || *back != interp) return false;
   }
-  auto back = mem.read_ptr(*ts + layout_.off(F::ts_interp));
-  if (!back || *back != interp) return false;
-  // A thread state at the head of its list also points at itself this way; an interpreter
-  // additionally owns a modules dict.
-  auto modules = mem.read_ptr(interp + layout_.off(F::is_modules));
+  // A thread state at the head of its list also points at itself this way, and other structs
+  // may by chance: an interpreter also owns its modules, sys and builtins dicts.
   ObjectReader r(mem, layout_, types_);
-  return modules && r.has_type(*modules, types_.dict);
+  for (F f : {F::is_modules, F::is_sysdict, F::is_builtins}) {
+    if (!layout_.has(f)) continue;
+    auto d = mem.read_ptr(interp + layout_.off(f));
+    if (!d || !r.has_type(*d, types_.dict)) return false;
+  }
+  return true;
 }
 
 void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::string& method) {
@@ -359,6 +358,8 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
     if (!gil || gil->null()) return RemoteAddr();
     auto locked = mem.read_as<int32_t>(*gil + l.off(F::gil_locked));
     auto holder = mem.read_ptr(*gil + l.off(F::gil_last_holder));
+    spdlog::debug("GIL at {:#x}: locked {} last holder {:#x}", gil->value(), locked.value_or(-1),
+                  holder.value_or(RemoteAddr()).value());
     if (!locked || !*locked || !holder) return RemoteAddr();
     return *holder;
   }

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""One integration test on one interpreter: run_test.py --interpreters F --python ID --test NAME.
+
+Every expected value comes from outside pyinspect: the target's own sys._current_frames()
+(targets/_park.py), its threading names and native ids, or gdb's py-bt with CPython's own
+python-gdb.py."""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Target, TestFailure, check, compare_stacks, compare_thread, load_interpreter,  # noqa: E402
+                     run_pyinspect, stack_json)
+
+TESTS = {}
+
+
+def test(name, min_version=(2, 7)):
+    def deco(fn):
+        TESTS[name] = (fn, min_version)
+        return fn
+    return deco
+
+
+def stack_test(script, **kw):
+    def run(ctx):
+        with Target(ctx.interp, script) as t:
+            got = stack_json(ctx.pyinspect, t.pid)
+            compare_stacks(t.report, got, **kw)
+    return run
+
+
+test("threads")(stack_test("threads.py"))
+test("deep")(stack_test("deep.py"))
+test("busy")(stack_test("busy.py"))
+test("many-threads")(stack_test("many_threads.py"))
+test("coroutines", (3, 6))(stack_test("coroutines.py"))
+
+
+@test("nonblocking")
+def nonblocking(ctx):
+    with Target(ctx.interp, "threads.py") as t:
+        got = stack_json(ctx.pyinspect, t.pid, ["--nonblocking"])
+        check(got["paused"] is False, "--nonblocking reported a pause")
+        compare_stacks(t.report, got)
+
+
+@test("embedded-tables")
+def embedded_tables(ctx):
+    """--no-dwarf: the layout must come from the tables in the binary and still be right."""
+    with Target(ctx.interp, "threads.py") as t:
+        if ctx.interp["debug_build"]:
+            code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--no-dwarf"], check_exit=False)
+            check(code == 6 and "debug build" in err, "debug build without DWARF: exit %d, %r" % (code, err))
+            return
+        got = stack_json(ctx.pyinspect, t.pid, ["--no-dwarf"])
+        check("embedded table" in got["python"]["layout_source"], "layout source %r" % got["python"]["layout_source"])
+        compare_stacks(t.report, got)
+
+
+@test("find-interpreter")
+def find_interpreter(ctx):
+    """Each way of finding the interpreter list that applies to this build finds the same one."""
+    v = (ctx.interp["major"], ctx.interp["minor"])
+    methods = ["scan"]
+    if v >= (3, 7):
+        methods.append("runtime")
+    else:
+        methods.append("code")
+        if not ctx.interp.get("stripped_libpython"):
+            methods.append("symbol")
+    with Target(ctx.interp, "threads.py") as t:
+        for m in methods:
+            got = stack_json(ctx.pyinspect, t.pid, ["--find-interpreter", m])
+            compare_stacks(t.report, got)
+
+
+@test("text")
+def text_output(ctx):
+    """The text form shows the same threads and frames, innermost first."""
+    with Target(ctx.interp, "threads.py") as t:
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "stack", str(t.pid)])
+        blocks = re.split(r"^(?=Thread )", out, flags=re.M)
+        check(blocks[0].startswith("Process %d: " % t.pid), "header: %r" % blocks[0][:200])
+        check("CPython " + t.report["version"] in blocks[0], "header lacks version: %r" % blocks[0][:200])
+        seen = {}
+        for b in blocks[1:]:
+            m = re.match(r'Thread (\d+) "([^"]*)" \(([^)]*)\)\n', b)
+            check(m is not None, "thread header: %r" % b[:200])
+            frames = re.findall(r"^    (\S.*) \((.*):(\d+|\?)\)$", b, flags=re.M)
+            seen[m.group(2)] = (int(m.group(1)), frames)
+        for exp in t.report["threads"]:
+            check(exp["name"] in seen, "thread %s missing from text output" % exp["name"])
+            native, frames = seen[exp["name"]]
+            if exp["native_id"]:
+                check(native == exp["native_id"], "%s: TID %d" % (exp["name"], native))
+            want = [(f["function"], f["file"], str(f["line"])) for f in exp["frames"]]
+            check(frames == want, "%s: text frames %s != %s" % (exp["name"], frames, want))
+
+
+@test("subinterpreters", (3, 6))
+def subinterpreters(ctx):
+    with Target(ctx.interp, "subinterpreters.py") as t:
+        got = stack_json(ctx.pyinspect, t.pid)
+        check(got["interpreters"] == 2, "expected 2 interpreters, got %d" % got["interpreters"])
+        main_threads = [th for th in got["threads"] if th["interpreter_id"] == 0]
+        sub_threads = [th for th in got["threads"] if th["interpreter_id"] != 0]
+        # The main interpreter: exactly what it reported about itself.
+        main_report = dict(t.report)
+        compare_stacks(main_report, dict(got, threads=main_threads))
+        # The subinterpreter: the thread that runs its code, frames as it reported them.
+        sub_exp = t.report["extra"]["subinterpreter_frames"]
+        runner = [th for th in t.report["threads"] if th["ident"] == t.report["extra"]["runner"]][0]
+        matches = [th for th in sub_threads if [(f["function"], f["file"], f["line"]) for f in th["frames"]] ==
+                   [(f["function"], f["file"], f["line"]) for f in sub_exp]]
+        check(len(matches) == 1, "no subinterpreter thread with frames %s; got %s" %
+              (sub_exp, [th["frames"] for th in sub_threads]))
+        if runner["native_id"]:
+            check(matches[0]["native_id"] == runner["native_id"],
+                  "subinterpreter thread TID %s != runner %s" % (matches[0]["native_id"], runner["native_id"]))
+
+
+def parse_py_bt(text):
+    """gdb py-bt output -> {LWP: [(function, file, line), ...]} (innermost first)."""
+    threads = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r'^Thread \d+ \(Thread 0x[0-9a-f]+ \(LWP (\d+)\)', line)
+        if m:
+            current = threads.setdefault(int(m.group(1)), [])
+            continue
+        m = re.match(r'^\s+File "(.*)", line (\d+), in (\S+)$', line)
+        if m and current is not None:
+            current.append((m.group(3), m.group(1), int(m.group(2))))
+    return threads
+
+
+@test("gdb")
+def gdb_oracle(ctx):
+    """The same stacks as gdb's py-bt (CPython's own python-gdb.py), thread by thread."""
+    script = ctx.interp.get("gdb_script")
+    check(script is not None and shutil.which("gdb") is not None,
+          "no gdb or no python-gdb.py next to %s" % ctx.interp["path"])
+    if ctx.interp.get("stripped_libpython"):
+        return  # py-bt needs the debug info this variant lacks; covered by the report comparison
+    with Target(ctx.interp, "threads.py") as t:
+        gdb = subprocess.run(["gdb", "-nx", "-batch", "-p", str(t.pid), "-ex", "source " + script,
+                              "-ex", "thread apply all py-bt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=300)
+        expected = parse_py_bt(gdb.stdout.decode("utf-8", "replace"))
+        check(expected, "gdb py-bt printed no Python frames:\n%s" % gdb.stderr.decode()[-2000:])
+        got = stack_json(ctx.pyinspect, t.pid)
+        by_tid = dict((th["native_id"], th) for th in got["threads"])
+        own = dict((th["native_id"], th) for th in t.report["threads"])
+        for tid, frames in expected.items():
+            if not frames:
+                continue
+            check(tid in by_tid, "gdb shows Python frames for LWP %d, pyinspect has no such thread" % tid)
+            # py-bt names functions by co_name; compare names, files and lines.
+            act = [(f["name"], f["file"], f["line"]) for f in by_tid[tid]["frames"]]
+            check([a[:2] for a in act] == [g[:2] for g in frames],
+                  "LWP %d: pyinspect %s\n  gdb py-bt %s" % (tid, act, frames))
+            for i, (a, g) in enumerate(zip(act, frames)):
+                if a[2] == g[2]:
+                    continue
+                # python-gdb.py of 3.6-3.9 reads co_lnotab's line steps as unsigned and so gets
+                # lines wrong after a backwards step; the target's own f_lineno settles it.
+                mine = own.get(tid)
+                truth = mine["frames"][i]["line"] if mine and i < len(mine["frames"]) else None
+                check(truth == a[2], "LWP %d frame %d: pyinspect line %d, gdb py-bt %d, the target itself %s" %
+                      (tid, i, a[2], g[2], truth))
+                print("note: LWP %d frame %d (%s): gdb py-bt says line %d, the target itself and pyinspect %d" %
+                      (tid, i, a[0], g[2], a[2]))
+
+
+@test("info")
+def info(ctx):
+    with Target(ctx.interp, "threads.py") as t:
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["info", str(t.pid), "--json"])
+        j = json.loads(out)
+        check(j["python"]["version"] == t.report["version"], "version %s" % j["python"]["version"])
+        check(j["threads"] == len(t.report["threads"]), "threads %s != %d" % (j["threads"], len(t.report["threads"])))
+        check(j["python"]["shared_library"] == ctx.interp["shared"], "shared_library %s" % j["python"]["shared_library"])
+        want_binary = ctx.interp["stripped_libpython"] or ctx.interp["libpython"] or os.path.realpath(ctx.interp["path"])
+        check(os.path.realpath(j["python"]["binary"]) == os.path.realpath(want_binary),
+              "binary %s != %s" % (j["python"]["binary"], want_binary))
+        check(j["python"]["debug_build"] == ctx.interp["debug_build"], "debug_build %s" % j["python"]["debug_build"])
+        if ctx.interp.get("stripped_libpython"):
+            check(j["python"]["debug_file"] is None and j["python"]["layout_source"].endswith("embedded table"),
+                  "stripped libpython: layout %s, debug file %s" % (j["python"]["layout_source"], j["python"]["debug_file"]))
+        _, text, _ = run_pyinspect(ctx.pyinspect, ["info", str(t.pid)])
+        check("CPython " + t.report["version"] in text, "text info lacks the version:\n" + text)
+
+
+class Ctx(object):
+    pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interpreters", required=True)
+    ap.add_argument("--python")
+    ap.add_argument("--test")
+    ap.add_argument("--pyinspect")
+    ap.add_argument("--list", action="store_true", help="print 'interpreter test' for every applicable pair")
+    args = ap.parse_args()
+    if args.list:
+        with open(args.interpreters) as f:
+            for interp in json.load(f):
+                for name, (_, min_version) in sorted(TESTS.items()):
+                    if (interp["major"], interp["minor"]) >= min_version:
+                        print("%s %s" % (interp["id"], name))
+        return 0
+    ctx = Ctx()
+    ctx.interp = load_interpreter(args.interpreters, args.python)
+    ctx.pyinspect = os.path.abspath(args.pyinspect)
+    fn, min_version = TESTS[args.test]
+    if (ctx.interp["major"], ctx.interp["minor"]) < min_version:
+        print("not applicable to %s" % ctx.interp["id"])
+        return 0
+    try:
+        fn(ctx)
+    except TestFailure as e:
+        print("FAIL %s on %s (%s): %s" % (args.test, ctx.interp["id"], ctx.interp["path"], e))
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+    print("ok %s on %s" % (args.test, ctx.interp["id"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
