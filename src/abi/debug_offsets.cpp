@@ -98,10 +98,10 @@ Layout layout_from_debug_offsets(std::span<const uint8_t> bytes) {
     uint64_t value = u64_at(bytes, off);
     off += 8;
     if (value > (1u << 20)) continue;  // not a plausible offset: leave it to other sources
-    auto v = static_cast<int64_t>(value);
-    if (e.kind == Entry::Field) l.set(static_cast<F>(e.id), v, LayoutSource::DebugOffsets);
-    if (e.kind == Entry::Size) l.set(static_cast<S>(e.id), v);
-    if (e.kind == Entry::Special) specials[e.id] = v;
+    auto off_value = static_cast<int64_t>(value);
+    if (e.kind == Entry::Field) l.set(static_cast<F>(e.id), off_value, LayoutSource::DebugOffsets);
+    if (e.kind == Entry::Size) l.set(static_cast<S>(e.id), off_value);
+    if (e.kind == Entry::Special) specials[e.id] = off_value;
   }
   // We reach the GIL through interp->ceval.gil (a subinterpreter may share the main one), so
   // keep the members' offsets within the GIL struct.

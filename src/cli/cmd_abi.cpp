@@ -2,7 +2,6 @@
 // pyabi/. `pyinspect abi check BINARY`: that layout against the embedded table of its version.
 #include <fstream>
 #include <iostream>
-#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -45,12 +44,7 @@ BinaryLayout layout_of_binary(const std::string& path, const std::string& force_
       version = PyVersion::from_hex(hex);
     }
   }
-  if (!version) {
-    std::smatch m;
-    static const std::regex re(R"((?:libpython|python)(\d)\.(\d+))");
-    std::string name = path.substr(path.rfind('/') + 1);
-    if (std::regex_search(name, m, re)) version = PyVersion::parse(m[1].str() + "." + m[2].str());
-  }
+  if (!version) version = PyVersion::from_file_name(path.substr(path.rfind('/') + 1));
   if (!version) throw Error(ErrorCode::Usage, "cannot tell the CPython version of " + path + "; give --python X.Y.Z");
   DwarfTypes dwarf(*dwarf_elf);
   BinaryLayout out{layout_from_dwarf(dwarf, *version, true), layout_from_dwarf(dwarf, *version), dwarf_elf->path(), {}};

@@ -17,10 +17,11 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   po::options_description desc("Options");
   std::string pid_text;
   TargetOptions topts;
-  bool json = false, no_dwarf = false;
+  bool json = false, no_cache = false, no_dwarf = false;
   desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
       ("json", po::bool_switch(&json), "print one JSON document")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")
       ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
       ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
        "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
@@ -29,6 +30,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   po::variables_map vm;
   if (!parse_command("pyinspect info PID [options]", args, desc, pos, vm)) return 0;
   topts.use_dwarf = !no_dwarf;
+  topts.use_cache = !no_cache;
 
   Process proc(parse_pid(pid_text));
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));

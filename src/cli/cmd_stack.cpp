@@ -14,7 +14,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   std::string pid_text;
   StackOptions opts;
   TargetOptions topts;
-  bool json = false, addresses = false, no_names = false, no_dwarf = false;
+  bool json = false, no_cache = false, addresses = false, no_names = false, no_dwarf = false;
   desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&opts.nonblocking),
@@ -23,6 +23,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("addresses", po::bool_switch(&addresses), "show thread state and code object addresses")
       ("no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")
       ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
       ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
        "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
@@ -32,6 +33,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
   opts.thread_names = !no_names;
   topts.use_dwarf = !no_dwarf;
+  topts.use_cache = !no_cache;
 
   Process proc(parse_pid(pid_text));
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));

@@ -5,6 +5,7 @@
 #include <gelf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -46,7 +47,7 @@ ElfFile::ElfFile(const std::string& path) : path_(path) {
     if (!gelf_getphdr(elf_, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
     segments_.push_back({ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz, (ph.p_flags & PF_W) != 0});
   }
-  load_symbols();
+  find_symbol_tables();
 }
 
 ElfFile::~ElfFile() {
@@ -54,44 +55,105 @@ ElfFile::~ElfFile() {
   if (fd_ >= 0) close(fd_);
 }
 
-void ElfFile::load_symbols() {
+void ElfFile::find_symbol_tables() {
   for (Elf_Scn* scn = elf_nextscn(elf_, nullptr); scn; scn = elf_nextscn(elf_, scn)) {
     GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)) continue;
-    if (sh.sh_type == SHT_SYMTAB) has_symtab_ = true;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (!data || sh.sh_entsize == 0) continue;
-    size_t count = sh.sh_size / sh.sh_entsize;
-    for (size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (!gelf_getsym(data, static_cast<int>(i), &sym) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0)
-        continue;
-      int type = GELF_ST_TYPE(sym.st_info);
-      if (type != STT_OBJECT && type != STT_FUNC && type != STT_TLS) continue;
-      const char* name = elf_strptr(elf_, sh.sh_link, sym.st_name);
-      if (!name || !*name) continue;
-      ElfSymbol s{sym.st_value, sym.st_size, type == STT_FUNC, GELF_ST_BIND(sym.st_info) != STB_LOCAL};
-      auto [it, inserted] = symbols_.emplace(name, s);
-      // A global definition wins over a local one of the same name.
-      if (!inserted && s.global && !it->second.global) it->second = s;
+    if (!gelf_getshdr(scn, &sh)) continue;
+    if (sh.sh_type == SHT_GNU_HASH) {
+      gnu_hash_ = elf_getdata(scn, nullptr);
+      continue;
     }
+    if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) continue;
+    SymbolTable& t = sh.sh_type == SHT_SYMTAB ? symtab_ : dynsym_;
+    t.section = scn;
+    t.data = elf_getdata(scn, nullptr);
+    t.strtab = sh.sh_link;
+    t.count = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+    if (!t.data) t.count = 0;
   }
 }
 
-void ElfFile::merge_symbols(const ElfFile& other) {
-  for (const auto& [name, sym] : other.symbols_) symbols_.emplace(name, sym);
-  has_symtab_ = has_symtab_ || other.has_symtab_;
+std::optional<ElfSymbol> ElfFile::read_symbol(const SymbolTable& t, size_t i, std::string_view* name) const {
+  GElf_Sym sym;
+  if (i >= t.count || !gelf_getsym(t.data, static_cast<int>(i), &sym) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0)
+    return std::nullopt;
+  int type = GELF_ST_TYPE(sym.st_info);
+  if (type != STT_OBJECT && type != STT_FUNC && type != STT_TLS) return std::nullopt;
+  const char* n = elf_strptr(elf_, t.strtab, sym.st_name);
+  if (!n || !*n) return std::nullopt;
+  if (name) *name = n;
+  return ElfSymbol{sym.st_value, sym.st_size, type == STT_FUNC, GELF_ST_BIND(sym.st_info) != STB_LOCAL};
 }
 
-std::optional<ElfSymbol> ElfFile::symbol(const std::string& name) const {
-  auto it = symbols_.find(name);
-  if (it == symbols_.end()) return std::nullopt;
+const std::vector<std::pair<std::string_view, ElfSymbol>>& ElfFile::index_of(const SymbolTable& t) const {
+  if (t.indexed) return t.index;
+  t.indexed = true;
+  t.index.reserve(t.count);
+  for (size_t i = 0; i < t.count; ++i) {
+    std::string_view name;
+    if (auto s = read_symbol(t, i, &name)) t.index.emplace_back(name, *s);
+  }
+  // By name; among equal names a global definition first, so lookups prefer it.
+  std::stable_sort(t.index.begin(), t.index.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return a.second.global && !b.second.global;
+  });
+  return t.index;
+}
+
+std::optional<ElfSymbol> ElfFile::indexed_lookup(const SymbolTable& t, const std::string& name) const {
+  const auto& index = index_of(t);
+  auto it = std::lower_bound(index.begin(), index.end(), std::string_view(name),
+                             [](const auto& e, std::string_view n) { return e.first < n; });
+  if (it == index.end() || it->first != name) return std::nullopt;
   return it->second;
 }
 
+// The GNU hash table of .dynsym (as the dynamic loader uses it): a bucket per hash, then a run
+// of symbols whose hash values (low bit cleared) follow in a chain; the low bit ends the chain.
+std::optional<ElfSymbol> ElfFile::gnu_hash_lookup(const std::string& name) const {
+  const auto* words = static_cast<const uint32_t*>(gnu_hash_->d_buf);
+  size_t nwords = gnu_hash_->d_size / 4;
+  if (nwords < 4) return std::nullopt;
+  uint32_t nbuckets = words[0], symoffset = words[1], bloom_size = words[2];
+  size_t buckets_at = 4 + static_cast<size_t>(bloom_size) * 2;  // 64-bit bloom words
+  size_t chain_at = buckets_at + nbuckets;
+  if (nbuckets == 0 || chain_at > nwords) return std::nullopt;
+  uint32_t h = 5381;
+  for (unsigned char c : name) h = h * 33 + c;
+  uint32_t i = words[buckets_at + h % nbuckets];
+  if (i < symoffset) return std::nullopt;
+  for (; chain_at + (i - symoffset) < nwords && i < dynsym_.count; ++i) {
+    uint32_t ch = words[chain_at + (i - symoffset)];
+    if ((ch | 1) == (h | 1)) {
+      std::string_view n;
+      if (auto s = read_symbol(dynsym_, i, &n); s && n == name) return s;
+    }
+    if (ch & 1) break;
+  }
+  return std::nullopt;
+}
+
+std::optional<ElfSymbol> ElfFile::exported_symbol(const std::string& name) const {
+  if (!dynsym_.section) return std::nullopt;
+  if (gnu_hash_) return gnu_hash_lookup(name);
+  return indexed_lookup(dynsym_, name);
+}
+
+std::optional<ElfSymbol> ElfFile::symbol(const std::string& name) const {
+  if (auto s = exported_symbol(name)) return s;
+  if (symtab_.section) return indexed_lookup(symtab_, name);
+  return std::nullopt;
+}
+
 bool ElfFile::has_symbol_prefix(const std::string& prefix) const {
-  for (const auto& [name, sym] : symbols_)
-    if (name.compare(0, prefix.size(), prefix) == 0) return true;
+  for (const SymbolTable* t : {&dynsym_, &symtab_}) {
+    if (!t->section) continue;
+    const auto& index = index_of(*t);
+    auto it = std::lower_bound(index.begin(), index.end(), std::string_view(prefix),
+                               [](const auto& e, std::string_view n) { return e.first < n; });
+    if (it != index.end() && it->first.substr(0, prefix.size()) == prefix) return true;
+  }
   return false;
 }
 

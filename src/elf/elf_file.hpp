@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 namespace pyinspect {
@@ -46,10 +46,13 @@ class ElfFile {
   int fd() const { return fd_; }
   Elf* elf() const { return elf_; }
 
+  // A defined symbol: exported ones (.dynsym, through its GNU hash table) first, then the
+  // full symbol table (.symtab), indexed on first use.
   std::optional<ElfSymbol> symbol(const std::string& name) const;
-  bool has_symtab() const { return has_symtab_; }
-  size_t symbol_count() const { return symbols_.size(); }
-  // Names of all symbols that start with `prefix` (for build detection, e.g. PyUnicodeUCS4_).
+  // Only the exported symbols (.dynsym): never builds the .symtab index.
+  std::optional<ElfSymbol> exported_symbol(const std::string& name) const;
+  bool has_symtab() const { return symtab_.section != nullptr; }
+  // Whether any symbol starts with `prefix` (build detection, e.g. PyUnicodeUCS4_).
   bool has_symbol_prefix(const std::string& prefix) const;
 
   std::optional<ElfSection> section(const std::string& name) const;
@@ -63,19 +66,29 @@ class ElfFile {
   // Bytes of the file at link-time address `vaddr` (from PT_LOAD file contents).
   std::optional<std::vector<uint8_t>> read_vaddr(uint64_t vaddr, size_t len) const;
 
-  // Adds the symbols of another file (a separate debug file) to those looked up here.
-  void merge_symbols(const ElfFile& other);
-
  private:
-  void load_symbols();
+  struct SymbolTable {
+    Elf_Scn* section = nullptr;
+    Elf_Data* data = nullptr;
+    size_t strtab = 0;  // section index of its string table
+    size_t count = 0;
+    // Sorted by name, built on first use; names point into the mapped string table.
+    mutable std::vector<std::pair<std::string_view, ElfSymbol>> index;
+    mutable bool indexed = false;
+  };
+  void find_symbol_tables();
+  std::optional<ElfSymbol> read_symbol(const SymbolTable& t, size_t i, std::string_view* name) const;
+  std::optional<ElfSymbol> gnu_hash_lookup(const std::string& name) const;
+  std::optional<ElfSymbol> indexed_lookup(const SymbolTable& t, const std::string& name) const;
+  const std::vector<std::pair<std::string_view, ElfSymbol>>& index_of(const SymbolTable& t) const;
   std::string path_;
   int fd_ = -1;
   Elf* elf_ = nullptr;
   int type_ = 0;
-  bool has_symtab_ = false;
   std::vector<ElfSection> sections_;
   std::vector<ElfSegment> segments_;
-  std::unordered_map<std::string, ElfSymbol> symbols_;
+  SymbolTable dynsym_, symtab_;
+  Elf_Data* gnu_hash_ = nullptr;
 };
 
 }  // namespace pyinspect

@@ -4,6 +4,7 @@
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <cerrno>
@@ -32,38 +33,32 @@ std::unique_ptr<StoppedThread> StoppedThread::seize(int pid, int tid) {
   return t;
 }
 
-bool StoppedThread::wait_stopped(std::chrono::steady_clock::time_point deadline) {
-  long delay_ns = 2000;
+bool StoppedThread::poll() {
+  if (stopped_ || !attached_) return true;
   for (;;) {
     int status = 0;
     pid_t r = waitpid(tid_, &status, __WALL | WNOHANG);
-    if (r == tid_) {
-      if (WIFEXITED(status) || WIFSIGNALED(status)) {
-        attached_ = false;
-        return false;
-      }
-      if (WIFSTOPPED(status)) {
-        int event = status >> 16;
-        int sig = WSTOPSIG(status);
-        if (event == 0 && sig != SIGTRAP) {
-          // A signal-delivery stop that raced with our interrupt: the thread is stopped; keep
-          // the signal and hand it back when we detach so the target still receives it.
-          pending_signal_ = sig;
-        }
-        stopped_ = true;
-        return true;
-      }
-      continue;
-    }
+    if (r == 0) return false;
     if (r < 0) {
       if (errno == EINTR) continue;
-      attached_ = errno != ECHILD && errno != ESRCH ? attached_ : false;
-      return false;
+      attached_ = false;  // ECHILD: gone, nothing to detach
+      return true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    timespec ts{0, delay_ns};
-    nanosleep(&ts, nullptr);
-    delay_ns = std::min(delay_ns * 2, 1000000L);
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      attached_ = false;
+      return true;
+    }
+    if (WIFSTOPPED(status)) {
+      int event = status >> 16;
+      int sig = WSTOPSIG(status);
+      if (event == 0 && sig != SIGTRAP) {
+        // A signal-delivery stop that raced with our interrupt: the thread is stopped; keep the
+        // signal and hand it back when we detach so the target still receives it.
+        pending_signal_ = sig;
+      }
+      stopped_ = true;
+      return true;
+    }
   }
 }
 
@@ -92,38 +87,73 @@ StoppedThread::~StoppedThread() { detach(); }
 ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pid) {
   start_ = std::chrono::steady_clock::now();
   auto deadline = start_ + timeout;
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  mask_saved_ = pthread_sigmask(SIG_BLOCK, &chld, &old_mask_) == 0;
   std::set<int> seen;
-  // Threads may be created while we attach: list again until a pass finds nothing new. A new
-  // thread can only be created by a running thread, so once every listed thread is stopped and
-  // a fresh listing adds none, the set is complete.
-  for (int pass = 0; pass < 1000; ++pass) {
-    std::vector<int> tids = Process::list_tids(pid);
-    if (tids.empty()) {
-      threads_.clear();
-      throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+  try {
+    // Threads may be created while we attach: list again until a pass finds nothing new. A new
+    // thread can only be created by a running thread, so once every listed thread is stopped
+    // and a fresh listing adds none, the set is complete.
+    for (int pass = 0; pass < 1000; ++pass) {
+      std::vector<int> tids = Process::list_tids(pid);
+      if (tids.empty()) throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+      bool added = false;
+      for (int tid : tids) {
+        if (!seen.insert(tid).second) continue;
+        added = true;
+        if (auto t = StoppedThread::seize(pid, tid)) threads_.push_back(std::move(t));
+      }
+      wait_all(deadline);
+      if (!added) break;
     }
-    bool added = false;
-    for (int tid : tids) {
-      if (!seen.insert(tid).second) continue;
-      added = true;
-      if (auto t = StoppedThread::seize(pid, tid)) threads_.push_back(std::move(t));
-    }
-    for (auto& t : threads_)
-      if (!t->stopped()) t->wait_stopped(deadline);
-    if (!added) break;
+  } catch (...) {
+    resume();
+    throw;
   }
-  for (auto& t : threads_) unstopped_ += t->stopped() ? 0 : 1;
+  for (auto& t : threads_) unstopped_ += (!t->stopped() && t->attached()) ? 1 : 0;
   if (unstopped_ > 0)
     spdlog::warn("{} thread(s) of process {} did not stop within {} ms; reading them anyway",
                  unstopped_, pid, timeout.count());
-  if (threads_.empty()) throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+  if (threads_.empty()) {
+    resume();
+    throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+  }
+}
+
+void ProcessPause::wait_all(std::chrono::steady_clock::time_point deadline) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (;;) {
+    bool all = true;
+    for (auto& t : threads_) all = t->poll() && all;
+    if (all) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return;
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+    timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+    // A stop that happened since the poll above left SIGCHLD pending, so this returns at once.
+    sigtimedwait(&chld, nullptr, &ts);
+  }
 }
 
 void ProcessPause::resume() {
-  if (threads_.empty()) return;
   for (auto& t : threads_) t->detach();
+  if (!threads_.empty()) duration_ = std::chrono::steady_clock::now() - start_;
   threads_.clear();
-  duration_ = std::chrono::steady_clock::now() - start_;
+  if (mask_saved_) {
+    // Drop the SIGCHLDs our tracees' stops queued before SIGCHLD is unblocked again.
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    timespec zero{0, 0};
+    while (sigtimedwait(&chld, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+    mask_saved_ = false;
+  }
 }
 
 }  // namespace pyinspect

@@ -5,6 +5,8 @@
 // dies (even by SIGKILL) the kernel detaches every tracee and wakes it, and no stray group-stop
 // is left behind. Each stopped thread is owned by a StoppedThread, which detaches in its
 // destructor (ESRCH counts as detached), so a half-built pause undoes itself.
+#include <signal.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -23,9 +25,11 @@ class StoppedThread {
   StoppedThread& operator=(const StoppedThread&) = delete;
 
   int tid() const { return tid_; }
-  // Waits until the thread is in its ptrace stop; false if it exited or did not stop in time.
-  bool wait_stopped(std::chrono::steady_clock::time_point deadline);
+  // Checks, without blocking, whether the thread has reached its ptrace stop (or exited).
+  // True once nothing more is to be waited for.
+  bool poll();
   bool stopped() const { return stopped_; }
+  bool attached() const { return attached_; }
   // The thread's TLS base (fs_base on x86-64): glibc's pthread_t for that thread.
   std::optional<uint64_t> tls_base() const;
   void detach();
@@ -58,7 +62,12 @@ class ProcessPause {
  private:
   int pid_;
   std::vector<std::unique_ptr<StoppedThread>> threads_;
+  // Waits for every thread to stop: sleeps in sigtimedwait() for SIGCHLD (which the kernel
+  // sends the tracer on each tracee stop), so it neither spins nor oversleeps.
+  void wait_all(std::chrono::steady_clock::time_point deadline);
   int unstopped_ = 0;
+  sigset_t old_mask_{};
+  bool mask_saved_ = false;
   std::chrono::steady_clock::time_point start_;
   std::chrono::nanoseconds duration_{0};
 };

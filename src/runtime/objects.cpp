@@ -152,6 +152,36 @@ std::optional<std::string> ObjectReader::read_str(RemoteAddr obj, size_t max_cha
   return std::string(raw->begin(), raw->end());
 }
 
+bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
+  bool py2 = l_.traits().python2;
+  int64_t data_off = py2 ? l_.require(F::str_sval) : l_.require(S::sz_PyASCIIObject);
+  if (text.size() > 4096) return read_str(obj, text.size() + 1) == std::optional<std::string>(std::string(text));
+  std::vector<uint8_t> buf(static_cast<size_t>(data_off) + text.size());
+  if (obj.null() || (obj.value() & 7) || !mem_.read(obj, buf.data(), buf.size())) {
+    // Shorter than we asked for (a str at the very end of a mapping): take the slow path.
+    auto s = read_str(obj, text.size() + 1);
+    return s && *s == text;
+  }
+  StructBytes b(std::move(buf));
+  auto type = b.ptr(l_.off(F::ob_type));
+  if (py2) {
+    if (!type || *type != t_.str27) return read_str(obj, text.size() + 1) == std::optional<std::string>(std::string(text));
+    auto size = b.get<int64_t>(l_.off(F::ob_size));
+    return size && static_cast<uint64_t>(*size) == text.size() &&
+           std::memcmp(b.bytes().data() + data_off, text.data(), text.size()) == 0;
+  }
+  auto len = b.get<int64_t>(l_.off(F::uni_length));
+  auto state = b.get<uint32_t>(l_.off(F::uni_state));
+  if (!type || !len || !state) return false;
+  bool compact_ascii = ((*state >> 5) & 1) && ((*state >> 6) & 1);
+  if (*type != t_.unicode || !compact_ascii) {
+    auto s = read_str(obj, text.size() + 1);
+    return s && *s == text;
+  }
+  return static_cast<uint64_t>(*len) == text.size() &&
+         std::memcmp(b.bytes().data() + data_off, text.data(), text.size()) == 0;
+}
+
 std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
   auto type = type_of(obj);
   if (!type) return std::nullopt;
@@ -286,8 +316,7 @@ bool ObjectReader::keys_values_items(RemoteAddr keys, RemoteAddr values,
 std::optional<RemoteAddr> ObjectReader::dict_get(RemoteAddr dict, std::string_view key) const {
   std::optional<RemoteAddr> found;
   dict_items(dict, [&](RemoteAddr k, RemoteAddr v) {
-    auto s = read_str(k, key.size() + 1);
-    if (s && *s == key) {
+    if (str_equals(k, key)) {
       found = v;
       return false;
     }
@@ -353,8 +382,7 @@ std::optional<RemoteAddr> ObjectReader::instance_attr(RemoteAddr obj, std::strin
   if (values.null()) return std::nullopt;
   std::optional<RemoteAddr> found;
   keys_values_items(*keys, values, [&](RemoteAddr k, RemoteAddr v) {
-    auto s = read_str(k, name.size() + 1);
-    if (s && *s == name) {
+    if (str_equals(k, name)) {
       found = v;
       return false;
     }

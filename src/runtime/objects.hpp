@@ -66,6 +66,9 @@ class ObjectReader {
   // A str (3.x unicode, 2.7 str or unicode) as UTF-8, at most `max_chars` characters; nullopt if
   // `obj` is not a string object.
   std::optional<std::string> read_str(RemoteAddr obj, size_t max_chars = 0) const;
+  // Whether `obj` is a str equal to `text`: one read for the common case (a compact ASCII str,
+  // or a 2.7 str), which is what dict keys and attribute names are.
+  bool str_equals(RemoteAddr obj, std::string_view text) const;
   // An int (PyLong, 2.7 PyInt) that fits in 64 bits.
   std::optional<int64_t> read_int(RemoteAddr obj) const;
 

@@ -169,10 +169,12 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   }
 
   // Everything below reads memory that does not change while a thread waits: code objects,
-  // names; and the kernel's view of each thread.
-  ObjectReader r(mem, l, py.types());
+  // names; and the kernel's view of each thread. Those objects cluster in memory, so a page
+  // cache saves most system calls.
+  CachedMemory after(mem, &mem.maps());
+  ObjectReader r(after, l, py.types());
   FrameDecoder decoder(r);
-  snap.python.version = py.full_version(mem).str();
+  snap.python.version = py.full_version(after).str();
   snap.python.binary = py.binary().target_path;
   snap.python.shared_library = py.shared_library();
   snap.python.executable = py.executable();
@@ -186,7 +188,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   std::vector<uint64_t> need_tid;
   for (const auto& t : raw)
     if (t.native_id == 0 && !tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
-  auto from_blocks = tids_from_pthread_blocks(mem, need_tid, tids);
+  auto from_blocks = tids_from_pthread_blocks(after, need_tid, tids);
 
   // threading._active: {ident: Thread} gives the names users gave their threads. Each
   // interpreter has its own threading module (a thread running a subinterpreter has a name in

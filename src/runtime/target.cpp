@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <iterator>
-#include <regex>
 #include <unordered_map>
 
 #include "abi/debug_offsets.hpp"
+#include "abi/layout_cache.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "elf/debug_file.hpp"
@@ -13,6 +13,14 @@
 #include "runtime/objects.hpp"
 
 namespace pyinspect {
+
+std::optional<RemoteAddr> MappedBinary::api_symbol(const std::string& name) const {
+  if (exports_api) {
+    if (auto s = elf->exported_symbol(name)) return at(s->value);
+    return std::nullopt;
+  }
+  return symbol(name);
+}
 
 std::optional<RemoteAddr> MappedBinary::symbol(const std::string& name) const {
   if (auto s = elf->symbol(name)) return at(s->value);
@@ -22,9 +30,6 @@ std::optional<RemoteAddr> MappedBinary::symbol(const std::string& name) const {
 }
 
 namespace {
-const std::regex kLibPython(R"(libpython(\d)\.(\d+)[a-z]*\.so)");
-const std::regex kPythonExe(R"(python(\d)\.(\d+)[a-z]*$)");
-
 std::string base_name(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -75,7 +80,10 @@ void PythonProcess::find_binary(const ProcessMemory& mem) {
   for (const auto& m : maps.entries()) {
     if (!m.is_file()) continue;
     std::string p = m.path;
-    if (libpython_path.empty() && std::regex_search(base_name(p), kLibPython)) libpython_path = p;
+    std::string name = base_name(p);
+    if (libpython_path.empty() && name.rfind("libpython", 0) == 0 && name.find(".so") != std::string::npos &&
+        PyVersion::from_file_name(name))
+      libpython_path = p;
   }
   // The executable is the file named by /proc/PID/exe; its mapping path is the same string.
   for (const auto& m : maps.entries())
@@ -90,7 +98,8 @@ void PythonProcess::find_binary(const ProcessMemory& mem) {
     if (candidate.empty()) continue;
     auto b = open_mapped(candidate);
     if (!b) continue;
-    if (!b->elf->symbol("PyCode_Type") && !b->elf->symbol("Py_Initialize")) continue;
+    b->exports_api = b->elf->exported_symbol("PyCode_Type").has_value();
+    if (!b->exports_api && !b->elf->symbol("PyCode_Type")) continue;
     shared_ = candidate == libpython_path && candidate != exe_path;
     bin_ = std::move(b);
     break;
@@ -114,25 +123,23 @@ void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions
     auto v = PyVersion::parse(opts.force_version);
     if (!v) throw Error(ErrorCode::Usage, "--python wants a version like 3.11, not '" + opts.force_version + "'");
     version_ = *v;
-  } else if (auto pv = bin_->symbol("Py_Version")) {
+  } else if (auto pv = bin_->api_symbol("Py_Version")) {
     // 3.11+: the version as PY_VERSION_HEX.
     if (auto hex = mem.read_as<uint32_t>(*pv)) {
       version_ = PyVersion::from_hex(*hex);
       version_exact_ = true;
     }
   }
-  std::smatch m;
   if (!version_.known()) {
-    std::string lib = base_name(bin_->target_path), exe = base_name(proc_.exe());
-    if (std::regex_search(lib, m, kLibPython) || std::regex_search(lib, m, kPythonExe) ||
-        std::regex_search(exe, m, kPythonExe)) {
-      version_.major = std::stoi(m[1]);
-      version_.minor = std::stoi(m[2]);
-    }
+    for (const std::string& name : {base_name(bin_->target_path), base_name(proc_.exe())})
+      if (auto v = PyVersion::from_file_name(name)) {
+        version_ = *v;
+        break;
+      }
   }
   if (!version_.known()) {
     // Symbols that exist only in some versions narrow it down when names do not help.
-    if (bin_->symbol("_PyRuntime"))
+    if (bin_->api_symbol("_PyRuntime"))
       throw Error(ErrorCode::Unsupported, "cannot tell which CPython 3.7+ version " + bin_->target_path +
                                               " is; name it with --python X.Y");
     throw Error(ErrorCode::Unsupported,
@@ -140,7 +147,7 @@ void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions
   }
   if (!(version_.is(2, 7) || (version_.major == 3 && version_.minor >= 6)))
     throw Error(ErrorCode::Unsupported, "CPython " + version_.str() + " is not supported (supported: 2.7, 3.6 and later)");
-  if (bin_->symbol("_Py_NegativeRefcount") || bin_->symbol("_Py_RefTotal")) layout_.debug_build = true;
+  if (bin_->api_symbol("_Py_NegativeRefcount") || bin_->api_symbol("_Py_RefTotal")) layout_.debug_build = true;
 }
 
 void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions& opts) {
@@ -150,7 +157,8 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
   std::vector<std::string> origins;
 
   // 3.13+: the target describes itself.
-  auto rt = bin_->symbol("_PyRuntime");
+  std::optional<RemoteAddr> rt;
+  if (version_.at_least(3, 7)) rt = bin_->api_symbol("_PyRuntime");
   if (!rt)
     if (auto sec = bin_->elf->section(".PyRuntime")) rt = bin_->at(sec->addr);
   if (rt) runtime_ = *rt;
@@ -174,23 +182,30 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
 
   const ElfFile* dwarf_elf = bin_->elf->has_debug_info() ? bin_->elf.get() : bin_->debug.get();
   if (opts.use_dwarf && dwarf_elf) {
-    try {
-      DwarfTypes dwarf(*dwarf_elf);
-      Layout from_dwarf = layout_from_dwarf(dwarf, version_);
-      spdlog::info("DWARF of {}: read {} of {} compilation units", dwarf_elf->path(), dwarf.units_read(),
-                   dwarf.units_total());
-      if (from_dwarf.has(F::ob_type)) {
-        layout.fill_from(from_dwarf);
-        dwarf_used_ = true;
-        // Say where the DWARF is as the user would find it: the binary itself, or a debug file
-        // (named from our side, without the /proc/PID/root detour).
-        std::string proc_root = "/proc/" + std::to_string(proc_.pid()) + "/root";
-        dwarf_file_ = dwarf_elf == bin_->elf.get() ? bin_->target_path : dwarf_elf->path();
-        if (dwarf_file_.rfind(proc_root, 0) == 0) dwarf_file_ = dwarf_file_.substr(proc_root.size());
-        origins.push_back("DWARF");
+    std::string build_id = bin_->elf->build_id();
+    std::optional<Layout> from_dwarf = opts.use_cache ? load_cached_layout(build_id) : std::nullopt;
+    if (from_dwarf) {
+      spdlog::info("layout of {} from DWARF, cached by build-id", bin_->target_path);
+    } else {
+      try {
+        DwarfTypes dwarf(*dwarf_elf);
+        from_dwarf = layout_from_dwarf(dwarf, version_);
+        spdlog::info("DWARF of {}: read {} of {} compilation units", dwarf_elf->path(), dwarf.units_read(),
+                     dwarf.units_total());
+        if (from_dwarf->has(F::ob_type) && opts.use_cache) store_cached_layout(build_id, *from_dwarf);
+      } catch (const Error& e) {
+        spdlog::warn("cannot use DWARF of {}: {}", dwarf_elf->path(), e.what());
       }
-    } catch (const Error& e) {
-      spdlog::warn("cannot use DWARF of {}: {}", dwarf_elf->path(), e.what());
+    }
+    if (from_dwarf && from_dwarf->has(F::ob_type)) {
+      layout.fill_from(*from_dwarf);
+      dwarf_used_ = true;
+      // Say where the DWARF is as the user would find it: the binary itself, or a debug file
+      // (named from our side, without the /proc/PID/root detour).
+      std::string proc_root = "/proc/" + std::to_string(proc_.pid()) + "/root";
+      dwarf_file_ = dwarf_elf == bin_->elf.get() ? bin_->target_path : dwarf_elf->path();
+      if (dwarf_file_.rfind(proc_root, 0) == 0) dwarf_file_ = dwarf_file_.substr(proc_root.size());
+      origins.push_back("DWARF");
     }
   }
   if (!dwarf_used_) {
@@ -216,7 +231,7 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
 
 void PythonProcess::resolve_types() {
 #define PYINSPECT_TYPE_LOOKUP(name, sym) \
-  if (auto a = bin_->symbol(sym)) types_.name = *a;
+  if (auto a = bin_->api_symbol(sym)) types_.name = *a;
   PYINSPECT_TYPES(PYINSPECT_TYPE_LOOKUP)
 #undef PYINSPECT_TYPE_LOOKUP
   if (!types_.code)
@@ -251,7 +266,8 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
   layout_.require(F::is_tstate_head);
   layout_.require(F::ts_interp);
   // 2.7/3.6: the thread state holding the GIL (exported).
-  if (auto cur = bin_->symbol("_PyThreadState_Current")) tstate_current_var_ = *cur;
+  if (!version_.at_least(3, 7))
+    if (auto cur = bin_->api_symbol("_PyThreadState_Current")) tstate_current_var_ = *cur;
   if (use("runtime") && runtime_ && layout_.has(F::rt_interpreters_head)) {
     head_var_ = runtime_ + layout_.off(F::rt_interpreters_head);
     head_how_ = "_PyRuntime.interpreters.head";
@@ -264,7 +280,7 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
   }
   // Stripped 2.7/3.6: PyInterpreterState_Head() is exported and is `mov rax, [rip+X]; ret`,
   // so its code names the static variable.
-  if (auto fn = bin_->elf->symbol("PyInterpreterState_Head"); fn && use("code")) {
+  if (auto fn = bin_->elf->exported_symbol("PyInterpreterState_Head"); fn && use("code")) {
     if (auto code = bin_->elf->read_vaddr(fn->value, 16)) {
       size_t i = 0;
       if ((*code)[0] == 0xf3 && (*code)[1] == 0x0f && (*code)[2] == 0x1e && (*code)[3] == 0xfa) i = 4;  // endbr64

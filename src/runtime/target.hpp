@@ -17,6 +17,7 @@ namespace pyinspect {
 
 struct TargetOptions {
   bool use_dwarf = true;          // --no-dwarf: force the embedded tables
+  bool use_cache = true;          // --no-cache: read DWARF even if its layout is cached
   std::string force_version;      // --python X.Y: when the binary does not say
   // How to find the interpreter list: "auto", or one method only (for tests and diagnosis):
   // "runtime" (_PyRuntime), "symbol" (interp_head), "code" (PyInterpreterState_Head's code),
@@ -31,7 +32,12 @@ struct MappedBinary {
   uint64_t bias = 0;        // runtime address = link-time address + bias
   std::unique_ptr<ElfFile> elf;
   std::unique_ptr<ElfFile> debug;  // separate debug file, if found
+  // Any symbol: exported, then the binary's and its debug file's full symbol tables.
   std::optional<RemoteAddr> symbol(const std::string& name) const;
+  // Exported symbols only (cheap: a hash lookup); falls back to symbol() for a binary that
+  // does not export CPython's API (an embedding program linked without -rdynamic).
+  std::optional<RemoteAddr> api_symbol(const std::string& name) const;
+  bool exports_api = true;
   RemoteAddr at(uint64_t link_addr) const { return RemoteAddr(link_addr + bias); }
 };
 

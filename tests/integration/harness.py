@@ -83,6 +83,22 @@ class Target(object):
         self.close()
 
 
+def cpu_ns(pid, tid):
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        return int(f.read().split()[0])
+
+
+def wait_running(pid, tid, ns=2000000, timeout=60):
+    """Waits until thread `tid` has spent `ns` more on a CPU: a thread running Python code holds
+    the GIL, so afterwards it is the holder."""
+    start = cpu_ns(pid, tid)
+    deadline = time.time() + timeout
+    while cpu_ns(pid, tid) - start < ns:
+        if time.time() > deadline:
+            raise TestFailure("thread %d did not run" % tid)
+        select.select([], [], [], 0.001)
+
+
 def run_pyinspect(pyinspect, args, check_exit=True, timeout=60, user=None):
     cmd = [pyinspect] + list(args)
     if user is not None:

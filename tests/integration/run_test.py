@@ -15,14 +15,14 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Target, TestFailure, check, compare_stacks, compare_thread, load_interpreter,  # noqa: E402
-                     run_pyinspect, stack_json)
+                     run_pyinspect, stack_json, wait_running)
 
 TESTS = {}
 
 
-def test(name, min_version=(2, 7)):
+def test(name, min_version=(2, 7), applies=None):
     def deco(fn):
-        TESTS[name] = (fn, min_version)
+        TESTS[name] = (fn, min_version, applies or (lambda interp: True))
         return fn
     return deco
 
@@ -30,6 +30,11 @@ def test(name, min_version=(2, 7)):
 def stack_test(script, **kw):
     def run(ctx):
         with Target(ctx.interp, script) as t:
+            if t.report["gil_holder"]:
+                # The main thread dropped the GIL to park; under load the spinner may take a
+                # while to be scheduled and pick it up.
+                holder = [th for th in t.report["threads"] if th["ident"] == t.report["gil_holder"]][0]
+                wait_running(t.pid, holder["native_id"])
             got = stack_json(ctx.pyinspect, t.pid)
             compare_stacks(t.report, got, **kw)
     return run
@@ -140,14 +145,24 @@ def parse_py_bt(text):
     return threads
 
 
-@test("gdb")
+@test("abi-check", applies=lambda interp: not interp.get("stripped_libpython"))
+def abi_check(ctx):
+    """The table built into pyinspect for this version equals the interpreter's own DWARF."""
+    binary = ctx.interp["libpython"] or os.path.realpath(ctx.interp["path"])
+    code, out, err = run_pyinspect(ctx.pyinspect, ["abi", "check", binary, "--python", ctx.interp["version"]],
+                                   check_exit=False)
+    print(out + err)
+    check(code == 0, "abi check exited %d" % code)
+    if not ctx.interp["debug_build"]:
+        check("matches embedded table" in out, "unexpected abi check output")
+
+
+@test("gdb", applies=lambda interp: not interp.get("stripped_libpython"))
 def gdb_oracle(ctx):
     """The same stacks as gdb's py-bt (CPython's own python-gdb.py), thread by thread."""
     script = ctx.interp.get("gdb_script")
     check(script is not None and shutil.which("gdb") is not None,
           "no gdb or no python-gdb.py next to %s" % ctx.interp["path"])
-    if ctx.interp.get("stripped_libpython"):
-        return  # py-bt needs the debug info this variant lacks; covered by the report comparison
     with Target(ctx.interp, "threads.py") as t:
         gdb = subprocess.run(["gdb", "-nx", "-batch", "-p", str(t.pid), "-ex", "source " + script,
                               "-ex", "thread apply all py-bt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -212,15 +227,15 @@ def main():
     if args.list:
         with open(args.interpreters) as f:
             for interp in json.load(f):
-                for name, (_, min_version) in sorted(TESTS.items()):
-                    if (interp["major"], interp["minor"]) >= min_version:
+                for name, (_, min_version, applies) in sorted(TESTS.items()):
+                    if (interp["major"], interp["minor"]) >= min_version and applies(interp):
                         print("%s %s" % (interp["id"], name))
         return 0
     ctx = Ctx()
     ctx.interp = load_interpreter(args.interpreters, args.python)
     ctx.pyinspect = os.path.abspath(args.pyinspect)
-    fn, min_version = TESTS[args.test]
-    if (ctx.interp["major"], ctx.interp["minor"]) < min_version:
+    fn, min_version, applies = TESTS[args.test]
+    if (ctx.interp["major"], ctx.interp["minor"]) < min_version or not applies(ctx.interp):
         print("not applicable to %s" % ctx.interp["id"])
         return 0
     try:

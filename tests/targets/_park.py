@@ -6,6 +6,8 @@
 # harness through a FIFO, and blocks forever inside that same os.write() call (the harness reads
 # the report line and nothing more, so the rest of the write never completes). From then on no
 # Python stack in the process changes, and the main thread never needs the GIL again.
+import collections
+import itertools
 import json
 import os
 import sys
@@ -121,6 +123,7 @@ def open_channel():
 
 def park(gil_holder=None, extra=None):
     fd = _fd[0] if _fd[0] is not None else open_channel()
-    # A ptrace stop (gdb, or pyinspect pausing) makes a blocked pipe write return short; write
-    # again, from the same line, so the stack never changes.
-    for _ in iter(int, 1): os.write(fd, report(sys._current_frames(), gil_holder, extra))
+    # A ptrace stop (gdb, or pyinspect pausing) makes a blocked pipe write return short; the
+    # write is then repeated, forever, by C code (starmap consumed by a zero-length deque), so
+    # no Python frame is ever pushed again and this frame stays on this line.
+    collections.deque(itertools.starmap(os.write, itertools.repeat((fd, report(sys._current_frames(), gil_holder, extra)))), 0)

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Prints, after a test run, which interpreters were tested and how each fared."""
+import collections
+import json
+import sys
+import xml.etree.ElementTree as ET
+
+
+def main():
+    results, interpreters = sys.argv[1], sys.argv[2]
+    cases = ET.parse(results).getroot().iter("testcase")
+    per = collections.defaultdict(lambda: [0, 0, []])
+    other = [0, 0, []]
+    for c in cases:
+        name = c.get("name")
+        failed = c.find("failure") is not None or c.get("status") in ("fail", "failed")
+        skipped = c.find("skipped") is not None
+        bucket = per[name.split("@", 1)[1]] if "@" in name else other
+        if skipped:
+            continue
+        bucket[0] += 1
+        if failed:
+            bucket[1] += 1
+            bucket[2].append(name)
+    with open(interpreters) as f:
+        interps = json.load(f)
+    print("\nInterpreters tested:")
+    bad = 0
+    for e in interps:
+        total, failed, names = per.get(e["id"], [0, 0, []])
+        state = "FAILED %d of %d" % (failed, total) if failed else ("passed %d" % total if total else "NOT RUN")
+        print("  %-24s %-44s %-36s %s" % (e["id"], e["path"], e["kind"], state))
+        bad += failed or not total
+    print("  unit and other tests: %d run, %d failed" % (other[0], other[1]))
+    return 1 if bad or other[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+#pragma once
+// Layouts read from DWARF, kept on disk by build-id: reading a libpython's DWARF takes tens of
+// milliseconds, a cached layout well under one. A build-id names one exact build, so an entry
+// never goes stale; entries also carry a digest of fields.def, so a pyinspect that reads more
+// members ignores older ones.
+//
+// Directory: $PYINSPECT_CACHE_DIR, else $XDG_CACHE_HOME/pyinspect, else ~/.cache/pyinspect.
+// Failures to read or write the cache are silent: it only saves time.
+#include <optional>
+#include <string>
+
+#include "abi/layout.hpp"
+
+namespace pyinspect {
+
+std::string layout_cache_dir();
+std::optional<Layout> load_cached_layout(const std::string& build_id);
+void store_cached_layout(const std::string& build_id, const Layout& layout);
+
+}  // namespace pyinspect
