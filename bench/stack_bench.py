@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """pyinspect stack against gdb's py-bt, and the pause pyinspect imposes on the target.
 
-  bench/stack_bench.py [--python PATH] [--runs N] [--pyinspect build/pyinspect]
+  bench/stack_bench.py [--python PATH ...] [--runs N] [--pyinspect build/pyinspect]
+
+Without --python: every pyenv CPython that has CPython's python-gdb.py next to it.
 
 1. Speed: the same 5-thread target (10 frames per thread) is dumped RUNS times by
    `gdb -batch -p PID -ex 'thread apply all py-bt'` (with CPython's python-gdb.py) and by
@@ -25,13 +27,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def find_python():
-    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip() or \
-        os.path.expanduser("~/.pyenv")
-    for path in sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3.*")), reverse=True):
+def find_pythons():
+    try:
+        root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    except OSError:
+        root = ""
+    root = root or os.path.expanduser("~/.pyenv")
+    found = []
+    for path in glob.glob(os.path.join(root, "versions", "*", "bin", "python[23].*")):
         if path[-1].isdigit() and os.path.exists(path + "-gdb.py"):
-            return path
-    sys.exit("no CPython with python-gdb.py found; give --python")
+            found.append(path)
+    if not found:
+        sys.exit("no CPython with python-gdb.py found; give --python")
+    return sorted(found, key=lambda p: [int(x) for x in p.rsplit("python", 1)[1].split(".")])
 
 
 def start(python, *args, env=None):
@@ -51,44 +59,34 @@ def timed(cmd):
     return dt, r.stdout.decode()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--python")
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--pyinspect", default=os.path.join(HERE, "..", "build", "pyinspect"))
-    args = ap.parse_args()
-    python = args.python or find_python()
+def bench_one(python, runs, pyinspect):
     gdb_script = python + "-gdb.py"
     version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                              stdout=subprocess.PIPE, text=True).stdout.strip()
-    print("CPython %s (%s), %d runs each" % (version, python, args.runs))
-
     p = start(python, 5, 10)
     try:
         gdb_times, pi_times = [], []
-        for _ in range(args.runs):
+        for _ in range(runs):
             dt, out = timed(["gdb", "-nx", "-batch", "-p", str(p.pid), "-ex", "source " + gdb_script,
                              "-ex", "thread apply all py-bt"])
             assert out.count("Traceback (most recent call first)") == 5, out[-2000:]
             gdb_times.append(dt)
-            dt, out = timed([args.pyinspect, "stack", str(p.pid)])
+            dt, out = timed([pyinspect, "stack", str(p.pid)])
             assert out.count("Thread ") == 5, out
             pi_times.append(dt)
     finally:
         p.kill()
         p.wait()
     g, pi = statistics.median(gdb_times), statistics.median(pi_times)
-    print("stack, 5 threads x 10 frames: gdb py-bt median %.1f ms, pyinspect stack median %.2f ms: %.0fx faster"
-          % (g * 1e3, pi * 1e3, g / pi))
 
     stalls_file = tempfile.mktemp(prefix="pyinspect-stalls-")
     env = dict(os.environ, STALLS_FILE=stalls_file)
     p = start(python, 10, 50, "--spin", env=env)
     try:
         pauses, windows = [], []
-        for _ in range(args.runs * 10):
+        for _ in range(runs * 10):
             t0 = time.perf_counter()
-            _, out = timed([args.pyinspect, "stack", str(p.pid), "--json"])
+            _, out = timed([pyinspect, "stack", str(p.pid), "--json"])
             t1 = time.perf_counter()
             j = json.loads(out)
             assert len(j["threads"]) == 11 and all(len(t["frames"]) >= 50 for t in j["threads"] if
@@ -97,7 +95,10 @@ def main():
             windows.append((t0, t1))
             time.sleep(0.02)
         p.send_signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        deadline = time.time() + 10
+        while not os.path.exists(stalls_file) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
         with open(stalls_file) as f:
             stalls = [tuple(map(float, line.split())) for line in f]
     finally:
@@ -106,19 +107,42 @@ def main():
         if os.path.exists(stalls_file):
             os.unlink(stalls_file)
     pauses.sort()
-    print("pause, 10 threads x 50 frames (+1 spinning), %d dumps: pyinspect's measure median %.0f us, "
-          "p90 %.0f us, max %.0f us" % (len(pauses), statistics.median(pauses), pauses[int(len(pauses) * 0.9)],
-                                        pauses[-1]))
     # perf_counter is CLOCK_MONOTONIC in both processes, so the times compare directly.
     seen = []
     for t0, t1 in windows:
         gaps = [gap for (end, gap) in stalls if t0 <= end <= t1 + 0.005]
         seen.append(max(gaps) * 1e6 if gaps else 0.0)
     seen.sort()
-    outside = [gap * 1e6 for (end, gap) in stalls if not any(t0 <= end <= t1 + 0.005 for t0, t1 in windows)]
-    print("  the target's own view: longest stall of its spinning thread per dump: median %.0f us, p90 %.0f us, "
-          "max %.0f us (stalls outside dumps: %d, longest %.0f us)" %
-          (statistics.median(seen), seen[int(len(seen) * 0.9)], seen[-1], len(outside), max(outside or [0])))
+    return {
+        "version": version, "gdb_ms": g * 1e3, "pyinspect_ms": pi * 1e3, "ratio": g / pi,
+        "pause_median_us": statistics.median(pauses), "pause_p90_us": pauses[int(len(pauses) * 0.9)],
+        "pause_max_us": pauses[-1], "stall_median_us": statistics.median(seen),
+        "stall_p90_us": seen[int(len(seen) * 0.9)], "stall_max_us": seen[-1], "dumps": len(pauses),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--python", action="append")
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--pyinspect", default=os.path.join(HERE, "..", "build", "pyinspect"))
+    args = ap.parse_args()
+    pythons = args.python or find_pythons()
+    pyinspect = os.path.abspath(args.pyinspect)
+    print("Speed: 5 threads x 10 frames, median of %d runs each, gdb py-bt and pyinspect alternating." % args.runs)
+    print("Pause: 10 threads x 50 frames + 1 spinning thread, %d dumps; 'pyinspect' = first seize to last "
+          "detach as pyinspect measures it, 'target' = the spinning thread's longest stall during each dump."
+          % (args.runs * 10))
+    print()
+    print("| CPython | gdb py-bt | pyinspect stack | ratio | pause median / p90 / max (pyinspect) "
+          "| stall median / p90 / max (target) |")
+    print("|---|---|---|---|---|---|")
+    for python in pythons:
+        r = bench_one(python, args.runs, pyinspect)
+        print("| %s | %.0f ms | %.1f ms | %.0fx | %.0f / %.0f / %.0f us | %.0f / %.0f / %.0f us |" % (
+            r["version"], r["gdb_ms"], r["pyinspect_ms"], r["ratio"], r["pause_median_us"], r["pause_p90_us"],
+            r["pause_max_us"], r["stall_median_us"], r["stall_p90_us"], r["stall_max_us"]))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

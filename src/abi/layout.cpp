@@ -30,11 +30,8 @@ Traits Traits::for_version(const PyVersion& v) {
   else if (v.is(3, 10))
     t.lines = Traits::LineTable::Linetable310;
   t.lasti_in_code_units = v.is(3, 10);
-  if (v.at_least(3, 12)) t.owner_cstack = 3;
-  if (v.at_least(3, 14)) {
-    t.owner_interpreter = 4;
-    t.tagged_code_pointer = true;
-  }
+  if (v.at_least(3, 12)) t.first_shim_owner = 3;
+  t.tagged_code_pointer = v.at_least(3, 14);
   t.unicode_ready_bit = !v.at_least(3, 12);
   if (v.at_least(3, 13))
     t.instance_dict = Traits::InstanceDict::Managed313;

@@ -25,8 +25,9 @@ struct Traits {
   LineTable lines = LineTable::Lnotab;
   bool lnotab_signed = true;         // 3.6+: line increments in co_lnotab are signed bytes
   bool lasti_in_code_units = false;  // 3.10: f_lasti counts 2-byte code units
-  int owner_cstack = -1;             // 3.12+: FRAME_OWNED_BY_CSTACK shim frames
-  int owner_interpreter = -1;        // 3.14+: FRAME_OWNED_BY_INTERPRETER
+  // 3.12+: frames whose owner is this or higher are not Python frames of their own (3.12-3.13:
+  // FRAME_OWNED_BY_CSTACK = 3; 3.14: FRAME_OWNED_BY_INTERPRETER = 3, FRAME_OWNED_BY_CSTACK = 4).
+  int first_shim_owner = -1;
   bool tagged_code_pointer = false;  // 3.14+: f_executable is a tagged _PyStackRef
   bool python2 = false;              // 2.7: str is PyStringObject, names are bytes
   bool unicode_ready_bit = true;     // <=3.11: state has a `ready` bit

@@ -93,24 +93,43 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
   if (len == 0) return true;
   if (a + len < a) return false;
   uint64_t first = a / block_, last = (a + len - 1) / block_;
-  if (last - first > 16) return inner_.read(addr, out, len);  // big reads bypass the cache
+  if (last - first > 4) return inner_.read(addr, out, len);  // big reads bypass the cache
   auto* dst = static_cast<uint8_t*>(out);
   for (uint64_t b = first; b <= last; ++b) {
     auto it = blocks_.find(b);
     if (it == blocks_.end()) {
-      auto buf = std::make_unique<uint8_t[]>(block_);
-      RemoteAddr start(b * block_);
-      bool ok = (!maps_ || maps_->readable(start, block_)) && inner_.read(start, buf.get(), block_);
-      it = blocks_.emplace(b, ok ? std::move(buf) : nullptr).first;
+      // Read the block, clipped to the mapping that holds the address asked for, so a block
+      // that straddles the end of a mapping still caches its readable part.
+      Block blk;
+      blk.start = b * block_;
+      blk.end = blk.start + block_;
+      if (maps_) {
+        uint64_t probe = std::max(a, blk.start);
+        const MapEntry* m = maps_->find(RemoteAddr(probe));
+        if (m && m->readable) {
+          blk.start = std::max(blk.start, m->start);
+          blk.end = std::min(blk.end, m->end);
+        } else {
+          blk.end = blk.start;
+        }
+      }
+      if (blk.end > blk.start) {
+        blk.data = std::make_unique_for_overwrite<uint8_t[]>(blk.end - blk.start);
+        if (!inner_.read(RemoteAddr(blk.start), blk.data.get(), blk.end - blk.start)) {
+          blk.data.reset();
+          blk.end = blk.start;
+        }
+      }
+      it = blocks_.emplace(b, std::move(blk)).first;
     }
-    uint64_t bstart = b * block_;
-    uint64_t from = std::max(a, bstart), to = std::min(a + len, bstart + block_);
-    if (!it->second) {
-      // The block is not wholly readable (end of a mapping): read just this piece directly.
+    const Block& blk = it->second;
+    uint64_t from = std::max(a, b * block_), to = std::min(a + len, (b + 1) * block_);
+    if (from < blk.start || to > blk.end) {
+      // Not (wholly) in the cached part: read this piece directly.
       if (!inner_.read(RemoteAddr(from), dst + (from - a), to - from)) return false;
       continue;
     }
-    std::memcpy(dst + (from - a), it->second.get() + (from - bstart), to - from);
+    std::memcpy(dst + (from - a), blk.data.get() + (from - blk.start), to - from);
   }
   return true;
 }

@@ -68,7 +68,7 @@ class ProcessMemory : public Memory {
 // one pymalloc pool, a thread's data stack) cost one system call per block.
 class CachedMemory : public Memory {
  public:
-  explicit CachedMemory(const Memory& inner, const Maps* maps = nullptr, size_t block = 4096)
+  explicit CachedMemory(const Memory& inner, const Maps* maps = nullptr, size_t block = 16384)
       : inner_(inner), maps_(maps), block_(block) {}
   bool read(RemoteAddr addr, void* out, size_t len) const override;
   void clear() { blocks_.clear(); }
@@ -77,7 +77,11 @@ class CachedMemory : public Memory {
   const Memory& inner_;
   const Maps* maps_;
   size_t block_;
-  mutable std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> blocks_;  // null = unreadable
+  struct Block {
+    std::unique_ptr<uint8_t[]> data;
+    uint64_t start = 0, end = 0;  // the part of the block that could be read
+  };
+  mutable std::unordered_map<uint64_t, Block> blocks_;
 };
 
 // Memory made of byte ranges given by the caller: for unit tests and fuzzing of decoders.

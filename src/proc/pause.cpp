@@ -17,20 +17,33 @@
 
 namespace pyinspect {
 
+namespace {
+// The kernel refuses to attach to a thread that is exiting with EPERM, as it does for lack of
+// rights: tell the two apart by the thread's state.
+bool exiting(int pid, int tid) {
+  auto t = Process::task_info(pid, tid);
+  return !t || t->state == 'Z' || t->state == 'X';
+}
+}  // namespace
+
 std::unique_ptr<StoppedThread> StoppedThread::seize(int pid, int tid) {
   if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
     int err = errno;
     if (err == ESRCH) return nullptr;  // thread exited between listing and seizing
+    if ((err == EPERM || err == EACCES) && exiting(pid, tid)) return nullptr;
     if (err == EPERM || err == EACCES)
       throw_errno(err, "attach to process " + std::to_string(pid), pid);
     throw_errno(err, "attach to thread " + std::to_string(tid) + " of process " + std::to_string(pid), pid);
   }
-  std::unique_ptr<StoppedThread> t(new StoppedThread(tid));
-  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
-    if (errno == ESRCH) return nullptr;  // destructor detaches
-    throw_errno(errno, "interrupt thread " + std::to_string(tid), pid);
-  }
-  return t;
+  return std::unique_ptr<StoppedThread>(new StoppedThread(tid));
+}
+
+bool StoppedThread::interrupt() {
+  if (interrupted_) return true;
+  interrupted_ = true;
+  if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0) return true;
+  attached_ = errno == ESRCH ? false : attached_;  // gone: nothing to detach
+  return false;
 }
 
 bool StoppedThread::poll() {
@@ -95,16 +108,19 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
   try {
     // Threads may be created while we attach: list again until a pass finds nothing new. A new
     // thread can only be created by a running thread, so once every listed thread is stopped
-    // and a fresh listing adds none, the set is complete.
+    // and a fresh listing adds none, the set is complete. Each pass first seizes (the threads
+    // run on), then interrupts them all at once, so the pause starts as late as it can.
     for (int pass = 0; pass < 1000; ++pass) {
       std::vector<int> tids = Process::list_tids(pid);
-      if (tids.empty()) throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+      if (tids.empty()) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");
       bool added = false;
       for (int tid : tids) {
         if (!seen.insert(tid).second) continue;
         added = true;
         if (auto t = StoppedThread::seize(pid, tid)) threads_.push_back(std::move(t));
       }
+      if (pass == 0) start_ = std::chrono::steady_clock::now();
+      for (auto& t : threads_) t->interrupt();
       wait_all(deadline);
       if (!added) break;
     }
@@ -112,13 +128,14 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
     resume();
     throw;
   }
+  stopped_at_ = std::chrono::steady_clock::now();
   for (auto& t : threads_) unstopped_ += (!t->stopped() && t->attached()) ? 1 : 0;
   if (unstopped_ > 0)
     spdlog::warn("{} thread(s) of process {} did not stop within {} ms; reading them anyway",
                  unstopped_, pid, timeout.count());
   if (threads_.empty()) {
     resume();
-    throw Error(ErrorCode::NoSuchProcess, "process " + std::to_string(pid) + " has exited");
+    throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");
   }
 }
 

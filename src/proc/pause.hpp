@@ -17,9 +17,11 @@ namespace pyinspect {
 
 class StoppedThread {
  public:
-  // Seizes and interrupts `tid`; nullopt if the thread vanished meanwhile. Throws Error on
-  // permission problems.
+  // Seizes `tid` (it keeps running); nullptr if the thread vanished meanwhile. Throws Error
+  // on permission problems.
   static std::unique_ptr<StoppedThread> seize(int pid, int tid);
+  // Asks the seized thread to stop (PTRACE_INTERRUPT); false if it is gone.
+  bool interrupt();
   ~StoppedThread();
   StoppedThread(const StoppedThread&) = delete;
   StoppedThread& operator=(const StoppedThread&) = delete;
@@ -39,6 +41,7 @@ class StoppedThread {
   int tid_;
   bool stopped_ = false;
   bool attached_ = true;
+  bool interrupted_ = false;
   int pending_signal_ = 0;  // a signal that arrived as we stopped it, handed back at detach
 };
 
@@ -56,8 +59,11 @@ class ProcessPause {
   const std::vector<std::unique_ptr<StoppedThread>>& threads() const { return threads_; }
   // Threads that did not reach a stop before the timeout (e.g. in uninterruptible sleep).
   int unstopped() const { return unstopped_; }
-  // How long the target was stopped (from the first seize to the last detach).
+  // How long the target was stopped (from the first interrupt to the last detach).
   std::chrono::nanoseconds duration() const { return duration_; }
+  // When every thread had stopped, and how long that took.
+  std::chrono::steady_clock::time_point stopped_at() const { return stopped_at_; }
+  int64_t stop_ns() const { return (stopped_at_ - start_).count(); }
 
  private:
   int pid_;
@@ -69,6 +75,7 @@ class ProcessPause {
   sigset_t old_mask_{};
   bool mask_saved_ = false;
   std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point stopped_at_;
   std::chrono::nanoseconds duration_{0};
 };
 

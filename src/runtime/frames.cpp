@@ -124,7 +124,7 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
   const Layout& l = r_.layout();
   const Traits& t = l.traits();
   if (t.frames != Traits::Frames::FrameObjects) {
-    if (f.owner == t.owner_cstack || f.owner == t.owner_interpreter) return std::nullopt;  // C-stack shim frames
+    if (t.first_shim_owner >= 0 && f.owner >= t.first_shim_owner) return std::nullopt;  // shim frames
   }
   FrameInfo out;
   out.code_address = f.code.value();

@@ -116,7 +116,9 @@ std::optional<std::string> ObjectReader::read_unicode(RemoteAddr obj, size_t max
   if (compact && ascii)
     data = obj + ascii_size;
   else if (compact)
-    data = obj + l_.require(S::sz_PyCompactUnicodeObject);
+    // Without the size (a 3.14+ target known only by its _Py_DebugOffsets): the compact header
+    // adds utf8_length and utf8 to the ASCII one.
+    data = obj + (l_.has(S::sz_PyCompactUnicodeObject) ? l_.size(S::sz_PyCompactUnicodeObject) : ascii_size + 16);
   else {
     auto p = mem_.read_ptr(obj + l_.require(F::uni_data));
     if (!p) return std::nullopt;

@@ -163,8 +163,12 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       }
     }
     if (pause) {
+      auto before_resume = std::chrono::steady_clock::now();
       pause->resume();
       snap.pause_ns = pause->duration().count();
+      spdlog::debug("pause: {} us stopping the threads, {} us reading, {} us in all", pause->stop_ns() / 1000,
+                    std::chrono::duration_cast<std::chrono::microseconds>(before_resume - pause->stopped_at()).count(),
+                    snap.pause_ns / 1000);
     }
   }
 

@@ -32,18 +32,25 @@ def load_interpreter(interpreters_json, ident):
 class Target(object):
     """A target script running on an interpreter, parked and reported (see targets/_park.py)."""
 
-    def __init__(self, interp, script, timeout=120, args=()):
+    def __init__(self, interp, script, timeout=120, args=(), user=None):
         self.interp = interp
         self.dir = tempfile.mkdtemp(prefix="pyinspect-test-")
         self.fifo = os.path.join(self.dir, "report")
         os.mkfifo(self.fifo)
+        if user is not None:  # run the target as another user (uid = gid = user)
+            os.chmod(self.dir, 0o777)
+            os.chmod(self.fifo, 0o666)
         env = dict(os.environ)
         env.update(interp.get("env") or {})
         env["PYINSPECT_TEST_FIFO"] = self.fifo
         env.pop("PYTHONPATH", None)
         env.pop("PYTHONHOME", None)
         path = script if os.path.isabs(script) else os.path.join(TARGETS, script)
-        self.proc = subprocess.Popen([interp["path"], path] + list(args), env=env, stderr=subprocess.PIPE)
+        cmd = [interp["path"], path] + list(args)
+        if user is not None:
+            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+            env["HOME"] = self.dir
+        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
         self.report = self._read_report(timeout)
 
@@ -70,7 +77,7 @@ class Target(object):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, AttributeError):
             os.close(self._fd)
         with contextlib.suppress(OSError):
             os.unlink(self.fifo)

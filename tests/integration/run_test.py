@@ -193,6 +193,28 @@ def gdb_oracle(ctx):
                       (tid, i, a[0], g[2], a[2]))
 
 
+@test("mount-namespace", applies=lambda interp: "/versions/" in interp["path"] and not interp.get("stripped_libpython"))
+def mount_namespace(ctx):
+    """A target in another mount namespace, whose binaries are at paths that do not exist in
+    ours: pyinspect must reach them through /proc/PID/root."""
+    check(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare(1) to make a mount namespace")
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(ctx.interp["path"])))
+    hidden = "/opt/pyinspect-mntns-%d" % os.getpid()
+    check(not os.path.exists(hidden), hidden + " exists")
+    interp = dict(ctx.interp)
+    # Inside the namespace: an empty tmpfs on /opt, the interpreter's prefix bound below it.
+    wrapper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "_in_mount_namespace.sh")
+    interp["path"] = wrapper
+    interp["env"] = dict(ctx.interp.get("env") or {}, PYINSPECT_NS_PREFIX=prefix, PYINSPECT_NS_HIDDEN=hidden,
+                         PYINSPECT_NS_PYTHON=os.path.realpath(ctx.interp["path"]).replace(prefix, hidden, 1))
+    with Target(interp, "threads.py") as t:
+        maps = open("/proc/%d/maps" % t.pid).read()
+        check(hidden in maps, "the target does not run from the hidden prefix")
+        got = stack_json(ctx.pyinspect, t.pid)
+        compare_stacks(t.report, got)
+        check(got["python"]["binary"].startswith(hidden), "binary %s" % got["python"]["binary"])
+
+
 @test("info")
 def info(ctx):
     with Target(ctx.interp, "threads.py") as t:

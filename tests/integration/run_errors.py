@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Bad input and failures: each gives one line on stderr and its documented exit code
+(docs/exit-codes.md). run_errors.py --interpreters F --pyinspect P --case NAME [--list]"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Target, TestFailure, check, compare_stacks, run_pyinspect  # noqa: E402
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def one_line_error(code, out, err, want_code, pattern):
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(code == want_code, "exit %d, expected %d; stderr: %r" % (code, want_code, err))
+    check(out == "", "stdout not empty: %r" % out[:200])
+    check(len(lines) == 1, "expected one line on stderr, got %d: %r" % (len(lines), err))
+    check(lines[0].startswith("pyinspect: "), "message does not start with 'pyinspect: ': %r" % lines[0])
+    check(re.search(pattern, lines[0]) is not None, "message %r does not match %r" % (lines[0], pattern))
+
+
+def unused_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    for pid in range(pid_max - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise TestFailure("no unused pid")
+
+
+@case
+def bad_pid(ctx):
+    for arg, pat in [("abc", "not a process ID"), ("0", "not a process ID"), ("-5", "not a process ID|unrecognised|option"),
+                     ("12x", "not a process ID"), ("99999999999", "not a process ID")]:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", "--", arg] if arg.startswith("-") else ["stack", arg],
+                                       check_exit=False)
+        one_line_error(code, out, err, 2, pat)
+
+
+@case
+def usage(ctx):
+    for args, pat in [(["frobnicate"], "unknown command"), (["stack"], "pid"), (["stack", "1", "--bogus"], "bogus"),
+                      (["--color=sometimes", "stack", "1"], "auto, always or never"),
+                      (["stack", "1", "--max-frames", "many"], "max-frames")]:
+        code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
+        one_line_error(code, out, err, 2, pat)
+
+
+@case
+def no_such_process(ctx):
+    code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(unused_pid())], check_exit=False)
+    one_line_error(code, out, err, 3, "no process with PID")
+
+
+@case
+def self(ctx):
+    # pyinspect cannot know its own PID in advance; `pyinspect info $$` inside a shell that execs it.
+    p = subprocess.run(["sh", "-c", 'exec "$0" stack $$', ctx.pyinspect], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 2, "pyinspect itself")
+
+
+@case
+def zombie(ctx):
+    # A child that has exited but was not reaped.
+    p = subprocess.Popen(["sh", "-c", "exit 0"])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with open("/proc/%d/stat" % p.pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.005)
+    code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False)
+    p.wait()
+    one_line_error(code, out, err, 3, "zombie")
+
+
+@case
+def kernel_thread(ctx):
+    code, out, err = run_pyinspect(ctx.pyinspect, ["stack", "2"], check_exit=False)  # kthreadd
+    one_line_error(code, out, err, 5, "kernel thread")
+
+
+@case
+def not_python(ctx):
+    p = subprocess.Popen(["sleep", "1000"])
+    try:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False)
+        one_line_error(code, out, err, 5, r"\(sleep\) is not a CPython process")
+    finally:
+        p.kill()
+        p.wait()
+
+
+@case
+def unsupported_version(ctx):
+    with Target(ctx.interp, "threads.py") as t:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--python", "3.5"], check_exit=False)
+        one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported")
+
+
+@case
+def permission(ctx):
+    """A user without rights over a root process is told what to do; its own process works."""
+    if os.geteuid() != 0:
+        raise TestFailure("needs root to start a target as another user")
+    nobody = 65534
+    with Target(ctx.interp, "threads.py") as t:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid)], check_exit=False, user=nobody)
+        one_line_error(code, out, err, 4, "permission denied.*CAP_SYS_PTRACE")
+    # The same user against its own process: allowed (ptrace_scope permitting, as on this
+    # machine). It needs an interpreter that user can run: one outside root's home.
+    usable = [e for e in ctx.all if subprocess.run(
+        ["setpriv", "--reuid=%d" % nobody, "--regid=%d" % nobody, "--clear-groups", e["path"], "-c", "pass"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, **(e.get("env") or {}))).returncode == 0]
+    check(usable, "no interpreter on this machine can be run by uid %d" % nobody)
+    with Target(usable[-1], "threads.py", user=nobody) as t:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--json"], check_exit=False, user=nobody)
+        check(code == 0, "uid %d against its own process (%s): exit %d: %s" % (nobody, usable[-1]["id"], code, err))
+        compare_stacks(t.report, json.loads(out))
+
+
+@case
+def target_exits(ctx):
+    """A target that exits while pyinspect reads it: success or a one-line error (3 or 7), never
+    a crash or a hang, and pyinspect never takes more than a second after the exit."""
+    outcomes = {}
+    script = ("import threading, time, os, sys\n"
+              "def f(n):\n    return f(n - 1) if n else time.sleep(1000)\n"
+              "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
+              "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+              "time.sleep(%f)\nos._exit(0)\n")
+    for i in range(60):
+        delay = (i % 12) * 0.0005  # 0 to 5.5 ms after "ready": around the time pyinspect attaches
+        p = subprocess.Popen([ctx.interp["path"], "-c", script % delay], stdout=subprocess.PIPE,
+                             env=dict(os.environ, **(ctx.interp.get("env") or {})))
+        check(p.stdout.readline() == b"ready\n", "target did not start")
+        t0 = time.time()
+        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False, timeout=30)
+        elapsed = time.time() - t0
+        p.wait()
+        check(code in (0, 3, 5, 7), "exit %d: %s" % (code, err))
+        if code != 0:
+            one_line_error(code, out, err, code, "exited|no process|zombie|interpreter|not a CPython")
+        check(elapsed < 2.0, "pyinspect took %.1fs on an exiting target" % elapsed)
+        outcomes[code] = outcomes.get(code, 0) + 1
+    print("outcomes by exit code: %s" % outcomes)
+    check(len(outcomes) > 1, "the target never exited during a read; the test did not test anything")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interpreters", required=True)
+    ap.add_argument("--pyinspect")
+    ap.add_argument("--case")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    if args.list:
+        for name in sorted(CASES):
+            print(name)
+        return 0
+
+    class Ctx(object):
+        pass
+    ctx = Ctx()
+    ctx.pyinspect = os.path.abspath(args.pyinspect)
+    with open(args.interpreters) as f:
+        interps = [e for e in json.load(f) if not e.get("stripped_libpython")]
+    # The newest interpreter found (errors do not depend on the version).
+    ctx.interp = interps[-1]
+    ctx.all = interps
+    try:
+        CASES[args.case](ctx)
+    except TestFailure as e:
+        print("FAIL errors.%s (%s): %s" % (args.case, ctx.interp["id"], e))
+        return 1
+    print("ok errors.%s" % args.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
