@@ -278,8 +278,7 @@ def main():
 
     entries = []
     for source, path in interpreters(args.python):
-        variants = [("default", {})]
-        for variant, env_extra in variants + [("no_debug_ranges", {"PYTHONNODEBUGRANGES": "1"})]:
+        for variant, env_extra in [("default", {}), ("no_debug_ranges", {"PYTHONNODEBUGRANGES": "1"})]:
             env = dict(os.environ)
             env.pop("PYTHONNODEBUGRANGES", None)
             env.update(env_extra)

@@ -18,22 +18,21 @@ std::optional<std::vector<uint8_t>> Memory::read_bytes(RemoteAddr addr, size_t l
 }
 
 std::optional<std::string> Memory::read_cstring(RemoteAddr addr, size_t max) const {
+  // A string without its NUL before unreadable memory is no string: nullopt, whatever `max`.
+  // Reaching `max` first gives the truncated string.
   std::string out;
   char chunk[64];
   while (out.size() < max) {
     size_t want = std::min(sizeof chunk, max - out.size());
-    // A string may end just before an unmapped page: fall back to shorter reads.
-    if (!read(addr + static_cast<int64_t>(out.size()), chunk, want)) {
-      if (want == 1) return out.empty() ? std::nullopt : std::optional<std::string>(out);
-      bool any = false;
+    RemoteAddr at = addr + static_cast<int64_t>(out.size());
+    if (!read(at, chunk, want)) {
+      // The chunk runs into unreadable memory: go byte by byte up to the NUL or the gap.
       for (size_t i = 0; i < want; ++i) {
         char c;
-        if (!read(addr + static_cast<int64_t>(out.size()), &c, 1)) return std::nullopt;
+        if (!read(at + static_cast<int64_t>(i), &c, 1)) return std::nullopt;
         if (c == '\0') return out;
         out.push_back(c);
-        any = true;
       }
-      if (!any) return std::nullopt;
       continue;
     }
     for (size_t i = 0; i < want; ++i) {
@@ -88,31 +87,107 @@ bool ProcessMemory::read(RemoteAddr addr, void* out, size_t len) const {
   return raw_read(addr.value(), out, len);
 }
 
+void ProcessMemory::read_batch(std::vector<ReadRequest>& requests) const {
+  // process_vm_readv stops at the first range it cannot read and reports how many bytes it
+  // did: the ranges before that one are good; that one is read alone; batching goes on after.
+  constexpr size_t kMaxIov = 1024;
+  size_t i = 0;
+  while (i < requests.size()) {
+    std::vector<iovec> local, remote;
+    size_t first = i;
+    for (; i < requests.size() && local.size() < kMaxIov; ++i) {
+      auto& r = requests[i];
+      r.ok = r.len == 0;
+      if (r.len == 0) continue;
+      if (!use_vm_readv_ || !maps_.readable(r.addr, r.len)) break;
+      local.push_back({r.out, r.len});
+      remote.push_back({reinterpret_cast<void*>(r.addr.value()), r.len});
+    }
+    ssize_t n = 0;
+    if (!local.empty()) {
+      ++reads_;
+      n = process_vm_readv(pid_, local.data(), local.size(), remote.data(), remote.size(), 0);
+      if (n < 0 && errno == ESRCH)
+        throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+    }
+    uint64_t done = n > 0 ? static_cast<uint64_t>(n) : 0;
+    size_t j = first;
+    for (; j < i; ++j) {
+      auto& r = requests[j];
+      if (r.len == 0) continue;
+      if (done < r.len) break;
+      done -= r.len;
+      r.ok = true;
+    }
+    if (j < i || (i < requests.size() && !requests[i].ok)) {
+      // The range that stopped the batch: alone, through the checked path.
+      size_t k = j < i ? j : i;
+      requests[k].ok = read(requests[k].addr, requests[k].out, requests[k].len);
+      i = k + 1;
+    }
+  }
+}
+
+CachedMemory::Block CachedMemory::plan(uint64_t b, uint64_t addr) const {
+  Block blk;
+  blk.start = b * block_;
+  blk.end = blk.start + block_;
+  if (maps_) {
+    const MapEntry* m = maps_->find(RemoteAddr(std::max(addr, blk.start)));
+    if (m && m->readable) {
+      blk.start = std::max(blk.start, m->start);
+      blk.end = std::min(blk.end, m->end);
+    } else {
+      blk.end = blk.start;
+    }
+  }
+  return blk;
+}
+
+std::vector<CachedMemory::BlockRange> CachedMemory::blocks() const {
+  std::vector<BlockRange> out;
+  out.reserve(blocks_.size());
+  for (const auto& [b, blk] : blocks_)
+    if (blk.data) out.push_back({b, blk.start, blk.end});
+  return out;
+}
+
+void CachedMemory::prefetch(const std::vector<BlockRange>& ranges) {
+  std::vector<ReadRequest> requests;
+  std::vector<uint64_t> which;
+  std::vector<Block> planned;
+  for (const auto& r : ranges) {
+    if (blocks_.count(r.id) || r.end <= r.start || r.end - r.start > block_) continue;
+    Block blk;
+    blk.start = r.start;
+    blk.end = r.end;
+    blk.data = std::make_unique_for_overwrite<uint8_t[]>(blk.end - blk.start);
+    requests.push_back({RemoteAddr(blk.start), blk.data.get(), blk.end - blk.start});
+    which.push_back(r.id);
+    planned.push_back(std::move(blk));
+  }
+  inner_.read_batch(requests);
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].ok) blocks_.emplace(which[i], std::move(planned[i]));
+}
+
 bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
   uint64_t a = addr.value();
   if (len == 0) return true;
   if (a + len < a) return false;
   uint64_t first = a / block_, last = (a + len - 1) / block_;
-  if (last - first > 4) return inner_.read(addr, out, len);  // big reads bypass the cache
+  if (last - first > 4) {  // big reads bypass the cache
+    ++misses_;
+    return inner_.read(addr, out, len);
+  }
   auto* dst = static_cast<uint8_t*>(out);
   for (uint64_t b = first; b <= last; ++b) {
     auto it = blocks_.find(b);
     if (it == blocks_.end()) {
       // Read the block, clipped to the mapping that holds the address asked for, so a block
       // that straddles the end of a mapping still caches its readable part.
-      Block blk;
-      blk.start = b * block_;
-      blk.end = blk.start + block_;
-      if (maps_) {
-        uint64_t probe = std::max(a, blk.start);
-        const MapEntry* m = maps_->find(RemoteAddr(probe));
-        if (m && m->readable) {
-          blk.start = std::max(blk.start, m->start);
-          blk.end = std::min(blk.end, m->end);
-        } else {
-          blk.end = blk.start;
-        }
-      }
+      Block blk = plan(b, a);
+      ++misses_;
       if (blk.end > blk.start) {
         blk.data = std::make_unique_for_overwrite<uint8_t[]>(blk.end - blk.start);
         if (!inner_.read(RemoteAddr(blk.start), blk.data.get(), blk.end - blk.start)) {
@@ -126,6 +201,7 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
     uint64_t from = std::max(a, b * block_), to = std::min(a + len, (b + 1) * block_);
     if (from < blk.start || to > blk.end) {
       // Not (wholly) in the cached part: read this piece directly.
+      ++misses_;
       if (!inner_.read(RemoteAddr(from), dst + (from - a), to - from)) return false;
       continue;
     }

@@ -17,11 +17,23 @@
 
 namespace pyinspect {
 
+struct ReadRequest {
+  RemoteAddr addr;
+  void* out = nullptr;
+  size_t len = 0;
+  bool ok = false;  // set by read_batch
+};
+
 class Memory {
  public:
   virtual ~Memory() = default;
   // Reads exactly `len` bytes at `addr` into `out`; false if any byte is unreadable.
   virtual bool read(RemoteAddr addr, void* out, size_t len) const = 0;
+  // Many independent reads; sets each request's `ok`. ProcessMemory does them in few system
+  // calls (process_vm_readv takes up to 1024 ranges at once).
+  virtual void read_batch(std::vector<ReadRequest>& requests) const {
+    for (auto& r : requests) r.ok = read(r.addr, r.out, r.len);
+  }
 
   template <class T>
   std::optional<T> read_as(RemoteAddr addr) const {
@@ -50,6 +62,7 @@ class ProcessMemory : public Memory {
   ProcessMemory& operator=(const ProcessMemory&) = delete;
 
   bool read(RemoteAddr addr, void* out, size_t len) const override;
+  void read_batch(std::vector<ReadRequest>& requests) const override;
   const Maps& maps() const { return maps_; }
   void refresh_maps();
   int pid() const { return pid_; }
@@ -72,6 +85,16 @@ class CachedMemory : public Memory {
       : inner_(inner), maps_(maps), block_(block) {}
   bool read(RemoteAddr addr, void* out, size_t len) const override;
   void clear() { blocks_.clear(); }
+  // The blocks read so far: id and the address range cached for it (to prefetch the same ones
+  // into another cache later).
+  struct BlockRange {
+    uint64_t id, start, end;
+  };
+  std::vector<BlockRange> blocks() const;
+  // Reads these blocks now, in as few system calls as the inner memory allows.
+  void prefetch(const std::vector<BlockRange>& blocks);
+  // Reads that were not served from the cache (for diagnostics).
+  uint64_t misses() const { return misses_; }
 
  private:
   const Memory& inner_;
@@ -81,7 +104,10 @@ class CachedMemory : public Memory {
     std::unique_ptr<uint8_t[]> data;
     uint64_t start = 0, end = 0;  // the part of the block that could be read
   };
+  // The readable part of block `b` around `addr` (clipped to its mapping).
+  Block plan(uint64_t b, uint64_t addr) const;
   mutable std::unordered_map<uint64_t, Block> blocks_;
+  mutable uint64_t misses_ = 0;
 };
 
 // Memory made of byte ranges given by the caller: for unit tests and fuzzing of decoders.

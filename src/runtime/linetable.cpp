@@ -1,21 +1,24 @@
 #include "runtime/linetable.hpp"
 
+#include <cstdint>
+
 namespace pyinspect {
 
 int lnotab_line(std::span<const uint8_t> table, int firstlineno, int addr, bool signed_lines) {
-  int line = firstlineno;
-  int at = 0;
+  int64_t line = firstlineno;
+  int64_t at = 0;
   for (size_t i = 0; i + 1 < table.size(); i += 2) {
     at += table[i];
     if (at > addr) break;
     line += signed_lines ? static_cast<int8_t>(table[i + 1]) : table[i + 1];
   }
-  return line;
+  return line < INT32_MIN || line > INT32_MAX ? -1 : static_cast<int>(line);
 }
 
 int linetable310_line(std::span<const uint8_t> table, int firstlineno, int addr) {
   if (addr < 0) return firstlineno;
-  int start = 0, end = 0, computed = firstlineno, line = -1;
+  int64_t start = 0, end = 0, computed = firstlineno;
+  int line = -1;
   for (size_t i = 0; i + 1 < table.size(); i += 2) {
     start = end;
     end += table[i];
@@ -24,7 +27,7 @@ int linetable310_line(std::span<const uint8_t> table, int firstlineno, int addr)
       line = -1;
     } else {
       computed += ldelta;
-      line = computed;
+      line = computed < INT32_MIN || computed > INT32_MAX ? -1 : static_cast<int>(computed);
     }
     if (start <= addr && addr < end) return line;
   }
@@ -56,8 +59,9 @@ struct Cursor {
 
 int locations311_line(std::span<const uint8_t> table, int firstlineno, int addr) {
   if (addr < 0) return firstlineno;
-  int computed = firstlineno;
-  int end = 0;
+  // 64-bit sums: a corrupt table must not overflow (and a line outside int's range is -1).
+  int64_t computed = firstlineno;
+  int64_t end = 0;
   size_t i = 0;
   while (i < table.size()) {
     uint8_t first = table[i];
@@ -74,8 +78,8 @@ int locations311_line(std::span<const uint8_t> table, int firstlineno, int addr)
       delta = code - 10;
     }
     computed += delta;
-    int line = code == 15 ? -1 : computed;
-    int start = end;
+    int line = code == 15 || computed < INT32_MIN || computed > INT32_MAX ? -1 : static_cast<int>(computed);
+    int64_t start = end;
     end += ((first & 7) + 1) * 2;
     if (start <= addr && addr < end) return line;
     // Skip to the next entry start.

@@ -214,8 +214,12 @@ std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
     if (v >> 34) return std::nullopt;  // would not fit in 64 bits
     v = (v << 30) | (digits[i] & 0x3fffffff);
   }
+  if (sign < 0) {
+    if (v > static_cast<uint64_t>(INT64_MAX) + 1) return std::nullopt;
+    return static_cast<int64_t>(0 - v);  // two's complement: -2^63 fits
+  }
   if (v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
-  return sign * static_cast<int64_t>(v);
+  return static_cast<int64_t>(v);
 }
 
 std::optional<ObjectReader::DictTable> ObjectReader::keys_table(RemoteAddr keys) const {
