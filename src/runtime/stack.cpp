@@ -148,6 +148,10 @@ std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAdd
 
 }  // namespace
 
+// Page-sized blocks for the paused read: frames and thread states are small and scattered, so
+// fetching whole pages around them copies little more than needed.
+constexpr size_t kPauseBlock = 4096;
+
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   const Layout& l = py.layout();
@@ -171,7 +175,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     // on its own only what moved meanwhile.
     std::vector<CachedMemory::BlockRange> blocks;
     {
-      CachedMemory warm(mem, &mem.maps());
+      CachedMemory warm(mem, &mem.maps(), kPauseBlock);
       StackSnapshot scratch;
       try {
         read_raw_threads(py, warm, opts, scratch);
@@ -181,7 +185,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       blocks = warm.blocks();
     }
     ProcessPause pause(snap.pid);
-    CachedMemory cached(mem, &mem.maps());
+    CachedMemory cached(mem, &mem.maps(), kPauseBlock);
     cached.prefetch(blocks);
     auto fetched = std::chrono::steady_clock::now();
     for (const auto& t : pause.threads())

@@ -248,3 +248,127 @@ TEST_CASE("debug offsets: an unknown version is unsupported") {
     CHECK(e.code() == ErrorCode::Unsupported);
   }
 }
+
+namespace {
+// CPython 3.14's declaration (Include/internal/pycore_debug_offsets.h): members added to the
+// interpreter state, interpreter frame and code object sections, and new set_object,
+// gen_object, llist_node and debugger_support sections.
+struct DebugOffsets314 {
+  char cookie[8];
+  uint64_t version, free_threaded;
+  struct {
+    uint64_t size, finalizing, interpreters_head;
+  } runtime_state;
+  struct {
+    uint64_t size, id, next, threads_head, threads_main, gc, imports_modules, sysdict, builtins, ceval_gil,
+        gil_runtime_state, gil_runtime_state_enabled, gil_runtime_state_locked, gil_runtime_state_holder,
+        code_object_generation, tlbc_generation;
+  } interpreter_state;
+  struct {
+    uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id, datastack_chunk, status;
+  } thread_state;
+  struct {
+    uint64_t size, previous, executable, instr_ptr, localsplus, owner, stackpointer, tlbc_index;
+  } interpreter_frame;
+  struct {
+    uint64_t size, filename, name, qualname, linetable, firstlineno, argcount, localsplusnames, localspluskinds,
+        co_code_adaptive, co_tlbc;
+  } code_object;
+  struct {
+    uint64_t size, ob_type;
+  } pyobject;
+  struct {
+    uint64_t size, tp_name, tp_repr, tp_flags;
+  } type_object;
+  struct {
+    uint64_t size, ob_item, ob_size;
+  } tuple_object, list_object;
+  struct {
+    uint64_t size, used, table, mask;
+  } set_object;
+  struct {
+    uint64_t size, ma_keys, ma_values;
+  } dict_object;
+  struct {
+    uint64_t size, ob_fval;
+  } float_object;
+  struct {
+    uint64_t size, lv_tag, ob_digit;
+  } long_object;
+  struct {
+    uint64_t size, ob_size, ob_sval;
+  } bytes_object;
+  struct {
+    uint64_t size, state, length, asciiobject_size;
+  } unicode_object;
+  struct {
+    uint64_t size, collecting;
+  } gc;
+  struct {
+    uint64_t size, gi_name, gi_iframe, gi_frame_state;
+  } gen_object;
+  struct {
+    uint64_t next, prev;
+  } llist_node;
+  struct {
+    uint64_t eval_breaker, remote_debugger_support, remote_debugging_enabled, debugger_pending_call,
+        debugger_script_path, debugger_script_path_size;
+  } debugger_support;
+};
+}  // namespace
+
+TEST_CASE("debug offsets: a 3.14 struct gives the layout") {
+  DebugOffsets314 d;
+  std::memcpy(d.cookie, "xdebugpy", 8);
+  d.version = 0x030E00F0;
+  d.free_threaded = 0;
+  auto* words = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(&d) + 24);
+  for (size_t i = 0; i < (sizeof d - 24) / 8; ++i) words[i] = 2000 + 8 * i;
+  d.pyobject.size = 16;
+  d.pyobject.ob_type = 8;
+  d.type_object.tp_name = 24;
+  d.tuple_object.ob_size = 16;
+  d.tuple_object.ob_item = 24;
+  d.list_object.ob_size = 16;
+  d.float_object.ob_fval = 16;
+  d.bytes_object.ob_sval = 32;
+  d.unicode_object.length = 16;
+  d.thread_state.size = 9000;
+  d.interpreter_state.gil_runtime_state = 0x3000;
+  d.interpreter_state.gil_runtime_state_locked = 0x3000 + 0x18;
+  d.interpreter_state.gil_runtime_state_holder = 0x3000 + 0x8;
+  std::vector<uint8_t> b(kDebugOffsetsReadSize, 0xee);
+  std::memcpy(b.data(), &d, sizeof d);
+
+  Layout l = layout_from_debug_offsets(b);
+  CHECK(l.version.minor == 14);
+  CHECK(l.traits().tagged_code_pointer);
+  CHECK(l.traits().first_shim_owner == 3);  // FRAME_OWNED_BY_INTERPRETER and _CSTACK are skipped
+  CHECK(l.off(F::is_tstate_head) == static_cast<int64_t>(d.interpreter_state.threads_head));
+  CHECK(l.off(F::is_gc) == static_cast<int64_t>(d.interpreter_state.gc));
+  CHECK(l.off(F::is_modules) == static_cast<int64_t>(d.interpreter_state.imports_modules));
+  CHECK(l.off(F::is_ceval_gil) == static_cast<int64_t>(d.interpreter_state.ceval_gil));
+  CHECK(l.off(F::gil_locked) == 0x18);
+  CHECK(l.off(F::gil_last_holder) == 0x8);
+  CHECK(l.off(F::ts_current_frame) == static_cast<int64_t>(d.thread_state.current_frame));
+  CHECK(l.off(F::ts_native_thread_id) == static_cast<int64_t>(d.thread_state.native_thread_id));
+  CHECK(l.off(F::if_previous) == static_cast<int64_t>(d.interpreter_frame.previous));
+  CHECK(l.off(F::if_code) == static_cast<int64_t>(d.interpreter_frame.executable));
+  CHECK(l.off(F::if_instr) == static_cast<int64_t>(d.interpreter_frame.instr_ptr));
+  CHECK(l.off(F::if_owner) == static_cast<int64_t>(d.interpreter_frame.owner));
+  CHECK(l.off(F::co_name) == static_cast<int64_t>(d.code_object.name));
+  CHECK(l.off(F::co_code_adaptive) == static_cast<int64_t>(d.code_object.co_code_adaptive));
+  CHECK(l.off(F::set_used) == static_cast<int64_t>(d.set_object.used));
+  CHECK(l.off(F::set_mask) == static_cast<int64_t>(d.set_object.mask));
+  CHECK(l.off(F::dict_keys) == static_cast<int64_t>(d.dict_object.ma_keys));
+  CHECK(l.off(F::long_digit) == static_cast<int64_t>(d.long_object.ob_digit));
+  CHECK(l.off(F::uni_state) == static_cast<int64_t>(d.unicode_object.state));
+  CHECK(l.off(F::gen_iframe) == static_cast<int64_t>(d.gen_object.gi_iframe));
+  CHECK(l.size(S::sz_PyASCIIObject) == static_cast<int64_t>(d.unicode_object.asciiobject_size));
+  CHECK(l.origin.find("3.14") != std::string::npos);
+
+  // The same bytes labelled 3.13 are still read by their shape (3.14's), with a warning.
+  d.version = 0x030D00F0;
+  std::memcpy(b.data(), &d, sizeof d);
+  CHECK(layout_from_debug_offsets(b).off(F::set_used) == static_cast<int64_t>(d.set_object.used));
+}
