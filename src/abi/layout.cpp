@@ -9,10 +9,14 @@ namespace pyinspect {
 
 const char* layout_source_name(LayoutSource s) {
   switch (s) {
-    case LayoutSource::None: return "none";
-    case LayoutSource::Embedded: return "embedded table";
-    case LayoutSource::Dwarf: return "DWARF";
-    case LayoutSource::DebugOffsets: return "_Py_DebugOffsets";
+    case LayoutSource::None:
+      return "none";
+    case LayoutSource::Embedded:
+      return "embedded table";
+    case LayoutSource::Dwarf:
+      return "DWARF";
+    case LayoutSource::DebugOffsets:
+      return "_Py_DebugOffsets";
   }
   return "?";
 }
@@ -48,8 +52,8 @@ int64_t Layout::require(F f) const {
   int64_t v = off(f);
   if (v < 0) {
     const auto& spec = kFieldSpecs[idx(f)];
-    throw Error(ErrorCode::Unsupported, std::string("the layout of CPython ") + version.str() + " lacks " +
-                                            spec.type + "." + spec.path + " (" + origin + ")");
+    throw Error(ErrorCode::Unsupported, std::string("the layout of CPython ") + version.str() + " lacks " + spec.type +
+                                            "." + spec.path + " (" + origin + ")");
   }
   return v;
 }
@@ -57,8 +61,8 @@ int64_t Layout::require(F f) const {
 int64_t Layout::require(S s) const {
   int64_t v = size(s);
   if (v < 0)
-    throw Error(ErrorCode::Unsupported, std::string("the layout of CPython ") + version.str() +
-                                            " lacks sizeof(" + kSizeSpecs[idx(s)].type + ") (" + origin + ")");
+    throw Error(ErrorCode::Unsupported, std::string("the layout of CPython ") + version.str() + " lacks sizeof(" +
+                                            kSizeSpecs[idx(s)].type + ") (" + origin + ")");
   return v;
 }
 

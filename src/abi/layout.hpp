@@ -4,10 +4,9 @@
 // version numbers itself.
 #include <array>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "abi/fields.hpp"
 #include "abi/version.hpp"
@@ -43,7 +42,11 @@ struct Traits {
 
 class Layout {
  public:
-  Layout() { off_.fill(-1); size_.fill(-1); src_.fill(LayoutSource::None); }
+  Layout() {
+    off_.fill(-1);
+    size_.fill(-1);
+    src_.fill(LayoutSource::None);
+  }
 
   PyVersion version;
   bool debug_build = false;
@@ -58,14 +61,20 @@ class Layout {
   int64_t require(S s) const;
   LayoutSource source(F f) const { return src_[idx(f)]; }
 
-  void set(F f, int64_t value, LayoutSource src) { off_[idx(f)] = value; src_[idx(f)] = src; }
+  void set(F f, int64_t value, LayoutSource src) {
+    off_[idx(f)] = value;
+    src_[idx(f)] = src;
+  }
   void set(S s, int64_t value) { size_[idx(s)] = value; }
   // Fills every member still unknown here from `other`.
   void fill_from(const Layout& other);
   size_t known_fields() const;
 
   const Traits& traits() const { return traits_; }
-  void set_version(const PyVersion& v) { version = v; traits_ = Traits::for_version(v); }
+  void set_version(const PyVersion& v) {
+    version = v;
+    traits_ = Traits::for_version(v);
+  }
 
   // pyabi/*.json form: {"format":1,"python":"3.11","fields":{id:off},"sizes":{id:size},...}
   nlohmann::json to_json() const;
@@ -73,7 +82,9 @@ class Layout {
 
  private:
   template <class E>
-  static size_t idx(E e) { return static_cast<size_t>(e); }
+  static size_t idx(E e) {
+    return static_cast<size_t>(e);
+  }
   std::array<int64_t, kFieldCount> off_{};
   std::array<int64_t, kSizeCount> size_{};
   std::array<LayoutSource, kFieldCount> src_{};

@@ -6,9 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/log.hpp"
 
@@ -53,10 +52,10 @@ std::optional<Layout> load_cached_layout(const std::string& build_id) {
     auto j = nlohmann::json::parse(ss.str());
     if (j.value("spec", "") != spec_digest() || j.value("build_id", "") != build_id) return std::nullopt;
     Layout l = Layout::from_json(j, LayoutSource::Dwarf);
-    spdlog::debug("layout for build-id {} from the cache in {}", build_id, dir);
+    LOG_DEBUG("layout for build-id " << build_id << " from the cache in " << dir);
     return l;
   } catch (const std::exception& e) {
-    spdlog::debug("ignoring cached layout for {}: {}", build_id, e.what());
+    LOG_DEBUG("ignoring cached layout for " << build_id << ": " << e.what());
     return std::nullopt;
   }
 }

@@ -11,16 +11,25 @@ PyVersion PyVersion::from_hex(uint32_t hex) {
   v.micro = static_cast<int>((hex >> 8) & 0xff);
   int level = static_cast<int>((hex >> 4) & 0xf), serial = static_cast<int>(hex & 0xf);
   switch (level) {
-    case 0xa: v.tail = "a" + std::to_string(serial); break;
-    case 0xb: v.tail = "b" + std::to_string(serial); break;
-    case 0xc: v.tail = "rc" + std::to_string(serial); break;
-    default: break;
+    case 0xa:
+      v.tail = "a" + std::to_string(serial);
+      break;
+    case 0xb:
+      v.tail = "b" + std::to_string(serial);
+      break;
+    case 0xc:
+      v.tail = "rc" + std::to_string(serial);
+      break;
+    default:
+      break;
   }
   return v;
 }
 
 namespace {
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Reads 1..max_digits digits at `pos`; -1 if there are none.
 int digits(const std::string& s, size_t& pos, int max_digits) {

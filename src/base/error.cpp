@@ -26,9 +26,8 @@ void throw_errno(int err, const std::string& what, int pid) {
   switch (err) {
     case ESRCH:
     case ENOENT:
-      throw Error(ErrorCode::NoSuchProcess,
-                  pid ? "process " + std::to_string(pid) + " does not exist or has exited"
-                      : what + ": " + std::strerror(err));
+      throw Error(ErrorCode::NoSuchProcess, pid ? "process " + std::to_string(pid) + " does not exist or has exited"
+                                                : what + ": " + std::strerror(err));
     case EPERM:
     case EACCES:
       throw Error(ErrorCode::Permission, what + ": permission denied; " + ptrace_hint());
@@ -41,18 +40,30 @@ void throw_errno(int err, const std::string& what, int pid) {
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::Ok: return "ok";
-    case ErrorCode::Internal: return "internal";
-    case ErrorCode::Usage: return "usage";
-    case ErrorCode::NoSuchProcess: return "no-such-process";
-    case ErrorCode::Permission: return "permission";
-    case ErrorCode::NotPython: return "not-python";
-    case ErrorCode::Unsupported: return "unsupported";
-    case ErrorCode::TargetExited: return "target-exited";
-    case ErrorCode::Corrupt: return "corrupt";
-    case ErrorCode::Output: return "output";
-    case ErrorCode::Resources: return "resources";
-    case ErrorCode::Interrupted: return "interrupted";
+    case ErrorCode::Ok:
+      return "ok";
+    case ErrorCode::Internal:
+      return "internal";
+    case ErrorCode::Usage:
+      return "usage";
+    case ErrorCode::NoSuchProcess:
+      return "no-such-process";
+    case ErrorCode::Permission:
+      return "permission";
+    case ErrorCode::NotPython:
+      return "not-python";
+    case ErrorCode::Unsupported:
+      return "unsupported";
+    case ErrorCode::TargetExited:
+      return "target-exited";
+    case ErrorCode::Corrupt:
+      return "corrupt";
+    case ErrorCode::Output:
+      return "output";
+    case ErrorCode::Resources:
+      return "resources";
+    case ErrorCode::Interrupted:
+      return "interrupted";
   }
   return "unknown";
 }

@@ -9,17 +9,17 @@ namespace pyinspect {
 
 enum class ErrorCode : int {
   Ok = 0,
-  Internal = 1,         // a bug in pyinspect or an unexpected condition
-  Usage = 2,            // bad command line
-  NoSuchProcess = 3,    // PID does not exist (or is a zombie / kernel thread)
-  Permission = 4,       // not allowed to trace or read the target
-  NotPython = 5,        // target has no CPython interpreter we can find
-  Unsupported = 6,      // CPython version or build we cannot read
-  TargetExited = 7,     // target went away while we read it
-  Corrupt = 8,          // target memory did not hold what the layout says
-  Output = 9,           // cannot write an output file
-  Resources = 10,       // the job exceeds a limit (memory, size)
-  Interrupted = 130,    // pyinspect itself was interrupted (SIGINT, SIGTERM, ...)
+  Internal = 1,       // a bug in pyinspect or an unexpected condition
+  Usage = 2,          // bad command line
+  NoSuchProcess = 3,  // PID does not exist (or is a zombie / kernel thread)
+  Permission = 4,     // not allowed to trace or read the target
+  NotPython = 5,      // target has no CPython interpreter we can find
+  Unsupported = 6,    // CPython version or build we cannot read
+  TargetExited = 7,   // target went away while we read it
+  Corrupt = 8,        // target memory did not hold what the layout says
+  Output = 9,         // cannot write an output file
+  Resources = 10,     // the job exceeds a limit (memory, size)
+  Interrupted = 130,  // pyinspect itself was interrupted (SIGINT, SIGTERM, ...)
 };
 
 class Error : public std::runtime_error {

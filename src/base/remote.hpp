@@ -14,12 +14,8 @@ class RemoteAddr {
   constexpr uint64_t value() const { return value_; }
   constexpr bool null() const { return value_ == 0; }
   constexpr explicit operator bool() const { return value_ != 0; }
-  constexpr RemoteAddr operator+(int64_t delta) const {
-    return RemoteAddr(value_ + static_cast<uint64_t>(delta));
-  }
-  constexpr int64_t operator-(RemoteAddr other) const {
-    return static_cast<int64_t>(value_ - other.value_);
-  }
+  constexpr RemoteAddr operator+(int64_t delta) const { return RemoteAddr(value_ + static_cast<uint64_t>(delta)); }
+  constexpr int64_t operator-(RemoteAddr other) const { return static_cast<int64_t>(value_ - other.value_); }
   constexpr auto operator<=>(const RemoteAddr&) const = default;
 
  private:

@@ -2,7 +2,6 @@
 // pyabi/. `pyinspect abi check BINARY`: that layout against the embedded table of its version.
 #include <fstream>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "abi/debug_offsets.hpp"
@@ -30,7 +29,8 @@ BinaryLayout layout_of_binary(const std::string& path, const std::string& force_
   const ElfFile* dwarf_elf = &elf;
   if (!elf.has_debug_info()) {
     debug = find_debug_file(elf, path, {""});
-    if (!debug) throw Error(ErrorCode::Unsupported, path + " has no DWARF debug info and no separate debug file was found");
+    if (!debug)
+      throw Error(ErrorCode::Unsupported, path + " has no DWARF debug info and no separate debug file was found");
     dwarf_elf = debug.get();
   }
   std::optional<PyVersion> version;
@@ -62,15 +62,16 @@ BinaryLayout layout_of_binary(const std::string& path, const std::string& force_
 int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   po::options_description desc("Options");
   std::string action, binary, force_version, out_path;
-  desc.add_options()("action", po::value(&action)->required(), "dump or check")
-      ("binary", po::value(&binary)->required(), "a CPython executable or libpython with DWARF")
-      ("python", po::value(&force_version), "the binary's CPython version X.Y.Z, when it does not say")
-      ("output,o", po::value(&out_path), "write the JSON here instead of stdout");
+  desc.add_options()("action", po::value(&action)->required(), "dump or check")(
+      "binary", po::value(&binary)->required(), "a CPython executable or libpython with DWARF")(
+      "python", po::value(&force_version), "the binary's CPython version X.Y.Z, when it does not say")(
+      "output,o", po::value(&out_path), "write the JSON here instead of stdout");
   po::positional_options_description pos;
   pos.add("action", 1).add("binary", 1);
   po::variables_map vm;
   if (!parse_command("pyinspect abi dump|check BINARY [options]", args, desc, pos, vm)) return 0;
-  if (action != "dump" && action != "check") throw Error(ErrorCode::Usage, "abi wants 'dump' or 'check', not '" + action + "'");
+  if (action != "dump" && action != "check")
+    throw Error(ErrorCode::Usage, "abi wants 'dump' or 'check', not '" + action + "'");
 
   BinaryLayout bl = layout_of_binary(binary, force_version);
   if (action == "dump") {
@@ -123,8 +124,9 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   }
   if (bl.debug_offsets)
     std::cout << "  (also checked the " << bl.debug_offsets->known_fields() << " members of its _Py_DebugOffsets)\n";
-  std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields() << " members): "
-            << (differences ? std::to_string(differences) + " difference(s) from " : "matches ") << emb->origin << "\n";
+  std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields()
+            << " members): " << (differences ? std::to_string(differences) + " difference(s) from " : "matches ")
+            << emb->origin << "\n";
   return differences ? 1 : 0;
 }
 

@@ -1,10 +1,8 @@
-#include <fmt/format.h>
-
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "output/json_util.hpp"
@@ -18,13 +16,13 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   std::string pid_text;
   TargetOptions topts;
   bool json = false, no_cache = false, no_dwarf = false;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
-      ("json", po::bool_switch(&json), "print one JSON document")
-      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
-      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")
-      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
-      ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
-       "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")(
+      "json", po::bool_switch(&json), "print one JSON document")("no-dwarf", po::bool_switch(&no_dwarf),
+                                                                 "ignore debug info; use the embedded layout tables")(
+      "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")(
+      "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
+      "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
+      "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
@@ -58,12 +56,13 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   std::cout << "Process:            " << proc.pid() << " (" << proc.cmdline() << ")\n"
             << "Python:             CPython " << p.version << (p.debug_build ? " (debug build)" : "") << "\n"
             << "Executable:         " << p.executable << "\n"
-            << "Interpreter in:     " << p.binary << (p.shared_library ? " (shared library)" : " (static build)") << "\n"
+            << "Interpreter in:     " << p.binary << (p.shared_library ? " (shared library)" : " (static build)")
+            << "\n"
             << "Debug info:         " << (p.debug_file.empty() ? std::string("none") : p.debug_file) << "\n"
             << "Layout from:        " << p.layout_source << " (" << l.known_fields() << " of " << kFieldCount
             << " members known)\n"
             << "Interpreter state:  found through " << p.interpreter_head << "\n";
-  if (py.runtime()) std::cout << "_PyRuntime:         " << fmt::format("{:#x}", py.runtime().value()) << "\n";
+  if (py.runtime()) std::cout << "_PyRuntime:         " << log::hex(py.runtime().value()) << "\n";
   std::cout << "Interpreters:       " << snap.interpreters << "\n"
             << "Python threads:     " << snap.threads.size() << "\n"
             << "Resident memory:    " << proc.rss_bytes() / (1024 * 1024) << " MiB\n";

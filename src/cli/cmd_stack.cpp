@@ -15,18 +15,18 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   StackOptions opts;
   TargetOptions topts;
   bool json = false, no_cache = false, addresses = false, no_names = false, no_dwarf = false;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
-      ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
-      ("nonblocking", po::bool_switch(&opts.nonblocking),
-       "do not pause the target; the stacks may be inconsistent, but the target never stops")
-      ("max-frames", po::value(&opts.max_frames)->default_value(opts.max_frames), "at most N frames per thread")
-      ("addresses", po::bool_switch(&addresses), "show thread state and code object addresses")
-      ("no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")
-      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
-      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")
-      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")
-      ("find-interpreter", po::value(&topts.head_method)->default_value("auto"),
-       "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")(
+      "json", po::bool_switch(&json), "print one JSON document (docs/json.md)")(
+      "nonblocking", po::bool_switch(&opts.nonblocking),
+      "do not pause the target; the stacks may be inconsistent, but the target never stops")(
+      "max-frames", po::value(&opts.max_frames)->default_value(opts.max_frames), "at most N frames per thread")(
+      "addresses", po::bool_switch(&addresses), "show thread state and code object addresses")(
+      "no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")(
+      "no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")(
+      "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")(
+      "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
+      "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
+      "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;

@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a == "-V" || a == "--version") {
-      std::cout << "pyinspect " << PYINSPECT_VERSION << "\nSupports CPython 2.7 and 3.6-3.13 (embedded layouts: "
-                << embedded_versions() << "; 3.13+ also through the target's _Py_DebugOffsets)\n";
+      std::cout << "pyinspect " << PYINSPECT_VERSION
+                << "\nSupports CPython 2.7 and 3.6-3.13 (embedded layouts: " << embedded_versions()
+                << "; 3.13+ also through the target's _Py_DebugOffsets)\n";
       return 0;
     }
     if (a == "-v" || a == "--verbose") {
@@ -105,8 +106,7 @@ int main(int argc, char** argv) {
   }
   init_logging(g.verbosity);
   const char* no_color = std::getenv("NO_COLOR");
-  g.color = g.color_mode == "always" ||
-            (g.color_mode == "auto" && isatty(STDOUT_FILENO) && !(no_color && *no_color));
+  g.color = g.color_mode == "always" || (g.color_mode == "auto" && isatty(STDOUT_FILENO) && !(no_color && *no_color));
 
   if (i >= args.size()) {
     std::cerr << kUsage;

@@ -15,7 +15,7 @@ std::unique_ptr<ElfFile> try_open(const std::string& path, const std::string& wa
     if (!f->has_debug_info()) return nullptr;
     // A debug file for another build would give wrong offsets: demand the same build-id.
     if (!want_build_id.empty() && f->build_id() != want_build_id) {
-      spdlog::debug("{}: build-id differs, ignored", path);
+      LOG_DEBUG(path << ": build-id differs, ignored");
       return nullptr;
     }
     return f;
@@ -43,12 +43,11 @@ std::unique_ptr<ElfFile> find_debug_file(const ElfFile& binary, const std::strin
     std::string dir = dir_of(binary.path());
     candidates.push_back(dir + "/" + *link);
     candidates.push_back(dir + "/.debug/" + *link);
-    for (const auto& root : roots)
-      candidates.push_back(root + "/usr/lib/debug" + dir_of(target_path) + "/" + *link);
+    for (const auto& root : roots) candidates.push_back(root + "/usr/lib/debug" + dir_of(target_path) + "/" + *link);
   }
   for (const auto& c : candidates) {
     if (auto f = try_open(c, id)) {
-      spdlog::info("debug info for {} found in {}", binary.path(), c);
+      LOG_INFO("debug info for " << binary.path() << " found in " << c);
       return f;
     }
   }

@@ -23,9 +23,10 @@ void DwarfTypes::list_units() {
   listed_ = true;
   // CPython's internal structs are defined in the units that use them; reading those first
   // finds every type after a handful of units instead of all of them (a 10x shorter start).
-  static const char* const kFirst[] = {"pystate.c", "typeobject.c", "moduleobject.c", "dictobject.c", "gcmodule.c", "gc.c", "ceval_gil.c",
-                                       "ceval.c", "frameobject.c", "codeobject.c", "unicodeobject.c",
-                                       "setobject.c", "longobject.c", "classobject.c", "funcobject.c", "bytearrayobject.c"};
+  static const char* const kFirst[] = {"pystate.c",     "typeobject.c",  "moduleobject.c",  "dictobject.c",
+                                       "gcmodule.c",    "gc.c",          "ceval_gil.c",     "ceval.c",
+                                       "frameobject.c", "codeobject.c",  "unicodeobject.c", "setobject.c",
+                                       "longobject.c",  "classobject.c", "funcobject.c",    "bytearrayobject.c"};
   std::vector<std::pair<int, Dwarf_Off>> ranked;
   Dwarf_Off off = 0, next = 0;
   size_t header_size = 0;
@@ -60,12 +61,12 @@ bool DwarfTypes::index_until(const std::string& name) {
     const size_t& b;
     const size_t& now;
     ~Report() {
-      if (now != b) spdlog::debug("DWARF: looking for {} read units {}..{}", n, b, now);
+      if (now != b) LOG_DEBUG("DWARF: looking for " << n << " read units " << b << ".." << now);
     }
   } report{name, before, next_unit_};
   while (!defs_.count(name)) {
     if (next_unit_ >= units_.size()) {
-      spdlog::debug("DWARF: type {} not defined anywhere", name);
+      LOG_DEBUG("DWARF: type " << name << " not defined anywhere");
       return false;
     }
     Dwarf_Die cu;
@@ -102,8 +103,7 @@ std::optional<Dwarf_Die> DwarfTypes::find_type(const std::string& name) {
 std::optional<Dwarf_Die> DwarfTypes::resolve(Dwarf_Die die) {
   for (int depth = 0; depth < 16; ++depth) {
     int tag = dwarf_tag(&die);
-    if (tag == DW_TAG_typedef || tag == DW_TAG_const_type || tag == DW_TAG_volatile_type ||
-        tag == DW_TAG_atomic_type) {
+    if (tag == DW_TAG_typedef || tag == DW_TAG_const_type || tag == DW_TAG_volatile_type || tag == DW_TAG_atomic_type) {
       Dwarf_Attribute attr;
       Dwarf_Die next;
       if (!dwarf_attr_integrate(&die, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &next)) return std::nullopt;
@@ -192,6 +192,8 @@ std::optional<int64_t> DwarfTypes::size_of(const std::string& type) {
   return static_cast<int64_t>(size);
 }
 
-bool DwarfTypes::has_type(const std::string& type) { return find_type(type).has_value(); }
+bool DwarfTypes::has_type(const std::string& type) {
+  return find_type(type).has_value();
+}
 
 }  // namespace pyinspect

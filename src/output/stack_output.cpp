@@ -1,8 +1,8 @@
 #include "output/stack_output.hpp"
 
-#include <fmt/format.h>
-
 #include <nlohmann/json.hpp>
+
+#include "base/log.hpp"
 
 namespace pyinspect {
 
@@ -29,7 +29,8 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
   if (cmd.size() > 100) cmd = cmd.substr(0, 97) + "...";
   out << c.bold() << "Process " << snap.pid << ": " << cmd << c.reset() << " — CPython " << snap.python.version
       << (snap.python.debug_build ? " (debug build)" : "") << " (layout from " << snap.python.layout_source << ")\n";
-  if (!snap.paused) out << c.yellow() << "(read without pausing the target: the stacks may be inconsistent)" << c.reset() << "\n";
+  if (!snap.paused)
+    out << c.yellow() << "(read without pausing the target: the stacks may be inconsistent)" << c.reset() << "\n";
   int64_t last_interp = snap.threads.empty() ? 0 : snap.threads.front().interpreter_id;
   for (const auto& t : snap.threads) {
     if (snap.interpreters > 1 && t.interpreter_id != last_interp) {
@@ -44,13 +45,13 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
     out << " (" << state;
     if (snap.interpreters > 1) out << ", interpreter " << t.interpreter_id;
     out << ")";
-    if (style.show_addresses) out << fmt::format(" tstate={:#x} ident={:#x}", t.tstate_address, t.thread_id);
+    if (style.show_addresses) out << " tstate=" << log::hex(t.tstate_address) << " ident=" << log::hex(t.thread_id);
     out << "\n";
     if (t.frames.empty()) out << c.dim() << "    (no Python frames)" << c.reset() << "\n";
     for (const auto& f : t.frames) {
       out << "    " << c.cyan() << f.function << c.reset() << " (" << f.file << ":"
           << (f.line >= 0 ? std::to_string(f.line) : std::string("?")) << ")";
-      if (style.show_addresses) out << fmt::format(" code={:#x}", f.code_address);
+      if (style.show_addresses) out << " code=" << log::hex(f.code_address);
       out << "\n";
     }
     for (const auto& w : t.warnings) out << c.yellow() << "    [stack incomplete: " << w << "]" << c.reset() << "\n";

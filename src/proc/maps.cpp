@@ -11,8 +11,7 @@
 namespace pyinspect {
 
 Maps::Maps(std::vector<MapEntry> entries) : entries_(std::move(entries)) {
-  std::sort(entries_.begin(), entries_.end(),
-            [](const MapEntry& a, const MapEntry& b) { return a.start < b.start; });
+  std::sort(entries_.begin(), entries_.end(), [](const MapEntry& a, const MapEntry& b) { return a.start < b.start; });
 }
 
 namespace {
@@ -40,8 +39,7 @@ std::optional<MapEntry> parse_line(std::string_view line) {
   std::string_view range = next_field(line), perms = next_field(line), offset = next_field(line),
                    dev = next_field(line), inode = next_field(line);
   size_t dash = range.find('-');
-  if (dash == std::string_view::npos || perms.size() < 4 || dev.empty() || inode.empty())
-    return std::nullopt;
+  if (dash == std::string_view::npos || perms.size() < 4 || dev.empty() || inode.empty()) return std::nullopt;
   if (!parse_hex(range.substr(0, dash), m.start) || !parse_hex(range.substr(dash + 1), m.end) ||
       !parse_hex(offset, m.offset) || m.end < m.start)
     return std::nullopt;
@@ -79,8 +77,8 @@ Maps Maps::read(int pid) {
 
 const MapEntry* Maps::find(RemoteAddr addr) const {
   uint64_t a = addr.value();
-  auto it = std::upper_bound(entries_.begin(), entries_.end(), a,
-                             [](uint64_t v, const MapEntry& m) { return v < m.start; });
+  auto it =
+      std::upper_bound(entries_.begin(), entries_.end(), a, [](uint64_t v, const MapEntry& m) { return v < m.start; });
   if (it == entries_.begin()) return nullptr;
   --it;
   return it->contains(a) ? &*it : nullptr;

@@ -49,7 +49,9 @@ ProcessMemory::~ProcessMemory() {
   if (mem_fd_ >= 0) close(mem_fd_);
 }
 
-void ProcessMemory::refresh_maps() { maps_ = Maps::read(pid_); }
+void ProcessMemory::refresh_maps() {
+  maps_ = Maps::read(pid_);
+}
 
 bool ProcessMemory::raw_read(uint64_t addr, void* out, size_t len) const {
   ++reads_;
@@ -61,7 +63,8 @@ bool ProcessMemory::raw_read(uint64_t addr, void* out, size_t len) const {
     if (n >= 0) return false;  // partial: the range crosses an unmapped page
     int err = errno;
     if (err == EFAULT || err == EINVAL) return false;
-    if (err == ESRCH) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+    if (err == ESRCH)
+      throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
     if (err != ENOSYS && err != EPERM) throw_errno(err, "read memory of process " + std::to_string(pid_), pid_);
     use_vm_readv_ = false;  // not permitted here (seccomp, old kernel): use /proc/PID/mem
   }
@@ -69,7 +72,8 @@ bool ProcessMemory::raw_read(uint64_t addr, void* out, size_t len) const {
     mem_fd_ = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
     if (mem_fd_ < 0) {
       int err = errno;
-      if (err == ENOENT) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
+      if (err == ENOENT)
+        throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid_) + " exited while being read");
       throw_errno(err, "open memory of process " + std::to_string(pid_), pid_);
     }
   }
@@ -210,7 +214,9 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
   return true;
 }
 
-void FakeMemory::add(RemoteAddr addr, std::vector<uint8_t> bytes) { regions_[addr.value()] = std::move(bytes); }
+void FakeMemory::add(RemoteAddr addr, std::vector<uint8_t> bytes) {
+  regions_[addr.value()] = std::move(bytes);
+}
 
 void FakeMemory::write(RemoteAddr addr, const std::vector<uint8_t>& bytes) {
   uint64_t a = addr.value();

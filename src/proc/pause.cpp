@@ -1,10 +1,10 @@
 #include "proc/pause.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
-#include <pthread.h>
 #include <time.h>
 
 #include <cerrno>
@@ -31,8 +31,7 @@ std::unique_ptr<StoppedThread> StoppedThread::seize(int pid, int tid) {
     int err = errno;
     if (err == ESRCH) return nullptr;  // thread exited between listing and seizing
     if ((err == EPERM || err == EACCES) && exiting(pid, tid)) return nullptr;
-    if (err == EPERM || err == EACCES)
-      throw_errno(err, "attach to process " + std::to_string(pid), pid);
+    if (err == EPERM || err == EACCES) throw_errno(err, "attach to process " + std::to_string(pid), pid);
     throw_errno(err, "attach to thread " + std::to_string(tid) + " of process " + std::to_string(pid), pid);
   }
   return std::unique_ptr<StoppedThread>(new StoppedThread(tid));
@@ -95,7 +94,9 @@ void StoppedThread::detach() {
   ptrace(PTRACE_DETACH, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(pending_signal_)));
 }
 
-StoppedThread::~StoppedThread() { detach(); }
+StoppedThread::~StoppedThread() {
+  detach();
+}
 
 ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pid) {
   start_ = std::chrono::steady_clock::now();
@@ -112,7 +113,8 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
     // run on), then interrupts them all at once, so the pause starts as late as it can.
     for (int pass = 0; pass < 1000; ++pass) {
       std::vector<int> tids = Process::list_tids(pid);
-      if (tids.empty()) throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");
+      if (tids.empty())
+        throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");
       bool added = false;
       for (int tid : tids) {
         if (!seen.insert(tid).second) continue;
@@ -131,8 +133,8 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
   stopped_at_ = std::chrono::steady_clock::now();
   for (auto& t : threads_) unstopped_ += (!t->stopped() && t->attached()) ? 1 : 0;
   if (unstopped_ > 0)
-    spdlog::warn("{} thread(s) of process {} did not stop within {} ms; reading them anyway",
-                 unstopped_, pid, timeout.count());
+    LOG_WARN(unstopped_ << " thread(s) of process " << pid << " did not stop within " << timeout.count()
+                        << " ms; reading them anyway");
   if (threads_.empty()) {
     resume();
     throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");

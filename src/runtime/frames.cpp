@@ -102,7 +102,8 @@ const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
         if (auto p = s->ptr(l.off(F::co_qualname))) c.qualname = r_.read_str(*p, 1024).value_or("");
       if (auto p = s->ptr(l.require(F::co_filename))) c.file = r_.read_str(*p, 4096).value_or("<unknown>");
       F table = l.traits().lines == Traits::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
-      if (auto p = s->ptr(l.require(table))) c.line_table = read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
+      if (auto p = s->ptr(l.require(table)))
+        c.line_table = read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
       if (l.has(F::co_firsttraceable)) c.first_traceable = s->get<int32_t>(l.off(F::co_firsttraceable)).value_or(0);
     }
   }
@@ -113,9 +114,12 @@ int FrameDecoder::line_for(const CodeInfo& c, int64_t addr) const {
   const Traits& t = r_.layout().traits();
   int a = static_cast<int>(std::clamp<int64_t>(addr, -1, 1 << 30));
   switch (t.lines) {
-    case Traits::LineTable::Lnotab: return lnotab_line(c.line_table, c.first_line, a, t.lnotab_signed);
-    case Traits::LineTable::Linetable310: return linetable310_line(c.line_table, c.first_line, a);
-    case Traits::LineTable::Locations311: return locations311_line(c.line_table, c.first_line, a);
+    case Traits::LineTable::Lnotab:
+      return lnotab_line(c.line_table, c.first_line, a, t.lnotab_signed);
+    case Traits::LineTable::Linetable310:
+      return linetable310_line(c.line_table, c.first_line, a);
+    case Traits::LineTable::Locations311:
+      return locations311_line(c.line_table, c.first_line, a);
   }
   return -1;
 }
@@ -131,7 +135,7 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
   out.is_entry = f.is_entry;
   const CodeInfo& c = code(f.code);
   if (!c.valid) {
-    spdlog::debug("frame {:#x}: {:#x} is not a code object", f.frame.value(), f.code.value());
+    LOG_DEBUG("frame " << log::hex(f.frame.value()) << ": " << log::hex(f.code.value()) << " is not a code object");
     if (t.frames != Traits::Frames::FrameObjects) return std::nullopt;  // not a code object: not a Python frame
     out.function = out.name = "<unknown>";
     out.file = "<unknown>";
@@ -150,8 +154,8 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
     int64_t units = (f.instr - start) / 2;
     // A frame pushed but not yet past its RESUME has no line of its own (3.11+ "incomplete").
     if (f.owner != kOwnedByGenerator && units < c.first_traceable) {
-      spdlog::debug("frame {:#x} of {} not started yet (instruction {} < {}): skipped", f.frame.value(), c.name, units,
-                    c.first_traceable);
+      LOG_DEBUG("frame " << log::hex(f.frame.value()) << " of " << c.name << " not started yet (instruction " << units
+                         << " < " << c.first_traceable << "): skipped");
       return std::nullopt;
     }
     addr = units * 2;

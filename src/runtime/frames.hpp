@@ -15,16 +15,16 @@ namespace pyinspect {
 struct RawFrame {
   RemoteAddr frame;
   RemoteAddr code;
-  int64_t lasti = -1;   // <=3.10: f_lasti (bytes; 3.10: code units)
-  RemoteAddr instr;     // 3.11+: prev_instr / instr_ptr
-  int owner = 0;        // 3.11+: _PyInterpreterFrame.owner
+  int64_t lasti = -1;  // <=3.10: f_lasti (bytes; 3.10: code units)
+  RemoteAddr instr;    // 3.11+: prev_instr / instr_ptr
+  int owner = 0;       // 3.11+: _PyInterpreterFrame.owner
   bool is_entry = false;
 };
 
 struct FrameWalk {
   std::vector<RawFrame> frames;  // innermost first
   bool truncated = false;
-  std::string problem;           // why the walk stopped early, if it did
+  std::string problem;  // why the walk stopped early, if it did
 };
 
 // The frame chain of one thread state, bounded by `max_frames` and safe against cycles.

@@ -8,22 +8,22 @@
 namespace pyinspect {
 
 struct FrameInfo {
-  std::string function;  // qualified name where the version has one (3.11+), else co_name
-  std::string name;      // co_name
-  std::string file;      // co_filename
-  int line = -1;         // -1: no line for this instruction
-  int first_line = 0;    // co_firstlineno
+  std::string function;   // qualified name where the version has one (3.11+), else co_name
+  std::string name;       // co_name
+  std::string file;       // co_filename
+  int line = -1;          // -1: no line for this instruction
+  int first_line = 0;     // co_firstlineno
   bool is_entry = false;  // first Python frame above a C call into the interpreter (3.11+)
   uint64_t code_address = 0;
 };
 
 struct ThreadInfo {
-  int native_id = 0;         // kernel TID, 0 if unknown
-  uint64_t thread_id = 0;    // threading.get_ident() (pthread_t)
-  std::string name;          // threading's name, else the kernel's comm
+  int native_id = 0;       // kernel TID, 0 if unknown
+  uint64_t thread_id = 0;  // threading.get_ident() (pthread_t)
+  std::string name;        // threading's name, else the kernel's comm
   bool name_from_threading = false;
   bool holds_gil = false;
-  std::string state;         // running, sleeping, disk-sleep, stopped, zombie, unknown
+  std::string state;  // running, sleeping, disk-sleep, stopped, zombie, unknown
   int64_t interpreter_id = 0;
   uint64_t tstate_address = 0;
   std::vector<FrameInfo> frames;  // innermost first
@@ -32,13 +32,13 @@ struct ThreadInfo {
 };
 
 struct PythonInfo {
-  std::string version;        // "3.11.7"
+  std::string version;  // "3.11.7"
   std::string implementation = "CPython";
-  std::string binary;         // file that holds the interpreter (target's path)
+  std::string binary;  // file that holds the interpreter (target's path)
   bool shared_library = false;
   std::string executable;
-  std::string layout_source;  // "_Py_DebugOffsets + DWARF", "embedded table", ...
-  std::string debug_file;     // where DWARF came from, if anywhere
+  std::string layout_source;     // "_Py_DebugOffsets + DWARF", "embedded table", ...
+  std::string debug_file;        // where DWARF came from, if anywhere
   std::string interpreter_head;  // how the interpreter list was found
   bool debug_build = false;
 };
@@ -48,11 +48,11 @@ struct StackSnapshot {
   std::string command;
   PythonInfo python;
   std::vector<ThreadInfo> threads;
-  bool paused = false;           // false with --nonblocking
-  int64_t pause_ns = 0;          // how long the target was stopped
-  int64_t elapsed_ns = 0;        // whole read
+  bool paused = false;     // false with --nonblocking
+  int64_t pause_ns = 0;    // how long the target was stopped
+  int64_t elapsed_ns = 0;  // whole read
   int interpreters = 0;
-  bool torn = false;             // --nonblocking: something read inconsistently
+  bool torn = false;  // --nonblocking: something read inconsistently
   std::vector<std::string> warnings;
 };
 

@@ -167,7 +167,8 @@ bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
   StructBytes b(std::move(buf));
   auto type = b.ptr(l_.off(F::ob_type));
   if (py2) {
-    if (!type || *type != t_.str27) return read_str(obj, text.size() + 1) == std::optional<std::string>(std::string(text));
+    if (!type || *type != t_.str27)
+      return read_str(obj, text.size() + 1) == std::optional<std::string>(std::string(text));
     auto size = b.get<int64_t>(l_.off(F::ob_size));
     return size && static_cast<uint64_t>(*size) == text.size() &&
            std::memcmp(b.bytes().data() + data_off, text.data(), text.size()) == 0;
@@ -270,7 +271,8 @@ bool ObjectReader::table_items(const DictTable& t, RemoteAddr values,
   for (uint64_t first = 0; first < t.count; first += kBatch) {
     uint64_t n = std::min(kBatch, t.count - first);
     buf.resize(n * static_cast<uint64_t>(t.entry_size));
-    if (!mem_.read(t.entries + static_cast<int64_t>(first * static_cast<uint64_t>(t.entry_size)), buf.data(), buf.size()))
+    if (!mem_.read(t.entries + static_cast<int64_t>(first * static_cast<uint64_t>(t.entry_size)), buf.data(),
+                   buf.size()))
       return false;
     if (values) {
       vals.resize(n);
@@ -282,7 +284,8 @@ bool ObjectReader::table_items(const DictTable& t, RemoteAddr values,
       if (values)
         value = vals[i];
       else
-        std::memcpy(&value, buf.data() + i * static_cast<uint64_t>(t.entry_size) + static_cast<uint64_t>(t.value_off), 8);
+        std::memcpy(&value, buf.data() + i * static_cast<uint64_t>(t.entry_size) + static_cast<uint64_t>(t.value_off),
+                    8);
       if (!key || !value) continue;  // deleted entry, or a split value not set
       if (!fn(RemoteAddr(key), RemoteAddr(value))) return true;
     }
@@ -298,7 +301,8 @@ bool ObjectReader::dict_items(RemoteAddr dict, const std::function<bool(RemoteAd
     auto mask = d->get<int64_t>(l_.require(F::dict_mask));
     auto table = d->ptr(l_.require(F::dict_table));
     if (!mask || !table || *mask < 0 || static_cast<uint64_t>(*mask) >= limits_.max_dict_entries * 2) return false;
-    DictTable t{*table, static_cast<uint64_t>(*mask) + 1, l_.has(S::sz_PyDictEntry) ? l_.size(S::sz_PyDictEntry) : 24, 8, 16};
+    DictTable t{*table, static_cast<uint64_t>(*mask) + 1, l_.has(S::sz_PyDictEntry) ? l_.size(S::sz_PyDictEntry) : 24,
+                8, 16};
     return table_items(t, RemoteAddr(), fn);
   }
   auto keys = d->ptr(l_.require(F::dict_keys));

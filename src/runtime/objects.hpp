@@ -94,8 +94,7 @@ class ObjectReader {
     int64_t key_off = 0, value_off = 0;
   };
   std::optional<DictTable> keys_table(RemoteAddr keys) const;
-  bool table_items(const DictTable& t, RemoteAddr values,
-                   const std::function<bool(RemoteAddr, RemoteAddr)>& fn) const;
+  bool table_items(const DictTable& t, RemoteAddr values, const std::function<bool(RemoteAddr, RemoteAddr)>& fn) const;
   std::optional<std::string> read_unicode(RemoteAddr obj, size_t max_chars) const;
 
   const Memory& mem_;
@@ -106,8 +105,8 @@ class ObjectReader {
 
 // Py_TPFLAGS_* bits used here (object.h).
 namespace tpflags {
-inline constexpr uint64_t kInlineValues = 1ull << 2;   // 3.13+
-inline constexpr uint64_t kManagedDict = 1ull << 4;    // 3.11+
+inline constexpr uint64_t kInlineValues = 1ull << 2;  // 3.13+
+inline constexpr uint64_t kManagedDict = 1ull << 4;   // 3.11+
 inline constexpr uint64_t kHeapType = 1ull << 9;
 inline constexpr uint64_t kHaveGc = 1ull << 14;
 inline constexpr uint64_t kLongSubclass = 1ull << 24;  // 2.7: PyLong subclass too

@@ -26,15 +26,22 @@ struct RawThread {
 
 std::string state_name(char s) {
   switch (s) {
-    case 'R': return "running";
-    case 'S': return "sleeping";
-    case 'D': return "disk-sleep";
+    case 'R':
+      return "running";
+    case 'S':
+      return "sleeping";
+    case 'D':
+      return "disk-sleep";
     case 'T':
-    case 't': return "stopped";
+    case 't':
+      return "stopped";
     case 'Z':
-    case 'X': return "zombie";
-    case 'I': return "idle";
-    default: return "unknown";
+    case 'X':
+      return "zombie";
+    case 'I':
+      return "idle";
+    default:
+      return "unknown";
   }
 }
 
@@ -195,9 +202,10 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     pause.resume();
     snap.pause_ns = pause.duration().count();
     auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
-    spdlog::debug("pause: {} us stopping the threads, {} us fetching {} blocks, {} us walking ({} reads missed), "
-                  "{} us in all", pause.stop_ns() / 1000, us(fetched - pause.stopped_at()), blocks.size(),
-                  us(before_resume - fetched), cached.misses(), snap.pause_ns / 1000);
+    LOG_DEBUG("pause: " << pause.stop_ns() / 1000 << " us stopping the threads, " << us(fetched - pause.stopped_at())
+                        << " us fetching " << blocks.size() << " blocks, " << us(before_resume - fetched)
+                        << " us walking (" << cached.misses() << " reads missed), " << snap.pause_ns / 1000
+                        << " us in all");
   }
 
   // Everything below reads memory that does not change while a thread waits: code objects,
@@ -233,7 +241,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       try {
         for (auto& [ident, name] : threading_names(r, interp)) names[{interp, ident}] = std::move(name);
       } catch (const Error& e) {
-        spdlog::debug("thread names unavailable: {}", e.what());
+        LOG_DEBUG("thread names unavailable: " << e.what());
       }
     }
   }

@@ -12,7 +12,7 @@ struct StackOptions {
   size_t max_frames = 100000;   // per thread
   size_t max_threads = 100000;  // per interpreter
   size_t max_interpreters = 1024;
-  bool thread_names = true;     // look up threading's names (a few reads after resuming)
+  bool thread_names = true;  // look up threading's names (a few reads after resuming)
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);

@@ -67,7 +67,7 @@ void PythonProcess::find_binary(const ProcessMemory& mem) {
     try {
       b->elf = std::make_unique<ElfFile>(b->host_path);
     } catch (const Error& e) {
-      spdlog::debug("cannot open {}: {}", b->host_path, e.what());
+      LOG_DEBUG("cannot open " << b->host_path << ": " << e.what());
       return nullptr;
     }
     auto bias = load_bias(*b->elf, maps, target_path);
@@ -114,8 +114,8 @@ void PythonProcess::find_binary(const ProcessMemory& mem) {
   if (!bin_->elf->has_debug_info()) {
     bin_->debug = find_debug_file(*bin_->elf, bin_->target_path, roots);
   }
-  spdlog::info("interpreter in {} (bias {:#x}){}", bin_->target_path, bin_->bias,
-               bin_->debug ? ", debug info in " + bin_->debug->path() : "");
+  LOG_INFO("interpreter in " << bin_->target_path << " (bias " << log::hex(bin_->bias) << ")"
+                             << (bin_->debug ? ", debug info in " + bin_->debug->path() : ""));
 }
 
 void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions& opts) {
@@ -140,13 +140,14 @@ void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions
   if (!version_.known()) {
     // Symbols that exist only in some versions narrow it down when names do not help.
     if (bin_->api_symbol("_PyRuntime"))
-      throw Error(ErrorCode::Unsupported, "cannot tell which CPython 3.7+ version " + bin_->target_path +
-                                              " is; name it with --python X.Y");
+      throw Error(ErrorCode::Unsupported,
+                  "cannot tell which CPython 3.7+ version " + bin_->target_path + " is; name it with --python X.Y");
     throw Error(ErrorCode::Unsupported,
                 "cannot tell which CPython version " + bin_->target_path + " is; name it with --python X.Y");
   }
   if (!(version_.is(2, 7) || (version_.major == 3 && version_.minor >= 6)))
-    throw Error(ErrorCode::Unsupported, "CPython " + version_.str() + " is not supported (supported: 2.7, 3.6 and later)");
+    throw Error(ErrorCode::Unsupported,
+                "CPython " + version_.str() + " is not supported (supported: 2.7, 3.6 and later)");
   if (bin_->api_symbol("_Py_NegativeRefcount") || bin_->api_symbol("_Py_RefTotal")) layout_.debug_build = true;
 }
 
@@ -167,11 +168,12 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
     if (mem.read(*rt, bytes.data(), bytes.size())) {
       if (auto hdr = debug_offsets_header(bytes)) {
         if (hdr->free_threaded)
-          throw Error(ErrorCode::Unsupported, "free-threaded CPython builds (" + version_.str() + "t) are not supported");
+          throw Error(ErrorCode::Unsupported,
+                      "free-threaded CPython builds (" + version_.str() + "t) are not supported");
         layout = layout_from_debug_offsets(bytes);
         if (!layout.version.is(version_.major, version_.minor))
-          throw Error(ErrorCode::Corrupt, "_Py_DebugOffsets says CPython " + layout.version.str() + " but the binary is " +
-                                              version_.str());
+          throw Error(ErrorCode::Corrupt,
+                      "_Py_DebugOffsets says CPython " + layout.version.str() + " but the binary is " + version_.str());
         version_ = layout.version;
         version_exact_ = true;
         origins.push_back("_Py_DebugOffsets");
@@ -185,16 +187,16 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
     std::string build_id = bin_->elf->build_id();
     std::optional<Layout> from_dwarf = opts.use_cache ? load_cached_layout(build_id) : std::nullopt;
     if (from_dwarf) {
-      spdlog::info("layout of {} from DWARF, cached by build-id", bin_->target_path);
+      LOG_INFO("layout of " << bin_->target_path << " from DWARF, cached by build-id");
     } else {
       try {
         DwarfTypes dwarf(*dwarf_elf);
         from_dwarf = layout_from_dwarf(dwarf, version_);
-        spdlog::info("DWARF of {}: read {} of {} compilation units", dwarf_elf->path(), dwarf.units_read(),
-                     dwarf.units_total());
+        LOG_INFO("DWARF of " << dwarf_elf->path() << ": read " << dwarf.units_read() << " of " << dwarf.units_total()
+                             << " compilation units");
         if (from_dwarf->has(F::ob_type) && opts.use_cache) store_cached_layout(build_id, *from_dwarf);
       } catch (const Error& e) {
-        spdlog::warn("cannot use DWARF of {}: {}", dwarf_elf->path(), e.what());
+        LOG_WARN("cannot use DWARF of " << dwarf_elf->path() << ": " << e.what());
       }
     }
     if (from_dwarf && from_dwarf->has(F::ob_type)) {
@@ -210,8 +212,9 @@ void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions
   }
   if (!dwarf_used_) {
     if (debug_build)
-      throw Error(ErrorCode::Unsupported, "CPython " + version_.str() + " debug build without debug info: its layout "
-                                          "differs from the release tables; install its debug symbols");
+      throw Error(ErrorCode::Unsupported, "CPython " + version_.str() +
+                                              " debug build without debug info: its layout "
+                                              "differs from the release tables; install its debug symbols");
     if (auto emb = embedded_layout(version_)) {
       layout.fill_from(*emb);
       origins.push_back("embedded table");
@@ -260,8 +263,8 @@ bool PythonProcess::valid_interpreter(const Memory& mem, RemoteAddr interp) cons
 void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::string& method) {
   static const char* const kMethods[] = {"auto", "runtime", "symbol", "code", "tstate", "scan"};
   if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods))
-    throw Error(ErrorCode::Usage, "unknown --find-interpreter method '" + method +
-                                      "' (auto, runtime, symbol, code, tstate or scan)");
+    throw Error(ErrorCode::Usage,
+                "unknown --find-interpreter method '" + method + "' (auto, runtime, symbol, code, tstate or scan)");
   auto use = [&](const char* m) { return method == "auto" || method == m; };
   layout_.require(F::is_tstate_head);
   layout_.require(F::ts_interp);
@@ -374,8 +377,8 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
     if (!gil || gil->null()) return RemoteAddr();
     auto locked = mem.read_as<int32_t>(*gil + l.off(F::gil_locked));
     auto holder = mem.read_ptr(*gil + l.off(F::gil_last_holder));
-    spdlog::debug("GIL at {:#x}: locked {} last holder {:#x}", gil->value(), locked.value_or(-1),
-                  holder.value_or(RemoteAddr()).value());
+    LOG_DEBUG("GIL at " << log::hex(gil->value()) << ": locked " << locked.value_or(-1) << " last holder "
+                        << log::hex(holder.value_or(RemoteAddr()).value()));
     if (!locked || !*locked || !holder) return RemoteAddr();
     return *holder;
   }

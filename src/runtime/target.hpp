@@ -16,9 +16,9 @@
 namespace pyinspect {
 
 struct TargetOptions {
-  bool use_dwarf = true;          // --no-dwarf: force the embedded tables
-  bool use_cache = true;          // --no-cache: read DWARF even if its layout is cached
-  std::string force_version;      // --python X.Y: when the binary does not say
+  bool use_dwarf = true;      // --no-dwarf: force the embedded tables
+  bool use_cache = true;      // --no-cache: read DWARF even if its layout is cached
+  std::string force_version;  // --python X.Y: when the binary does not say
   // How to find the interpreter list: "auto", or one method only (for tests and diagnosis):
   // "runtime" (_PyRuntime), "symbol" (interp_head), "code" (PyInterpreterState_Head's code),
   // "tstate" (_PyThreadState_Current), "scan" (the binary's writable data).
@@ -83,7 +83,7 @@ class PythonProcess {
   bool dwarf_used_ = false;
   std::string dwarf_file_;
   RemoteAddr runtime_;
-  RemoteAddr head_var_;   // address of a variable holding the first interpreter
+  RemoteAddr head_var_;     // address of a variable holding the first interpreter
   RemoteAddr head_interp_;  // or the interpreter itself, when found by scanning
   std::string head_how_;
   RemoteAddr tstate_current_var_;  // 2.7/3.6: _PyThreadState_Current
