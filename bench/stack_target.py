@@ -26,9 +26,26 @@ def dive(n):
 stalls = []
 
 
+def monotonic_clock():
+    # CLOCK_MONOTONIC, as time.perf_counter is on Linux (2.7 has neither: ask libc).
+    if hasattr(time, "perf_counter"):
+        return time.perf_counter
+    import ctypes
+
+    class timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+    libc = ctypes.CDLL(None)
+    ts = timespec()
+
+    def clock():
+        libc.clock_gettime(1, ctypes.byref(ts))
+        return ts.tv_sec + ts.tv_nsec * 1e-9
+    return clock
+
+
 def spin():
     # Records every gap of more than 50 us between two looks at the clock.
-    clock = time.perf_counter if hasattr(time, "perf_counter") else time.time
+    clock = monotonic_clock()
     last = clock()
     while True:
         now = clock()
