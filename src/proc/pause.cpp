@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <set>
 
 #include "base/error.hpp"
@@ -155,6 +156,16 @@ void ProcessPause::wait_all(std::chrono::steady_clock::time_point deadline) {
     timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
     // A stop that happened since the poll above left SIGCHLD pending, so this returns at once.
     sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
+void ProcessPause::test_hold() {
+  const char* ms = std::getenv("PYINSPECT_TEST_HOLD_PAUSE_MS");
+  if (!ms || !*ms) return;
+  long v = std::strtol(ms, nullptr, 10);
+  if (v <= 0 || v > 60000) return;
+  timespec ts{v / 1000, (v % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
 

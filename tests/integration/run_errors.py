@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -156,6 +157,81 @@ def target_exits(ctx):
         outcomes[code] = outcomes.get(code, 0) + 1
     print("outcomes by exit code: %s" % outcomes)
     check(len(outcomes) > 1, "the target never exited during a read; the test did not test anything")
+
+
+def ticking_target(ctx):
+    """A target whose main thread prints a tick every 5 ms and whose other threads wait."""
+    script = ("import threading, time, sys\n"
+              "for i in range(4):\n    t = threading.Thread(target=time.sleep, args=(1000,)); t.daemon = True; t.start()\n"
+              "n = 0\n"
+              "while True:\n    n += 1; sys.stdout.write('tick %d\\n' % n); sys.stdout.flush(); time.sleep(0.005)\n")
+    p = subprocess.Popen([ctx.interp["path"], "-c", script], stdout=subprocess.PIPE,
+                         env=dict(os.environ, **(ctx.interp.get("env") or {})))
+    check(p.stdout.readline().startswith(b"tick"), "target did not start")
+    return p
+
+
+def thread_states(pid):
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+    return out
+
+
+def ticks_continue(p, within=1.0):
+    """True if the target prints new ticks within `within` seconds."""
+    import select
+    deadline = time.time() + within
+    seen = 0
+    while time.time() < deadline and seen < 3:
+        r, _, _ = select.select([p.stdout], [], [], max(0.0, deadline - time.time()))
+        if r and p.stdout.readline().startswith(b"tick"):
+            seen += 1
+    return seen >= 3
+
+
+def killed_while_paused(ctx, sig):
+    p = ticking_target(ctx)
+    try:
+        env = dict(os.environ, PYINSPECT_TEST_HOLD_PAUSE_MS="5000")
+        q = subprocess.Popen([ctx.pyinspect, "stack", str(p.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # Wait until every thread of the target is in its ptrace stop.
+        deadline = time.time() + 10
+        while time.time() < deadline and not all(s == "t" for s in thread_states(p.pid).values()):
+            time.sleep(0.002)
+        check(all(s == "t" for s in thread_states(p.pid).values()), "the target never stopped: %s" % thread_states(p.pid))
+        q.send_signal(sig)
+        _, err = q.communicate(timeout=10)
+        stopped = [tid for tid, s in thread_states(p.pid).items() if s in "tT"]
+        check(not stopped, "after pyinspect got signal %d, threads %s of the target are still stopped" % (sig, stopped))
+        check(ticks_continue(p), "the target does not run on after pyinspect got signal %d" % sig)
+        if sig != signal.SIGKILL:
+            check(q.returncode == 128 + sig, "exit %d after signal %d, expected %d" % (q.returncode, sig, 128 + sig))
+            check(err.decode().strip() == "pyinspect: interrupted", "stderr: %r" % err)
+    finally:
+        p.kill()
+        p.wait()
+
+
+@case
+def killed_while_paused_sigint(ctx):
+    killed_while_paused(ctx, signal.SIGINT)
+
+
+@case
+def killed_while_paused_sigterm(ctx):
+    killed_while_paused(ctx, signal.SIGTERM)
+
+
+@case
+def killed_while_paused_sighup(ctx):
+    killed_while_paused(ctx, signal.SIGHUP)
+
+
+@case
+def killed_while_paused_sigkill(ctx):
+    killed_while_paused(ctx, signal.SIGKILL)
 
 
 def main():
