@@ -1,0 +1,165 @@
+#pragma once
+// What the census knows about each type object of the target, computed once per type, and the
+// context every per-object rule (size, referents) reads through.
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "abi/layout.hpp"
+#include "base/remote.hpp"
+#include "proc/memory.hpp"
+#include "runtime/objects.hpp"
+#include "runtime/types.hpp"
+
+namespace pyinspect {
+
+// What a type's instances are, by the CPython type they derive from: the nearest type in the
+// tp_base chain whose address is one of CPython's own type objects (or, for C types that are not
+// exported, whose tp_name names it: collections.deque, ...). A class `class A(dict)` is a Dict.
+enum class Cat : uint8_t {
+  Other,  // a C type not modelled here: generic size; referents only through its instance dict
+  Object, // object, or a class deriving from object alone
+  Type,
+  NoneType,
+  Int27,
+  Long,
+  Bool,
+  Float,
+  Complex,
+  Str27,
+  Unicode27,
+  Str,
+  Bytes,
+  ByteArray,
+  Tuple,
+  List,
+  Dict,
+  Set,
+  FrozenSet,
+  Deque,
+  OrderedDict,
+  DefaultDict,
+  Code,
+  Frame,
+  Function,
+  Method,
+  CFunction,
+  Module,
+  Cell,
+  Generator,
+  Coroutine,
+  AsyncGenerator,
+  WeakRef,
+  Property,
+  ClassMethod,
+  StaticMethod,
+  Slice,
+  Range,
+  MemoryView,
+  BaseException,
+  Traceback,
+  MappingProxy,
+  MethodWrapper,
+  Descriptor,        // method / wrapper / getset / classmethod descriptors
+  MemberDescriptor,  // member descriptors (__slots__ entries)
+  Super,
+  Instance27,        // 2.7 classic instance
+  Class27,           // 2.7 classic class
+  Count
+};
+const char* cat_name(Cat c);
+
+struct TypeInfo {
+  RemoteAddr addr;
+  uint32_t id = 0;              // index in the context's type table
+  Cat cat = Cat::Other;
+  RemoteAddr builtin;           // the CPython type `cat` comes from
+  RemoteAddr metatype;          // Py_TYPE(type)
+  uint64_t flags = 0;
+  int64_t basicsize = 0, itemsize = 0, dictoffset = 0, weaklistoffset = 0;
+  bool heap = false;            // Py_TPFLAGS_HEAPTYPE
+  bool gc = false;              // Py_TPFLAGS_HAVE_GC
+  bool python_sizeof = false;   // a class in the MRO defines __sizeof__ in Python: size unknown
+  bool has_finalizer = false;   // defines __del__ (heap types) or has tp_del / a tp_finalize of its own
+  // Object slots of instances (__slots__ of this type and its heap bases): offset and name.
+  std::vector<std::pair<int64_t, std::string>> slots;
+  std::string name;    // builtins bare ("dict"), others "module.QualName" ("__main__.ObjectA")
+  std::string module;  // "builtins" for builtins (2.7: "__builtin__")
+};
+
+class HeapContext {
+ public:
+  HeapContext(const Memory& mem, const Layout& layout, const TypeAddrs& types);
+
+  const Memory& mem;
+  const Layout& l;
+  const TypeAddrs& t;
+  ObjectReader reader;
+
+  // The type of `obj` (reads ob_type), or nullptr if it does not look like a type object.
+  const TypeInfo* type_of(RemoteAddr obj);
+  // Information on a type object (cached); nullptr if `type` is not readable as a type.
+  const TypeInfo* info(RemoteAddr type);
+  const std::deque<TypeInfo>& all_types() const { return types_; }
+
+  // sizeof(PyGC_Head) for this build (16 from 3.8; 32 or 24 on 2.7-3.7, read from memory).
+  int64_t gc_head_size() const { return gc_head_; }
+  void set_gc_head_size(int64_t v) { gc_head_ = v; }
+
+  // Fixed layouts of things outside libpython's DWARF (2.7's _collections is an extension).
+  struct Fallback {
+    int64_t deque_leftindex = -1, deque_len = -1;
+  };
+  Fallback fallback;
+
+ private:
+  TypeInfo build(RemoteAddr type);
+  Cat classify(RemoteAddr type, RemoteAddr& builtin);
+  std::unordered_map<RemoteAddr, uint32_t> index_;
+  std::deque<TypeInfo> types_;  // stable addresses: edges point at slot names
+  std::unordered_map<uint64_t, Cat> builtin_cats_;
+  int64_t gc_head_ = 16;
+};
+
+// --- per-object rules (sizes.cpp, referents.cpp) ---
+
+// sys.getsizeof(obj) as the target would compute it; nullopt when it cannot be known from
+// outside (a __sizeof__ written in Python) or the object cannot be read.
+std::optional<uint64_t> object_size(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type);
+
+// How a reference is held, for labelling graph edges; the census ignores it.
+enum class EdgeKind : uint8_t {
+  Item,          // [index] of a tuple, list, deque, set (index = position)
+  DictKey,       // a key of a dict (index = entry position)
+  DictValue,     // a value of a dict; key = the key object
+  Attr,          // a named field: name (static string, e.g. "__func__", "f_globals")
+  InstanceDict,  // the __dict__ of an instance, module (md_dict) or type (tp_dict)
+  Slot,          // a __slots__ member: name
+  Type,          // __class__ (the instance's heap type)
+  Local,         // a frame local or cell: name may be null, index = slot
+  Other,
+};
+struct Edge {
+  EdgeKind kind = EdgeKind::Other;
+  int64_t index = -1;
+  RemoteAddr key;
+  const char* name = nullptr;
+};
+
+class ReferentVisitor {
+ public:
+  virtual ~ReferentVisitor() = default;
+  virtual void visit(RemoteAddr child, const Edge& edge) = 0;
+};
+
+// Every object `obj` refers to, as gc.get_referents() would report it, plus the references
+// CPython keeps outside tp_traverse that keep objects alive (code objects' constants and names,
+// the instance attributes of 3.11+ values). Children are not validated beyond being non-null and
+// aligned: the census checks them.
+void for_each_referent(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type, ReferentVisitor& visit);
+
+}  // namespace pyinspect

@@ -1,0 +1,145 @@
+#include "heap/snapshot.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+
+namespace pyinspect {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kPresent = 1ull << 63;
+constexpr uint64_t kSwapped = 1ull << 62;
+
+// Mappings that can hold Python objects: private, writable, readable. Shared mappings and the
+// vsyscall/vvar pages are left out.
+bool worth_copying(const MapEntry& m) {
+  if (!m.readable || !m.writable || m.shared) return false;
+  if (m.path == "[vvar]" || m.path == "[vsyscall]" || m.path == "[vdso]") return false;
+  return m.size() > 0;
+}
+}  // namespace
+
+HeapSnapshot::~HeapSnapshot() {
+  for (auto& r : regions_)
+    if (r.data) munmap(r.data, r.end - r.start);
+  if (pagemap_fd_ >= 0) close(pagemap_fd_);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::resident_runs(uint64_t start, uint64_t end) const {
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  if (pagemap_fd_ < 0) {
+    runs.emplace_back(start, end);  // no pagemap: copy everything
+    return runs;
+  }
+  constexpr size_t kBatch = 8192;  // pagemap entries per read
+  std::vector<uint64_t> entries(kBatch);
+  for (uint64_t page = start; page < end;) {
+    size_t n = std::min<uint64_t>(kBatch, (end - page) / kPage);
+    ssize_t got = pread(pagemap_fd_, entries.data(), n * 8, static_cast<off_t>(page / kPage * 8));
+    if (got <= 0) {
+      runs.emplace_back(page, end);  // cannot tell: copy the rest
+      break;
+    }
+    size_t count = static_cast<size_t>(got) / 8;
+    for (size_t i = 0; i < count; ++i, page += kPage) {
+      if (!(entries[i] & (kPresent | kSwapped))) continue;
+      if (!runs.empty() && runs.back().second == page)
+        runs.back().second = page + kPage;
+      else
+        runs.emplace_back(page, page + kPage);
+    }
+  }
+  return runs;
+}
+
+std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(const ProcessMemory& live, const SnapshotLimits& limits) {
+  std::unique_ptr<HeapSnapshot> s(new HeapSnapshot(live));
+  s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+  if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
+  for (const auto& m : live.maps().entries()) {
+    if (!worth_copying(m)) continue;
+    uint64_t bytes = 0;
+    if (m.is_file())
+      bytes = m.size();  // untouched pages of a file mapping hold the file's bytes, not zeros
+    else
+      for (auto [a, b] : s->resident_runs(m.start, m.end)) bytes += b - a;
+    if (bytes == 0) continue;
+    Region r;
+    r.start = m.start;
+    r.end = m.end;
+    r.file_backed = m.is_file();
+    s->regions_.push_back(r);
+    s->planned_bytes_ += bytes;
+  }
+  if (limits.max_bytes && s->planned_bytes_ > limits.max_bytes)
+    throw Error(ErrorCode::Resources, "the target has " + std::to_string(s->planned_bytes_ >> 20) +
+                                          " MiB of writable memory, more than the limit of " +
+                                          std::to_string(limits.max_bytes >> 20) +
+                                          " MiB (--max-copy); raise it if this machine has the memory");
+  return s;
+}
+
+void HeapSnapshot::copy() {
+  std::vector<ReadRequest> requests;
+  for (auto& r : regions_) {
+    size_t len = r.end - r.start;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw Error(ErrorCode::Resources, "cannot reserve memory to copy the target's heap");
+    r.data = static_cast<uint8_t*>(p);
+    auto runs = r.file_backed ? std::vector<std::pair<uint64_t, uint64_t>>{{r.start, r.end}}
+                              : resident_runs(r.start, r.end);
+    for (auto [a, b] : runs) {
+      // One request per run, split so no single range is unreasonably large.
+      for (uint64_t at = a; at < b; at += (64ull << 20)) {
+        uint64_t to = std::min(b, at + (64ull << 20));
+        requests.push_back({RemoteAddr(at), r.data + (at - r.start), to - at});
+      }
+    }
+  }
+  live_.read_batch(requests);
+  for (const auto& q : requests)
+    if (q.ok) copied_bytes_ += q.len;
+  LOG_INFO("copied " << (copied_bytes_ >> 10) << " KiB of " << regions_.size() << " writable mappings in "
+                     << requests.size() << " ranges");
+}
+
+const HeapSnapshot::Region* HeapSnapshot::find(uint64_t addr) const {
+  if (last_ && addr >= last_->start && addr < last_->end) return last_;
+  auto it = std::upper_bound(regions_.begin(), regions_.end(), addr,
+                             [](uint64_t a, const Region& r) { return a < r.start; });
+  if (it == regions_.begin()) return nullptr;
+  --it;
+  if (addr >= it->end || !it->data) return nullptr;
+  last_ = &*it;
+  return last_;
+}
+
+const uint8_t* HeapSnapshot::view(RemoteAddr addr, size_t len) const {
+  uint64_t a = addr.value();
+  const Region* r = find(a);
+  if (!r || a + len > r->end || a + len < a) return nullptr;
+  return r->data + (a - r->start);
+}
+
+bool HeapSnapshot::read(RemoteAddr addr, void* out, size_t len) const {
+  if (len == 0) return true;
+  if (const uint8_t* p = view(addr, len)) {
+    std::memcpy(out, p, len);
+    return true;
+  }
+  // Outside the copied mappings: read-only memory (code, read-only data of the binaries) does
+  // not change, so it is read from the live process.
+  const MapEntry* m = live_.maps().find(addr);
+  if (!m || m->writable) return false;
+  return live_.read(addr, out, len);
+}
+
+}  // namespace pyinspect

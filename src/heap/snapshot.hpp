@@ -1,0 +1,66 @@
+#pragma once
+// A copy of the target's writable memory, taken while it is paused (DESIGN principle 2): the
+// pause grows with the bytes copied, not with the number of objects; the census then runs on the
+// copy while the target runs on.
+//
+// Only pages the target actually has are copied: /proc/PID/pagemap says which pages of each
+// writable mapping are resident or swapped out; the others read as zeros (untouched anonymous
+// memory is zero), so pyinspect's memory use follows the target's resident memory, not its
+// address space (thread stacks reserve megabytes they never touch).
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proc/memory.hpp"
+
+namespace pyinspect {
+
+struct SnapshotLimits {
+  uint64_t max_bytes = 0;  // 0: no limit; otherwise refuse (Error Resources) to copy more
+};
+
+class HeapSnapshot : public Memory {
+ public:
+  // Plans the copy (which pages) from the maps and pagemap, while the target still runs: cheap,
+  // and it lets a too-large copy be refused before the target is stopped.
+  static std::unique_ptr<HeapSnapshot> plan(const ProcessMemory& live, const SnapshotLimits& limits);
+  // Copies the planned pages (call while the target is paused); re-reads the pagemap so pages
+  // that appeared since the plan are copied too.
+  void copy();
+
+  bool read(RemoteAddr addr, void* out, size_t len) const override;
+  // A pointer into the copy for [addr, addr+len) when the range lies in one copied mapping;
+  // nullptr otherwise. Valid as long as the snapshot lives.
+  const uint8_t* view(RemoteAddr addr, size_t len) const;
+
+  uint64_t planned_bytes() const { return planned_bytes_; }
+  uint64_t copied_bytes() const { return copied_bytes_; }
+  size_t regions() const { return regions_.size(); }
+  // Whether addr lies in a copied (writable) mapping.
+  bool contains(RemoteAddr addr) const { return find(addr.value()) != nullptr; }
+  const Maps& maps() const { return live_.maps(); }
+
+  ~HeapSnapshot() override;
+
+ private:
+  struct Region {
+    uint64_t start = 0, end = 0;
+    uint8_t* data = nullptr;  // mmap'd, end - start bytes; pages never written stay unallocated
+    bool file_backed = false;
+  };
+  explicit HeapSnapshot(const ProcessMemory& live) : live_(live) {}
+  const Region* find(uint64_t addr) const;
+  // Runs of pages present or swapped in [start, end), by /proc/PID/pagemap.
+  std::vector<std::pair<uint64_t, uint64_t>> resident_runs(uint64_t start, uint64_t end) const;
+
+  const ProcessMemory& live_;
+  std::vector<Region> regions_;  // sorted by start
+  uint64_t planned_bytes_ = 0, copied_bytes_ = 0;
+  mutable const Region* last_ = nullptr;
+  int pagemap_fd_ = -1;
+};
+
+}  // namespace pyinspect
