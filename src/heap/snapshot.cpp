@@ -98,8 +98,8 @@ void HeapSnapshot::copy() {
                               : resident_runs(r.start, r.end);
     for (auto [a, b] : runs) {
       // One request per run, split so no single range is unreasonably large.
-      for (uint64_t at = a; at < b; at += (64ull << 20)) {
-        uint64_t to = std::min(b, at + (64ull << 20));
+      for (uint64_t at = a; at < b; at += (uint64_t{64} << 20)) {
+        uint64_t to = std::min<uint64_t>(b, at + (64ull << 20));
         requests.push_back({RemoteAddr(at), r.data + (at - r.start), to - at});
       }
     }

@@ -1,0 +1,251 @@
+#include "heap/heap_types.hpp"
+
+#include <algorithm>
+
+#include "base/log.hpp"
+
+namespace pyinspect {
+
+namespace {
+constexpr uint64_t kLongSubclass = 1ull << 24, kListSubclass = 1ull << 25, kTupleSubclass = 1ull << 26,
+                   kBytesSubclass = 1ull << 27, kUnicodeSubclass = 1ull << 28, kDictSubclass = 1ull << 29,
+                   kBaseExcSubclass = 1ull << 30, kTypeSubclass = 1ull << 31, kIntSubclass27 = 1ull << 23;
+constexpr int kTObject = 6, kTObjectEx = 16;  // PyMemberDef types that hold a PyObject*
+}  // namespace
+
+const char* cat_name(Cat c) {
+  static const char* const names[] = {
+      "other", "object", "type", "NoneType", "int (2.7)", "int", "bool", "float", "complex", "str (2.7)",
+      "unicode (2.7)", "str", "bytes", "bytearray", "tuple", "list", "dict", "set", "frozenset", "deque",
+      "OrderedDict", "defaultdict", "code", "frame", "function", "method", "builtin function", "module", "cell",
+      "generator", "coroutine", "async generator", "weakref", "property", "classmethod", "staticmethod", "slice",
+      "range", "memoryview", "exception", "traceback", "mappingproxy", "method-wrapper", "descriptor",
+      "member descriptor", "super", "instance (2.7)", "classobj (2.7)"};
+  static_assert(sizeof names / sizeof names[0] == static_cast<size_t>(Cat::Count));
+  return names[static_cast<size_t>(c)];
+}
+
+HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs& types)
+    : mem(m), l(layout), t(types), reader(m, layout, types) {
+  auto add = [&](RemoteAddr a, Cat c) {
+    if (a) builtin_cats_[a.value()] = c;
+  };
+  const bool py2 = l.traits().python2;
+  add(t.object, Cat::Object);
+  add(t.type, Cat::Type);
+  add(t.int27, Cat::Int27);
+  add(t.long_, Cat::Long);
+  add(t.bool_, Cat::Bool);
+  add(t.float_, Cat::Float);
+  add(t.complex, Cat::Complex);
+  add(t.str27, Cat::Str27);
+  add(t.unicode, py2 ? Cat::Unicode27 : Cat::Str);
+  add(t.bytes, Cat::Bytes);
+  add(t.bytearray, Cat::ByteArray);
+  add(t.tuple, Cat::Tuple);
+  add(t.list, Cat::List);
+  add(t.dict, Cat::Dict);
+  add(t.set, Cat::Set);
+  add(t.frozenset, Cat::FrozenSet);
+  add(t.code, Cat::Code);
+  add(t.frame, Cat::Frame);
+  add(t.function, Cat::Function);
+  add(t.method, Cat::Method);
+  add(t.cfunction, Cat::CFunction);
+  add(t.cmethod, Cat::CFunction);
+  add(t.module, Cat::Module);
+  add(t.cell, Cat::Cell);
+  add(t.gen, Cat::Generator);
+  add(t.coro, Cat::Coroutine);
+  add(t.asyncgen, Cat::AsyncGenerator);
+  add(t.weakref, Cat::WeakRef);
+  add(t.weakproxy, Cat::WeakRef);
+  add(t.weakcallproxy, Cat::WeakRef);
+  add(t.property, Cat::Property);
+  add(t.classmethod, Cat::ClassMethod);
+  add(t.staticmethod, Cat::StaticMethod);
+  add(t.slice, Cat::Slice);
+  add(t.range, Cat::Range);
+  add(t.memoryview, Cat::MemoryView);
+  add(t.traceback, Cat::Traceback);
+  add(t.mappingproxy, Cat::MappingProxy);
+  add(t.method_wrapper, Cat::MethodWrapper);
+  add(t.method_descr, Cat::Descriptor);
+  add(t.wrapper_descr, Cat::Descriptor);
+  add(t.getset_descr, Cat::Descriptor);
+  add(t.classmethod_descr, Cat::Descriptor);
+  add(t.member_descr, Cat::MemberDescriptor);
+  add(t.super, Cat::Super);
+  add(t.instance27, Cat::Instance27);
+  add(t.class27, Cat::Class27);
+  add(t.none_type, Cat::NoneType);
+  if (!t.none_type && t.none)
+    if (auto nt = reader.type_of(t.none)) add(*nt, Cat::NoneType);
+  if (l.has(S::sz_PyGC_Head)) gc_head_ = l.size(S::sz_PyGC_Head);
+}
+
+Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
+  RemoteAddr cur = type;
+  for (int depth = 0; depth < 64 && cur; ++depth) {
+    if (auto it = builtin_cats_.find(cur.value()); it != builtin_cats_.end()) {
+      builtin = cur;
+      return it->second;
+    }
+    // C types of _collections are not exported: known by name.
+    auto flags = reader.type_flags(cur);
+    bool heap = flags && (*flags & tpflags::kHeapType);
+    if (!heap) {
+      if (auto name = reader.type_name(cur)) {
+        Cat c = Cat::Other;
+        if (*name == "collections.deque") c = Cat::Deque;
+        if (*name == "collections.OrderedDict") c = Cat::OrderedDict;
+        if (*name == "collections.defaultdict") c = Cat::DefaultDict;
+        if (c != Cat::Other) {
+          builtin_cats_[cur.value()] = c;
+          builtin = cur;
+          return c;
+        }
+      }
+    }
+    auto base = mem.read_ptr(cur + l.require(F::tp_base));
+    if (!base || base->null()) break;
+    cur = *base;
+  }
+  // No known base: a C type of an extension. Its flags still say what it derives from.
+  auto flags = reader.type_flags(type).value_or(0);
+  builtin = RemoteAddr();
+  if (flags & kTypeSubclass) return Cat::Type;
+  if (flags & kBaseExcSubclass) return Cat::BaseException;
+  if (flags & kDictSubclass) return Cat::Dict;
+  if (flags & kListSubclass) return Cat::List;
+  if (flags & kTupleSubclass) return Cat::Tuple;
+  if (flags & kUnicodeSubclass) return l.traits().python2 ? Cat::Unicode27 : Cat::Str;
+  if (flags & kBytesSubclass) return l.traits().python2 ? Cat::Str27 : Cat::Bytes;
+  if (flags & kLongSubclass) return Cat::Long;
+  if (l.traits().python2 && (flags & kIntSubclass27)) return Cat::Int27;
+  return Cat::Other;
+}
+
+const TypeInfo* HeapContext::type_of(RemoteAddr obj) {
+  auto type = reader.type_of(obj);
+  if (!type) return nullptr;
+  return info(*type);
+}
+
+const TypeInfo* HeapContext::info(RemoteAddr type) {
+  if (auto it = index_.find(type); it != index_.end()) return &types_[it->second];
+  // A type object is itself an object whose type is a type (PyType_Type or a metaclass);
+  // anything else is not a type and is cached as such (id stays invalid).
+  auto meta = reader.type_of(type);
+  if (!meta) return nullptr;
+  auto meta_flags = reader.type_flags(*meta);
+  bool is_type = *meta == t.type || (meta_flags && (*meta_flags & kTypeSubclass)) ||
+                 (l.traits().python2 && *meta == t.class27);
+  if (!is_type) return nullptr;
+  TypeInfo ti = build(type);
+  ti.id = static_cast<uint32_t>(types_.size());
+  types_.push_back(std::move(ti));
+  index_.emplace(type, types_.back().id);
+  return &types_.back();
+}
+
+TypeInfo HeapContext::build(RemoteAddr type) {
+  TypeInfo ti;
+  ti.addr = type;
+  ti.metatype = reader.type_of(type).value_or(RemoteAddr());
+  auto s = reader.read_struct(type, l.require(S::sz_PyTypeObject));
+  if (!s) return ti;
+  ti.flags = s->get<uint64_t>(l.off(F::tp_flags)).value_or(0);
+  ti.basicsize = s->get<int64_t>(l.off(F::tp_basicsize)).value_or(0);
+  ti.itemsize = s->get<int64_t>(l.off(F::tp_itemsize)).value_or(0);
+  ti.dictoffset = s->get<int64_t>(l.off(F::tp_dictoffset)).value_or(0);
+  ti.weaklistoffset = s->get<int64_t>(l.off(F::tp_weaklistoffset)).value_or(0);
+  ti.heap = ti.flags & tpflags::kHeapType;
+  ti.gc = ti.flags & tpflags::kHaveGc;
+  ti.cat = classify(type, ti.builtin);
+
+  // Names: builtins bare, others module.QualName (as guppy and objgraph show them).
+  std::string tp_name;
+  if (auto p = s->ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("?");
+  const bool py2 = l.traits().python2;
+  const std::string builtins = py2 ? "__builtin__" : "builtins";
+  if (ti.heap) {
+    std::string qual;
+    if (l.has(F::ht_qualname))
+      if (auto q = mem.read_ptr(type + l.off(F::ht_qualname))) qual = reader.read_str(*q, 256).value_or("");
+    if (qual.empty()) qual = tp_name;
+    std::string module;
+    if (auto d = s->ptr(l.off(F::tp_dict)); d && !d->null())
+      if (auto m = reader.dict_get(*d, "__module__")) module = reader.read_str(*m, 256).value_or("");
+    ti.module = module.empty() ? builtins : module;
+    ti.name = ti.module == builtins ? qual : ti.module + "." + qual;
+  } else if (ti.cat == Cat::Class27) {
+    ti.name = tp_name;
+    ti.module = builtins;
+  } else {
+    size_t dot = tp_name.rfind('.');
+    ti.module = dot == std::string::npos ? builtins : tp_name.substr(0, dot);
+    ti.name = tp_name;
+  }
+
+  // __slots__: PyMemberDefs stored after the heap type object (at Py_TYPE(type)->tp_basicsize),
+  // Py_SIZE(type) of them, for this type and each heap base.
+  int64_t md_name = l.has(F::mdef_name) ? l.off(F::mdef_name) : 0;
+  int64_t md_type = l.has(F::mdef_type) ? l.off(F::mdef_type) : 8;
+  int64_t md_offset = l.has(F::mdef_offset) ? l.off(F::mdef_offset) : 16;
+  int64_t md_size = l.has(S::sz_PyMemberDef) ? l.size(S::sz_PyMemberDef) : 40;
+  RemoteAddr cur = type;
+  for (int depth = 0; depth < 64 && cur; ++depth) {
+    auto flags = reader.type_flags(cur);
+    if (!flags || !(*flags & tpflags::kHeapType)) break;
+    auto meta = reader.type_of(cur);
+    auto n = mem.read_as<int64_t>(cur + l.off(F::ob_size));
+    auto meta_size = meta ? mem.read_as<int64_t>(*meta + l.off(F::tp_basicsize)) : std::nullopt;
+    if (n && meta_size && *n > 0 && *n < 4096 && *meta_size > 0) {
+      std::vector<uint8_t> buf(static_cast<size_t>(*n * md_size));
+      if (mem.read(cur + *meta_size, buf.data(), buf.size())) {
+        StructBytes members(std::move(buf));
+        for (int64_t i = 0; i < *n; ++i) {
+          auto mt = members.get<int32_t>(i * md_size + md_type);
+          auto off = members.get<int64_t>(i * md_size + md_offset);
+          auto name = members.ptr(i * md_size + md_name);
+          if (!mt || !off || (*mt != kTObjectEx && *mt != kTObject) || *off <= 0 || *off >= ti.basicsize) continue;
+          std::string nm = name ? mem.read_cstring(*name, 128).value_or("?") : "?";
+          if (std::none_of(ti.slots.begin(), ti.slots.end(), [&](const auto& sl) { return sl.first == *off; }))
+            ti.slots.emplace_back(*off, nm);
+        }
+      }
+    }
+    auto base = mem.read_ptr(cur + l.off(F::tp_base));
+    if (!base) break;
+    cur = *base;
+  }
+
+  // Python-level __sizeof__ and __del__ in the MRO's heap classes.
+  if (auto mro = s->ptr(l.off(F::tp_mro)); mro && !mro->null()) {
+    auto n = mem.read_as<int64_t>(*mro + l.off(F::ob_size));
+    bool sizeof_found = false;
+    for (int64_t i = 0; n && i < std::min<int64_t>(*n, 64); ++i) {
+      auto k = mem.read_ptr(*mro + l.off(F::tuple_item) + 8 * i);
+      if (!k) break;
+      auto kflags = reader.type_flags(*k);
+      bool kheap = kflags && (*kflags & tpflags::kHeapType);
+      auto kd = mem.read_ptr(*k + l.off(F::tp_dict));
+      if (!kheap) {
+        sizeof_found = true;  // a C type's __sizeof__ decides from here on
+        continue;
+      }
+      if (!kd || kd->null()) continue;
+      if (!sizeof_found && reader.dict_get(*kd, "__sizeof__")) {
+        ti.python_sizeof = true;
+        sizeof_found = true;
+      }
+      if (reader.dict_get(*kd, "__del__")) ti.has_finalizer = true;
+    }
+  }
+  if (!ti.heap && l.has(F::tp_del))
+    if (auto del = s->ptr(l.off(F::tp_del)); del && !del->null()) ti.has_finalizer = true;
+  return ti;
+}
+
+}  // namespace pyinspect
