@@ -53,7 +53,7 @@ void DwarfTypes::list_units() {
   for (const auto& [rank, o] : ranked) units_.push_back(o);
 }
 
-bool DwarfTypes::index_until(const std::string& name) {
+bool DwarfTypes::index_until(const std::string& name, bool struct_only) {
   if (!listed_) list_units();
   size_t before = next_unit_;
   struct Report {
@@ -64,7 +64,8 @@ bool DwarfTypes::index_until(const std::string& name) {
       if (now != b) LOG_DEBUG("DWARF: looking for " << n << " read units " << b << ".." << now);
     }
   } report{name, before, next_unit_};
-  while (!defs_.count(name)) {
+  auto& target = struct_only ? structs_ : defs_;
+  while (!target.count(name)) {
     if (next_unit_ >= units_.size()) {
       LOG_DEBUG("DWARF: type " << name << " not defined anywhere");
       return false;
@@ -84,8 +85,10 @@ bool DwarfTypes::index_until(const std::string& name) {
         dwarf_formflag(dwarf_attr(&child, DW_AT_declaration, &a), &decl);
       }
       if (decl) continue;
-      // Tag names and typedef names share one index; CPython keeps them distinct.
+      // Tag names and typedef names share one index (CPython keeps them distinct, but for
+      // `typedef struct X X`); complete structs also get one of their own.
       defs_.emplace(n, dwarf_dieoffset(&child));
+      if (tag != DW_TAG_typedef) structs_.emplace(n, dwarf_dieoffset(&child));
     } while (dwarf_siblingof(&child, &child) == 0);
   }
   return true;
@@ -114,9 +117,9 @@ std::optional<Dwarf_Die> DwarfTypes::resolve(Dwarf_Die die) {
       // An incomplete type in this CU: find the complete definition by its tag name.
       const char* name = dwarf_diename(&die);
       if (!name) return std::nullopt;
-      if (!index_until(name)) return std::nullopt;
-      auto it = defs_.find(name);
-      if (it == defs_.end() || !dwarf_offdie(dwarf_, it->second, &die)) return std::nullopt;
+      if (!index_until(name, true)) return std::nullopt;
+      auto it = structs_.find(name);
+      if (it == structs_.end() || !dwarf_offdie(dwarf_, it->second, &die)) return std::nullopt;
       continue;
     }
     return die;

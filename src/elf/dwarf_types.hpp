@@ -39,7 +39,7 @@ class DwarfTypes {
     Dwarf_Die type;
   };
   // Indexes compilation units (the likeliest first) until `name` is defined or none are left.
-  bool index_until(const std::string& name);
+  bool index_until(const std::string& name, bool struct_only = false);
   void list_units();
   std::optional<Dwarf_Die> find_type(const std::string& name);
   std::optional<Dwarf_Die> resolve(Dwarf_Die die);  // through typedef/const/volatile
@@ -50,7 +50,8 @@ class DwarfTypes {
   bool listed_ = false;
   std::vector<Dwarf_Off> units_;  // CU DIE offsets, in the order they will be indexed
   size_t next_unit_ = 0;
-  std::unordered_map<std::string, Dwarf_Off> defs_;  // complete struct/union/typedef DIEs
+  std::unordered_map<std::string, Dwarf_Off> defs_;     // complete struct/union/typedef DIEs
+  std::unordered_map<std::string, Dwarf_Off> structs_;  // complete struct/union DIEs
 };
 
 }  // namespace pyinspect

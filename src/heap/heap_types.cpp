@@ -20,7 +20,7 @@ const char* cat_name(Cat c) {
       "OrderedDict", "defaultdict", "code", "frame", "function", "method", "builtin function", "module", "cell",
       "generator", "coroutine", "async generator", "weakref", "property", "classmethod", "staticmethod", "slice",
       "range", "memoryview", "exception", "traceback", "mappingproxy", "method-wrapper", "descriptor",
-      "member descriptor", "super", "instance (2.7)", "classobj (2.7)"};
+      "member descriptor", "super", "array", "buffered io", "instance (2.7)", "classobj (2.7)"};
   static_assert(sizeof names / sizeof names[0] == static_cast<size_t>(Cat::Count));
   return names[static_cast<size_t>(c)];
 }
@@ -85,26 +85,37 @@ HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs&
 }
 
 Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
-  RemoteAddr cur = type;
+  RemoteAddr cur = type, first_static;
   for (int depth = 0; depth < 64 && cur; ++depth) {
     if (auto it = builtin_cats_.find(cur.value()); it != builtin_cats_.end()) {
+      if (it->second == Cat::Object && first_static && first_static != cur) {
+        // A C type of its own that only derives from object (types.SimpleNamespace, _io...):
+        // not a plain object, its layout is its own.
+        builtin = first_static;
+        return Cat::Other;
+      }
       builtin = cur;
       return it->second;
     }
-    // C types of _collections are not exported: known by name.
     auto flags = reader.type_flags(cur);
     bool heap = flags && (*flags & tpflags::kHeapType);
-    if (!heap) {
-      if (auto name = reader.type_name(cur)) {
-        Cat c = Cat::Other;
-        if (*name == "collections.deque") c = Cat::Deque;
-        if (*name == "collections.OrderedDict") c = Cat::OrderedDict;
-        if (*name == "collections.defaultdict") c = Cat::DefaultDict;
-        if (c != Cat::Other) {
-          builtin_cats_[cur.value()] = c;
-          builtin = cur;
-          return c;
-        }
+    if (!heap && !first_static) first_static = cur;
+    // Types of extension modules are not exported: known by name. A C type's tp_name carries
+    // its module ("collections.deque"); a class statement's never has a dot, so a Python class
+    // cannot be mistaken for one. (From 3.12 deque and defaultdict are heap types; array.array
+    // from 3.10.)
+    if (auto name = reader.type_name(cur); name && name->find('.') != std::string::npos) {
+      Cat c = Cat::Other;
+      if (*name == "collections.deque") c = Cat::Deque;
+      if (*name == "collections.OrderedDict") c = Cat::OrderedDict;
+      if (*name == "collections.defaultdict") c = Cat::DefaultDict;
+      if (*name == "array.array") c = Cat::Array;
+      if (*name == "_io.BufferedReader" || *name == "_io.BufferedWriter" || *name == "_io.BufferedRandom")
+        c = Cat::Buffered;
+      if (c != Cat::Other) {
+        builtin_cats_[cur.value()] = c;
+        builtin = cur;
+        return c;
       }
     }
     auto base = mem.read_ptr(cur + l.require(F::tp_base));
@@ -113,7 +124,7 @@ Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
   }
   // No known base: a C type of an extension. Its flags still say what it derives from.
   auto flags = reader.type_flags(type).value_or(0);
-  builtin = RemoteAddr();
+  builtin = first_static;  // the C type whose layout the instances have
   if (flags & kTypeSubclass) return Cat::Type;
   if (flags & kBaseExcSubclass) return Cat::BaseException;
   if (flags & kDictSubclass) return Cat::Dict;
@@ -141,12 +152,23 @@ const TypeInfo* HeapContext::info(RemoteAddr type) {
   auto meta_flags = reader.type_flags(*meta);
   bool is_type = *meta == t.type || (meta_flags && (*meta_flags & kTypeSubclass)) ||
                  (l.traits().python2 && *meta == t.class27);
-  if (!is_type) return nullptr;
+  if (!is_type || !plausible_type(type)) return nullptr;
   TypeInfo ti = build(type);
   ti.id = static_cast<uint32_t>(types_.size());
   types_.push_back(std::move(ti));
   index_.emplace(type, types_.back().id);
   return &types_.back();
+}
+
+// A type object is "ready" (Py_TPFLAGS_READY, set by PyType_Ready on every type in use), has a
+// sane size and a printable name: what stale or random memory rarely is.
+bool HeapContext::plausible_type(RemoteAddr type) {
+  auto flags = reader.type_flags(type);
+  auto basicsize = mem.read_as<int64_t>(type + l.require(F::tp_basicsize));
+  if (!flags || !(*flags & (uint64_t{1} << 12)) || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
+  auto name = reader.type_name(type);
+  if (!name || name->empty()) return false;
+  return std::all_of(name->begin(), name->end(), [](char c) { return c > ' ' && c < 127; });
 }
 
 TypeInfo HeapContext::build(RemoteAddr type) {
@@ -236,9 +258,14 @@ TypeInfo HeapContext::build(RemoteAddr type) {
         continue;
       }
       if (!kd || kd->null()) continue;
-      if (!sizeof_found && reader.dict_get(*kd, "__sizeof__")) {
-        ti.python_sizeof = true;
-        sizeof_found = true;
+      if (!sizeof_found) {
+        // A heap type made from a C spec (array.array 3.10+, deque 3.12+) holds its C
+        // __sizeof__ as a method descriptor; only anything else is written in Python.
+        if (auto sz = reader.dict_get(*kd, "__sizeof__")) {
+          sizeof_found = true;
+          auto st = reader.type_of(*sz);
+          ti.python_sizeof = !(st && (*st == t.method_descr || *st == t.wrapper_descr));
+        }
       }
       if (reader.dict_get(*kd, "__del__")) ti.has_finalizer = true;
     }

@@ -67,6 +67,8 @@ enum class Cat : uint8_t {
   Descriptor,        // method / wrapper / getset / classmethod descriptors
   MemberDescriptor,  // member descriptors (__slots__ entries)
   Super,
+  Array,             // array.array (an extension type)
+  Buffered,          // _io.BufferedReader / Writer / Random
   Instance27,        // 2.7 classic instance
   Class27,           // 2.7 classic class
   Count
@@ -118,6 +120,7 @@ class HeapContext {
 
  private:
   TypeInfo build(RemoteAddr type);
+  bool plausible_type(RemoteAddr type);
   Cat classify(RemoteAddr type, RemoteAddr& builtin);
   std::unordered_map<RemoteAddr, uint32_t> index_;
   std::deque<TypeInfo> types_;  // stable addresses: edges point at slot names
@@ -141,6 +144,7 @@ enum class EdgeKind : uint8_t {
   Slot,          // a __slots__ member: name
   Type,          // __class__ (the instance's heap type)
   Local,         // a frame local or cell: name may be null, index = slot
+  Guess,         // a word of an object pyinspect does not model that may be a reference
   Other,
 };
 struct Edge {

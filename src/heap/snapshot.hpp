@@ -42,6 +42,13 @@ class HeapSnapshot : public Memory {
   // Whether addr lies in a copied (writable) mapping.
   bool contains(RemoteAddr addr) const { return find(addr.value()) != nullptr; }
   const Maps& maps() const { return live_.maps(); }
+  // The copied mappings, [start, end) each, sorted.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges() const {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    for (const auto& r : regions_)
+      if (r.data) out.emplace_back(r.start, r.end);
+    return out;
+  }
 
   ~HeapSnapshot() override;
 

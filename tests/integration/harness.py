@@ -71,7 +71,11 @@ class Target(object):
             if r:
                 chunk = os.read(fd, 65536)
                 buf += chunk
-        return json.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+        line = buf.split(b"\n", 1)[0]
+        # The report travels in one bytes object the target made after measuring itself:
+        # the line, its newline and the padding of _park.report().
+        self.payload_len = len(line) + 1 + (256 << 10)
+        return json.loads(line.decode("utf-8"))
 
     def close(self):
         if self.proc.poll() is None:

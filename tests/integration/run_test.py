@@ -215,6 +215,112 @@ def mount_namespace(ctx):
         check(got["python"]["binary"].startswith(hidden), "binary %s" % got["python"]["binary"])
 
 
+def heap_json(ctx, pid, *args):
+    _, out, _ = run_pyinspect(ctx.pyinspect, ["heap", str(pid), "--json"] + list(args))
+    return json.loads(out)
+
+
+@test("heap-census")
+def heap_census(ctx):
+    """pyinspect heap --by type against the target's own census (gc.get_objects(), closure over
+    gc.get_referents(), sys.getsizeof; targets/census.py)."""
+    with Target(ctx.interp, "census.py") as t:
+        c = t.report["extra"]["census"]
+        j = heap_json(ctx, t.pid, "--by", "type", "--top", "0")
+        mine = dict((r["kind"], (r["count"], r["size"])) for r in j["rows"])
+        check(j["total_objects"] == sum(v[0] for v in mine.values()), "rows do not add up to total_objects")
+        check(j["total_size"] == sum(v[1] for v in mine.values()), "rows do not add up to total_size")
+        # The classes the target made: exact counts and sizes.
+        for kind, n in c["made"].items():
+            want = c["by_type"][kind]
+            check(mine.get(kind) == (want[0], want[1]),
+                  "%s: pyinspect %s, the target %s (made %d)" % (kind, mine.get(kind), want, n))
+        # Every type: at least what the target saw (pyinspect also finds what gc.get_referents
+        # cannot reach: interned strings, code objects' name tuples...), and where the counts are
+        # equal, exactly the same total size, object for object (sys.getsizeof).
+        problems = []
+        for kind, (n, size) in sorted(c["by_type"].items()):
+            got = mine.get(kind, (0, 0))
+            # A couple of objects held only by C module state (posix's, _functools') are out of
+            # anyone's reach from outside.
+            if got[0] < n - 2:
+                problems.append("%s: pyinspect found %d, the target %d" % (kind, got[0], n))
+            elif got[0] == n and got[1] != size and kind != "_struct.Struct":
+                problems.append("%s: %d objects, size %d here, %d in the target" % (kind, n, got[1], size))
+        check(not problems, "\n  ".join(["census differs:"] + problems))
+        # Totals: within 1% of the target's own, in bytes (the objects only pyinspect sees are
+        # small: names and tables), leaving out the report the target made after measuring.
+        payload = t.payload_len + (37 if ctx.interp["major"] == 2 else 33)
+        total = j["total_size"] - payload
+        check(abs(total - c["size"]) <= 0.01 * c["size"],
+              "total size %d (without the %d-byte report) vs the target's %d" % (total, payload, c["size"]))
+        check(j["total_objects"] >= c["objects"] - 5, "objects %d < the target's %d" % (j["total_objects"], c["objects"]))
+        print("objects: target %d, pyinspect %d (+%.1f%%); bytes: target %d, pyinspect %d (+%.2f%%)" % (
+            c["objects"], j["total_objects"], 100.0 * (j["total_objects"] - c["objects"]) / c["objects"],
+            c["size"], total, 100.0 * (total - c["size"]) / c["size"]))
+        # The 64 MiB string is the largest object, and gc.garbage is what the target says.
+        j2 = heap_json(ctx, t.pid, "--largest", "3")
+        big = j2["largest"][0]
+        check(big["kind"] == "str" and big["size"] >= 64 << 20 and big["repr"].startswith("'xxxx"),
+              "largest object: %s" % big)
+        check(j2["memory"]["garbage_count"] == c["garbage"],
+              "gc.garbage: pyinspect %d, the target %d" % (j2["memory"]["garbage_count"], c["garbage"]))
+        if ctx.interp["major"] == 2:
+            check(c["garbage"] == 100 and j2["memory"]["garbage"][0]["kind"] == "__main__.WithDel",
+                  "2.7 uncollectable cycles: %s" % j2["memory"]["garbage"])
+
+
+@test("heap-text")
+def heap_text(ctx):
+    """The guppy-style table: header, rows that add up, percentages, and the groupings."""
+    with Target(ctx.interp, "census.py") as t:
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "heap", str(t.pid), "--top", "5"])
+        lines = out.splitlines()
+        m = re.match(r"Partition of a set of (\d+) objects\. Total size = (\d+) bytes\.$", lines[0])
+        check(m is not None, "header: %r" % lines[0])
+        total_n, total_s = int(m.group(1)), int(m.group(2))
+        check(lines[1].split() == ["Index", "Count", "%", "Size", "%", "Cumulative", "%", "Kind", "(class", "/", "dict",
+                                   "of", "class)"], "column header: %r" % lines[1])
+        cum = 0
+        for i in range(5):
+            f = lines[2 + i].split(None, 7)
+            idx, n, pn, size, ps, cu, pc, kind = int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[4]), int(f[5]), int(f[6]), f[7]
+            cum += size
+            check(idx == i and cu == cum, "row %d: %r" % (i, lines[2 + i]))
+            check(abs(pn - 100.0 * n / total_n) <= 0.5 and abs(ps - 100.0 * size / total_s) <= 0.5,
+                  "row %d percentages: %r" % (i, lines[2 + i]))
+        check(lines[2].split()[-1] == "str", "the largest kind is not str: %r" % lines[2])
+        check(lines[7].startswith("<") and "more rows" in lines[7], "no '<N more rows>' line: %r" % lines[7])
+        check(re.search(r"^Process RSS .* Python objects ", out, re.M) is not None, "no memory summary:\n" + out)
+        if ctx.interp["major"] == 2:
+            check(re.search(r"gc\.garbage holds 100 uncollectable objects: 100 __main__\.WithDel", out) is not None,
+                  "2.7: gc.garbage not reported:\n" + out)
+        # Kinds: instances' dicts are "dict of <class>" where the instances have dict objects.
+        kinds = dict((r["kind"], r["count"]) for r in heap_json(ctx, t.pid, "--top", "0")["rows"])
+        check(kinds.get("__main__.ObjectA") == 2000, "ObjectA kind: %s" % kinds.get("__main__.ObjectA"))
+        dicts = kinds.get("dict of __main__.ObjectA", 0)
+        if (ctx.interp["major"], ctx.interp["minor"]) < (3, 11):
+            check(dicts == 2000, "dict of __main__.ObjectA: %d" % dicts)
+        else:
+            check(dicts == 0, "3.11+ instances keep attributes without dicts; pyinspect shows %d dicts" % dicts)
+        mods = dict((r["kind"], r["count"]) for r in heap_json(ctx, t.pid, "--by", "module", "--top", "0")["rows"])
+        check(mods.get("__main__", 0) >= 3500 + 100 * (ctx.interp["major"] == 2), "--by module __main__: %s" % mods.get("__main__"))
+        by_size = heap_json(ctx, t.pid, "--by", "size", "--top", "0")
+        check(sum(r["count"] for r in by_size["rows"]) == by_size["total_objects"] and
+              all(r["size"] == int(r["kind"]) * r["count"] for r in by_size["rows"]), "--by size rows")
+
+
+@test("heap-growth")
+def heap_growth(ctx):
+    """--growth: a string that grows (the seed's second leak) is what grew."""
+    with Target(ctx.interp, "growing.py") as t:
+        j = json.loads(run_pyinspect(ctx.pyinspect, ["heap", str(t.pid), "--growth", "1", "--json", "--by", "type"])[1])
+        top = j["rows"][0]
+        check(top["kind"] == "str" and top["size_change"] > 0, "largest growth: %s" % top)
+        # The target appends 100 KiB every 20 ms: at least 1 MiB in a second, give or take.
+        check(top["size_change"] >= 1 << 20, "str grew by only %d bytes" % top["size_change"])
+
+
 @test("info")
 def info(ctx):
     with Target(ctx.interp, "threads.py") as t:

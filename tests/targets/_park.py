@@ -109,7 +109,7 @@ def report(frames, gil_holder=None, extra=None):
         "extra": extra or {},
     }
     # Far more than a pipe holds: the write blocks for good once the harness has its line.
-    return (json.dumps(data) + "\n").encode("utf-8") + b" " * (1 << 20)
+    return (json.dumps(data) + "\n").encode("utf-8") + b" " * (256 << 10)
 
 
 _fd = [None]

@@ -1,0 +1,83 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "heap/census.hpp"
+#include "output/heap_output.hpp"
+#include "output/json_util.hpp"
+
+namespace pyinspect {
+
+GroupBy parse_group(const std::string& by) {
+  if (by == "kind") return GroupBy::Kind;
+  if (by == "type") return GroupBy::Type;
+  if (by == "module") return GroupBy::Module;
+  if (by == "size") return GroupBy::Size;
+  throw Error(ErrorCode::Usage, "--by wants kind, type, module or size, not '" + by + "'");
+}
+
+int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
+  po::options_description desc("Options");
+  std::string pid_text, by = "kind";
+  size_t top = 10;
+  double growth = 0;
+  uint64_t max_copy_mib = 0;
+  bool json = false, no_progress = false, no_dwarf = false, no_cache = false;
+  CensusOptions opts;
+  TargetOptions topts;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+      ("top", po::value(&top)->default_value(top), "show the N largest rows (0: all)")
+      ("by", po::value(&by)->default_value(by), "group by kind, type, module or size")
+      ("largest", po::value(&opts.largest)->default_value(0), "also list the N largest single objects")
+      ("growth", po::value(&growth), "take two censuses SECONDS apart and show what grew")
+      ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
+      ("nonblocking", po::bool_switch(&opts.nonblocking),
+       "copy the memory without pausing the target (the census may be inconsistent)")
+      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory")
+      ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
+      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
+      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  po::positional_options_description pos;
+  pos.add("pid", 1);
+  po::variables_map vm;
+  if (!parse_command("pyinspect heap PID [options]", args, desc, pos, vm)) return 0;
+  GroupBy group = parse_group(by);
+  if (vm.count("growth") && !(growth > 0 && growth <= 86400))
+    throw Error(ErrorCode::Usage, "--growth wants a number of seconds between 0 and 86400");
+  topts.use_dwarf = !no_dwarf;
+  topts.use_cache = !no_cache;
+  opts.max_copy_bytes = max_copy_mib << 20;
+  opts.progress = !no_progress && isatty(STDERR_FILENO);
+
+  Process proc(parse_pid(pid_text));
+  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  PythonProcess py(proc, mem, topts);
+  TextStyle style{g.color, false};
+  if (growth > 0) {
+    HeapCensus before = take_census(py, mem, opts);
+    std::this_thread::sleep_for(std::chrono::duration<double>(growth));
+    ProcessMemory mem2(proc.pid(), Maps::read(proc.pid()));
+    HeapCensus after = take_census(py, mem2, opts);
+    if (json)
+      std::cout << dump_json(growth_json(before, after, group, top, growth)) << "\n";
+    else
+      print_growth_text(std::cout, before, after, group, top, growth, style);
+    return 0;
+  }
+  HeapCensus census = take_census(py, mem, opts);
+  if (json)
+    std::cout << dump_json(heap_json(census, group, top)) << "\n";
+  else
+    print_heap_text(std::cout, census, group, top, style);
+  return 0;
+}
+
+}  // namespace pyinspect

@@ -1,0 +1,403 @@
+#include "heap/census.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <queue>
+#include <unordered_map>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "heap/heap_types.hpp"
+#include "heap/roots.hpp"
+#include "heap/snapshot.hpp"
+#include "proc/pause.hpp"
+
+namespace pyinspect {
+
+namespace {
+
+// One bit per 8-byte word of the copied mappings: has the object at this address been seen?
+class VisitedSet {
+ public:
+  explicit VisitedSet(std::vector<std::pair<uint64_t, uint64_t>> ranges) : ranges_(std::move(ranges)) {
+    size_t words = 0;
+    for (auto& [a, b] : ranges_) {
+      offsets_.push_back(words);
+      words += ((b - a) / 8 + 63) / 64;
+    }
+    bits_.assign(words, 0);
+  }
+  // True if newly inserted; false if seen before or outside the copied memory.
+  bool insert(uint64_t addr) {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), addr,
+                               [](uint64_t a, const auto& r) { return a < r.first; });
+    if (it == ranges_.begin()) return false;
+    --it;
+    if (addr >= it->second) return false;
+    size_t idx = static_cast<size_t>(it - ranges_.begin());
+    uint64_t bit = (addr - it->first) / 8;
+    uint64_t& w = bits_[offsets_[idx] + bit / 64];
+    uint64_t m = uint64_t{1} << (bit % 64);
+    if (w & m) return false;
+    w |= m;
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+  std::vector<size_t> offsets_;
+  std::vector<uint64_t> bits_;
+};
+
+class Walk : public ReferentVisitor {
+ public:
+  Walk(HeapContext& ctx, const HeapSnapshot& snap, HeapCensus& out, const CensusOptions& opts)
+      : ctx_(ctx), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts) {
+    // Diagnosis only: every object found, one "address type" line each.
+    if (const char* path = std::getenv("PYINSPECT_DEBUG_OBJECTS"); path && *path) debug_ = std::fopen(path, "w");
+  }
+  ~Walk() override {
+    if (debug_) std::fclose(debug_);
+  }
+
+  // Roots and referents arrive here: queue every new object.
+  void visit(RemoteAddr child, const Edge& edge) override {
+    if (child.null() || (child.value() & 7)) return;
+    if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_[child.value()] = current_kind_;
+    if (edge.kind == EdgeKind::Guess && !plausible_object(child)) return;
+    if (!visited_.insert(child.value())) return;
+    if (!ctx_.type_of(child)) return;  // not an object after all (torn or stale pointer)
+    if (debug_) parents_[child.value()] = current_.value();
+    stack_.push_back(child);
+  }
+
+  void run() {
+    while (!stack_.empty()) {
+      RemoteAddr obj = stack_.back();
+      stack_.pop_back();
+      expand(obj);
+      if (opts_.progress && (++seen_ & 0xffff) == 0) {
+        std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(seen_));
+        std::fflush(stderr);
+      }
+    }
+  }
+
+  // Dicts are classified last, when every owner ("dict of X") is known.
+  void finish() {
+    for (auto [addr, size] : dicts_) {
+      auto it = owners_.find(addr);
+      std::string kind = it == owners_.end() ? "dict (no owner)" : "dict of " + kind_names_[it->second];
+      add(kind, "dict", builtins_module(), size);
+    }
+    if (opts_.progress) std::fprintf(stderr, "\r%40s\r", "");
+  }
+
+ private:
+  static constexpr uint32_t kNoKind = UINT32_MAX;
+
+  // A word guessed to be a reference (in a type pyinspect does not model) counts only if it
+  // looks like the start of a live object: a sane reference count, heap objects 16-byte aligned.
+  bool plausible_object(RemoteAddr p) {
+    auto refcnt = ctx_.mem.read_as<int64_t>(p);
+    if (!refcnt || *refcnt <= 0 || *refcnt > (int64_t{1} << 40)) {
+      // 3.12+ immortal objects keep UINT32_MAX (or more, in the low half) as their count.
+      if (!refcnt || !ctx_.l.version.at_least(3, 12) || (*refcnt & 0xffffffff) != 0xffffffff) return false;
+    }
+    const MapEntry* m = maps_.find(p);
+    if ((p.value() & 15) && !(m && m->is_file())) return false;
+    return true;
+  }
+
+  std::string builtins_module() const { return ctx_.l.traits().python2 ? "__builtin__" : "builtins"; }
+
+  uint32_t kind_id(const std::string& name) {
+    auto [it, inserted] = kind_ids_.emplace(name, static_cast<uint32_t>(kind_names_.size()));
+    if (inserted) kind_names_.push_back(name);
+    return it->second;
+  }
+
+  // A 2.7 classic instance is of kind "module.ClassName" (its class), as guppy shows it.
+  std::string classic_kind(RemoteAddr obj) {
+    auto cls = ctx_.mem.read_ptr(obj + ctx_.l.require(F::inst_class));
+    if (!cls) return "instance";
+    auto it = classic_names_.find(cls->value());
+    if (it != classic_names_.end()) return it->second;
+    std::string name = "?", module;
+    if (auto n = ctx_.mem.read_ptr(*cls + ctx_.l.require(F::class_name))) name = ctx_.reader.read_str(*n, 256).value_or("?");
+    if (auto d = ctx_.mem.read_ptr(*cls + ctx_.l.require(F::class_dict)))
+      if (auto m = ctx_.reader.dict_get(*d, "__module__")) module = ctx_.reader.read_str(*m, 256).value_or("");
+    std::string kind = module.empty() ? name : module + "." + name;
+    classic_names_[cls->value()] = kind;
+    return kind;
+  }
+
+  void add(const std::string& kind, const std::string& type, const std::string& module, std::optional<uint64_t> size) {
+    uint64_t s = size.value_or(0);
+    if (!size) ++out_.unknown_size_objects;
+    ++out_.total_objects;
+    out_.total_size += s;
+    auto& k = out_.by_kind[kind];
+    ++k.first, k.second += s;
+    auto& t = out_.by_type[type];
+    ++t.first, t.second += s;
+    auto& m = out_.by_module[module];
+    ++m.first, m.second += s;
+    ++out_.by_size[s];
+  }
+
+  void note_largest(RemoteAddr obj, const TypeInfo& ti, uint64_t size) {
+    if (opts_.largest == 0) return;
+    if (largest_.size() < opts_.largest) {
+      largest_.emplace(size, obj.value(), ti.id);
+    } else if (size > std::get<0>(largest_.top())) {
+      largest_.pop();
+      largest_.emplace(size, obj.value(), ti.id);
+    }
+  }
+
+  // 3.11+: attribute values kept without a dict object, and the bytes they take.
+  void note_dictless(RemoteAddr obj, const TypeInfo& ti) {
+    using ID = Traits::InstanceDict;
+    ID model = ctx_.l.traits().instance_dict;
+    if (model == ID::DictOffset || !(ti.flags & tpflags::kManagedDict)) return;
+    if (ctx_.reader.instance_dict(obj)) return;
+    auto keys = ctx_.mem.read_ptr(ti.addr + ctx_.l.require(F::ht_cached_keys));
+    if (!keys || keys->null()) return;
+    auto nentries = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_nentries));
+    auto usable = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_usable));
+    if (!nentries || !usable) return;
+    uint64_t bytes = static_cast<uint64_t>(*nentries + *usable) * 8;
+    if (model == ID::Managed313) {
+      if (!(ti.flags & tpflags::kInlineValues)) return;
+      auto capacity = ctx_.mem.read_as<uint8_t>(obj + ti.basicsize + ctx_.l.require(F::dv_capacity));
+      if (!capacity) return;
+      bytes = ctx_.l.require(F::dv_values) + uint64_t{*capacity} * 8;  // header + slots, after the object
+    }
+    ++out_.memory.dictless_instances;
+    out_.memory.dictless_values_bytes += bytes;
+  }
+
+  void expand(RemoteAddr obj) {
+    const TypeInfo* ti = ctx_.type_of(obj);
+    if (!ti) return;
+    if (debug_) {
+      uint64_t parent = parents_[obj.value()];
+      const TypeInfo* pt = parent ? ctx_.type_of(RemoteAddr(parent)) : nullptr;
+      std::fprintf(debug_, "%llu %s <- %s %llx\n", static_cast<unsigned long long>(obj.value()), ti->name.c_str(),
+                   pt ? pt->name.c_str() : "root", static_cast<unsigned long long>(parent));
+    }
+    current_ = obj;
+    std::optional<uint64_t> size = object_size(ctx_, obj, *ti);
+    if (size) {
+      out_.memory.object_bytes += *size;
+      note_largest(obj, *ti, *size);
+    }
+    note_dictless(obj, *ti);
+    if (ti->cat == Cat::Dict && ti->addr == ctx_.t.dict) {
+      dicts_.emplace_back(obj.value(), size);
+      current_kind_ = kNoKind;
+    } else if (ti->cat == Cat::Instance27) {
+      std::string kind = classic_kind(obj);
+      current_kind_ = kind_id(kind);
+      add(kind, ti->name, ti->module, size);
+    } else {
+      current_kind_ = kind_id(ti->name);
+      add(ti->name, ti->name, ti->module, size);
+    }
+    for_each_referent(ctx_, obj, *ti, *this);
+    current_kind_ = kNoKind;
+  }
+
+ public:
+  std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> take_largest() {
+    std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> v;
+    while (!largest_.empty()) {
+      v.push_back(largest_.top());
+      largest_.pop();
+    }
+    std::reverse(v.begin(), v.end());
+    return v;
+  }
+
+ private:
+  HeapContext& ctx_;
+  const Maps& maps_;
+  VisitedSet visited_;
+  HeapCensus& out_;
+  const CensusOptions& opts_;
+  std::vector<RemoteAddr> stack_;
+  std::vector<std::pair<uint64_t, std::optional<uint64_t>>> dicts_;
+  std::unordered_map<uint64_t, uint32_t> owners_;  // dict -> kind of its owner
+  std::unordered_map<std::string, uint32_t> kind_ids_;
+  std::vector<std::string> kind_names_;
+  std::unordered_map<uint64_t, std::string> classic_names_;
+  uint32_t current_kind_ = kNoKind;
+  uint64_t seen_ = 0;
+  FILE* debug_ = nullptr;
+  RemoteAddr current_;
+  std::unordered_map<uint64_t, uint64_t> parents_;
+  std::priority_queue<std::tuple<uint64_t, uint64_t, uint32_t>, std::vector<std::tuple<uint64_t, uint64_t, uint32_t>>,
+                      std::greater<>>
+      largest_;
+};
+
+std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
+  auto quote = [](std::string s, size_t max) {
+    bool cut = s.size() > max;
+    if (cut) s.resize(max);
+    std::string out = "'";
+    for (char c : s) out += (c == '\n') ? std::string("\\n") : std::string(1, c);
+    return out + (cut ? "'..." : "'");
+  };
+  switch (ti.cat) {
+    case Cat::Str:
+    case Cat::Str27:
+    case Cat::Unicode27:
+      if (auto s = ctx.reader.read_str(obj, 60)) return quote(*s, 50);
+      break;
+    case Cat::Bytes:
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)))
+        if (auto b = ctx.mem.read_bytes(obj + ctx.l.require(F::bytes_sval), std::min<int64_t>(*n, 40)))
+          return "b" + quote(std::string(b->begin(), b->end()), 40);
+      break;
+    case Cat::Tuple:
+    case Cat::List:
+    case Cat::Set:
+    case Cat::FrozenSet:
+    case Cat::Deque:
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)); n && ti.cat != Cat::Set && ti.cat != Cat::FrozenSet)
+        return std::to_string(*n) + " items";
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::set_used))) return std::to_string(*n) + " items";
+      break;
+    case Cat::Dict:
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::dict_used))) return std::to_string(*n) + " items";
+      break;
+    case Cat::Long:
+    case Cat::Int27:
+      if (auto v = ctx.reader.read_int(obj)) return std::to_string(*v);
+      break;
+    default: break;
+  }
+  return ti.name;
+}
+
+// gc.garbage: objects the collector found unreachable but could not free (2.7: cycles with
+// __del__), looked up as the gc module's attribute.
+void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
+  auto interp = py.first_interpreter(ctx.mem);
+  if (!interp || !ctx.l.has(F::is_modules)) return;
+  auto modules = ctx.mem.read_ptr(*interp + ctx.l.off(F::is_modules));
+  auto gc = modules ? ctx.reader.dict_get(*modules, "gc") : std::nullopt;
+  auto gcdict = gc ? ctx.mem.read_ptr(*gc + ctx.l.require(F::md_dict)) : std::nullopt;
+  auto garbage = gcdict ? ctx.reader.dict_get(*gcdict, "garbage") : std::nullopt;
+  if (!garbage || !ctx.reader.has_type(*garbage, ctx.t.list)) return;
+  auto n = ctx.mem.read_as<int64_t>(*garbage + ctx.l.off(F::ob_size));
+  auto items = ctx.mem.read_ptr(*garbage + ctx.l.require(F::list_item));
+  if (!n || !items || *n <= 0) return;
+  m.garbage_count = static_cast<uint64_t>(*n);
+  std::map<std::string, uint64_t> kinds;
+  for (int64_t i = 0; i < std::min<int64_t>(*n, 100000); ++i) {
+    auto p = ctx.mem.read_ptr(*items + 8 * i);
+    const TypeInfo* ti = p ? ctx.type_of(*p) : nullptr;
+    if (!ti) continue;
+    std::string kind = ti->name;
+    if (ti->cat == Cat::Instance27)
+      if (auto cls = ctx.mem.read_ptr(*p + ctx.l.require(F::inst_class)))
+        if (auto nm = ctx.mem.read_ptr(*cls + ctx.l.require(F::class_name)))
+          kind = ctx.reader.read_str(*nm, 200).value_or(kind);
+    ++kinds[kind];
+  }
+  for (auto& [k, c] : kinds) m.garbage_kinds.push_back({k, c, 0});
+  std::sort(m.garbage_kinds.begin(), m.garbage_kinds.end(), [](auto& a, auto& b) { return a.count > b.count; });
+}
+
+}  // namespace
+
+HeapCensus take_census(PythonProcess& py, const ProcessMemory& mem, const CensusOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  HeapCensus out;
+  out.pid = py.process().pid();
+  out.command = py.process().cmdline();
+  out.paused = !opts.nonblocking;
+  out.memory.rss_bytes = py.process().rss_bytes();
+
+  SnapshotLimits limits;
+  limits.max_bytes = opts.max_copy_bytes;
+  auto snap = HeapSnapshot::plan(mem, limits);
+  {
+    std::unique_ptr<ProcessPause> pause;
+    if (!opts.nonblocking) pause = std::make_unique<ProcessPause>(out.pid);
+    snap->copy();
+    if (pause) {
+      pause->resume();
+      out.pause_ns = pause->duration().count();
+    }
+  }
+  out.memory.copied_bytes = snap->copied_bytes();
+
+  const Layout& l = py.layout();
+  HeapContext ctx(*snap, l, py.types());
+  out.python.version = py.full_version(*snap).str();
+  out.python.binary = py.binary().target_path;
+  out.python.shared_library = py.shared_library();
+  out.python.executable = py.executable();
+  out.python.layout_source = l.origin;
+  out.python.debug_file = py.dwarf_file();
+  out.python.interpreter_head = py.interpreter_head_how();
+  out.python.debug_build = l.debug_build;
+
+  Walk walk(ctx, *snap, out, opts);
+  RootStats roots = for_each_root(ctx, py, walk);
+  out.gc_tracked = roots.gc_tracked;
+  for (auto& p : roots.problems) out.warnings.push_back(p);
+  if (roots.generations == 0) out.warnings.push_back("the garbage collector's lists were not found");
+  walk.run();
+  walk.finish();
+  for (auto [size, addr, type_id] : walk.take_largest()) {
+    const TypeInfo& ti = ctx.all_types()[type_id];
+    out.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});
+  }
+  read_garbage(ctx, py, out.memory);
+  out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
+  LOG_INFO("census: " << out.total_objects << " objects (" << out.gc_tracked << " tracked by the GC), "
+                      << ctx.all_types().size() << " types");
+  return out;
+}
+
+std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by) {
+  std::vector<HeapRow> rows;
+  auto from = [&](const std::map<std::string, std::pair<uint64_t, uint64_t>>& m) {
+    for (const auto& [k, v] : m) rows.push_back({k, v.first, v.second});
+  };
+  switch (by) {
+    case GroupBy::Kind: from(c.by_kind); break;
+    case GroupBy::Type: from(c.by_type); break;
+    case GroupBy::Module: from(c.by_module); break;
+    case GroupBy::Size:
+      for (const auto& [size, count] : c.by_size) rows.push_back({std::to_string(size), count, size * count});
+      break;
+  }
+  std::sort(rows.begin(), rows.end(), [](const HeapRow& a, const HeapRow& b) {
+    if (a.size != b.size) return a.size > b.size;
+    if (a.count != b.count) return a.count > b.count;
+    return a.kind < b.kind;
+  });
+  return rows;
+}
+
+const char* group_title(GroupBy by) {
+  switch (by) {
+    case GroupBy::Kind: return "Kind (class / dict of class)";
+    case GroupBy::Type: return "Type";
+    case GroupBy::Module: return "Module (that defines the type)";
+    case GroupBy::Size: return "Size (bytes, each object)";
+  }
+  return "";
+}
+
+}  // namespace pyinspect

@@ -1,0 +1,76 @@
+#pragma once
+// `pyinspect heap`: a census of every live object, guppy-style, from a copy of the target's
+// memory (the target is paused only while the copy is made).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/model.hpp"
+#include "runtime/target.hpp"
+
+namespace pyinspect {
+
+enum class GroupBy { Kind, Type, Module, Size };
+
+struct HeapRow {
+  std::string kind;
+  uint64_t count = 0;
+  uint64_t size = 0;
+};
+
+struct LargeObject {
+  uint64_t address = 0;
+  std::string kind;
+  uint64_t size = 0;
+  std::string repr;
+};
+
+struct MemorySummary {
+  uint64_t rss_bytes = 0;             // resident set of the whole process
+  uint64_t copied_bytes = 0;          // writable resident memory pyinspect copied
+  uint64_t object_bytes = 0;          // sum of sys.getsizeof over the objects found
+  // 3.11+: instances whose attributes live without a dict object (inline or in a separate values
+  // array); sys.getsizeof counts that storage in no object.
+  uint64_t dictless_instances = 0;
+  uint64_t dictless_values_bytes = 0;
+  // pymalloc (when its state could be read)
+  bool pymalloc_known = false;
+  uint64_t arenas = 0, arena_bytes = 0, pool_bytes_used = 0, arena_bytes_free = 0;
+  // gc.garbage
+  uint64_t garbage_count = 0;
+  std::vector<HeapRow> garbage_kinds;
+};
+
+struct HeapCensus {
+  int pid = 0;
+  std::string command;
+  PythonInfo python;
+  uint64_t total_objects = 0;
+  uint64_t total_size = 0;
+  uint64_t unknown_size_objects = 0;  // a __sizeof__ written in Python: counted, size 0
+  uint64_t gc_tracked = 0;
+  // Aggregates from which every grouping is made.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_kind, by_type, by_module;
+  std::map<uint64_t, uint64_t> by_size;  // exact size -> count
+  std::vector<LargeObject> largest;
+  MemorySummary memory;
+  int64_t pause_ns = 0, elapsed_ns = 0;
+  bool paused = true;
+  std::vector<std::string> warnings;
+};
+
+struct CensusOptions {
+  bool nonblocking = false;
+  size_t largest = 0;
+  bool progress = false;          // a progress line on stderr
+  uint64_t max_copy_bytes = 0;    // refuse to copy more (0: no limit)
+};
+
+HeapCensus take_census(PythonProcess& py, const ProcessMemory& mem, const CensusOptions& opts);
+
+// Rows sorted by size (largest first), then count, then name.
+std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by);
+const char* group_title(GroupBy by);
+
+}  // namespace pyinspect
