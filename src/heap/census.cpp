@@ -67,15 +67,19 @@ class Walk : public ReferentVisitor {
   // Roots and referents arrive here: queue every new object.
   void visit(RemoteAddr child, const Edge& edge) override {
     if (child.null() || (child.value() & 7)) return;
-    if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_[child.value()] = current_kind_;
+    if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_.emplace_back(child.value(), current_kind_);
     if (edge.kind == EdgeKind::Guess && !plausible_object(child)) return;
     if (!visited_.insert(child.value())) return;
     if (!ctx_.type_of(child)) return;  // not an object after all (torn or stale pointer)
     if (debug_) parents_[child.value()] = current_.value();
     stack_.push_back(child);
+    // A root: follow it to the end now, so the stack never holds all the roots at once (the
+    // GC lists alone can be millions of objects).
+    if (!running_) run();
   }
 
   void run() {
+    running_ = true;
     while (!stack_.empty()) {
       RemoteAddr obj = stack_.back();
       stack_.pop_back();
@@ -85,14 +89,23 @@ class Walk : public ReferentVisitor {
         std::fflush(stderr);
       }
     }
+    running_ = false;
   }
 
   // Dicts are classified last, when every owner ("dict of X") is known.
   void finish() {
+    std::sort(owners_.begin(), owners_.end());
+    std::unordered_map<uint32_t, uint32_t> dict_kind;  // owner kind -> "dict of" kind
+    uint32_t no_owner = kind_id("dict (no owner)");
     for (auto [addr, size] : dicts_) {
-      auto it = owners_.find(addr);
-      std::string kind = it == owners_.end() ? "dict (no owner)" : "dict of " + kind_names_[it->second];
-      add(kind, "dict", builtins_module(), size);
+      auto it = std::lower_bound(owners_.begin(), owners_.end(), std::make_pair(addr, uint32_t{0}));
+      uint32_t kind = no_owner;
+      if (it != owners_.end() && it->first == addr) {
+        auto d = dict_kind.find(it->second);
+        if (d == dict_kind.end()) d = dict_kind.emplace(it->second, kind_id("dict of " + kind_names_[it->second])).first;
+        kind = d->second;
+      }
+      add(kind, *dict_type_, size);
     }
     if (opts_.progress) std::fprintf(stderr, "\r%40s\r", "");
   }
@@ -113,7 +126,6 @@ class Walk : public ReferentVisitor {
     return true;
   }
 
-  std::string builtins_module() const { return ctx_.l.traits().python2 ? "__builtin__" : "builtins"; }
 
   uint32_t kind_id(const std::string& name) {
     auto [it, inserted] = kind_ids_.emplace(name, static_cast<uint32_t>(kind_names_.size()));
@@ -122,34 +134,57 @@ class Walk : public ReferentVisitor {
   }
 
   // A 2.7 classic instance is of kind "module.ClassName" (its class), as guppy shows it.
-  std::string classic_kind(RemoteAddr obj) {
+  uint32_t classic_kind(RemoteAddr obj) {
     auto cls = ctx_.mem.read_ptr(obj + ctx_.l.require(F::inst_class));
-    if (!cls) return "instance";
+    if (!cls) return kind_id("instance");
     auto it = classic_names_.find(cls->value());
     if (it != classic_names_.end()) return it->second;
     std::string name = "?", module;
     if (auto n = ctx_.mem.read_ptr(*cls + ctx_.l.require(F::class_name))) name = ctx_.reader.read_str(*n, 256).value_or("?");
     if (auto d = ctx_.mem.read_ptr(*cls + ctx_.l.require(F::class_dict)))
       if (auto m = ctx_.reader.dict_get(*d, "__module__")) module = ctx_.reader.read_str(*m, 256).value_or("");
-    std::string kind = module.empty() ? name : module + "." + name;
+    uint32_t kind = kind_id(module.empty() ? name : module + "." + name);
     classic_names_[cls->value()] = kind;
     return kind;
   }
 
-  void add(const std::string& kind, const std::string& type, const std::string& module, std::optional<uint64_t> size) {
+  // Aggregates by number (type id, kind id): strings only once per type and kind, at the end.
+  void add(uint32_t kind, const TypeInfo& type, std::optional<uint64_t> size) {
     uint64_t s = size.value_or(0);
     if (!size) ++out_.unknown_size_objects;
     ++out_.total_objects;
     out_.total_size += s;
-    auto& k = out_.by_kind[kind];
-    ++k.first, k.second += s;
-    auto& t = out_.by_type[type];
-    ++t.first, t.second += s;
-    auto& m = out_.by_module[module];
-    ++m.first, m.second += s;
-    ++out_.by_size[s];
+    if (kind >= kind_agg_.size()) kind_agg_.resize(kind + 1);
+    ++kind_agg_[kind].first, kind_agg_[kind].second += s;
+    if (type.id >= type_agg_.size()) type_agg_.resize(type.id + 1);
+    ++type_agg_[type.id].first, type_agg_[type.id].second += s;
+    ++size_agg_[s];
   }
 
+  uint32_t kind_of_type(const TypeInfo& ti) {
+    if (ti.id >= type_kind_.size()) type_kind_.resize(ti.id + 1, kNoKind);
+    uint32_t& k = type_kind_[ti.id];
+    if (k == kNoKind) k = kind_id(ti.name);
+    return k;
+  }
+
+ public:
+  // The string-keyed tables of the result, from the numeric aggregates.
+  void publish() {
+    for (size_t k = 0; k < kind_agg_.size(); ++k)
+      if (kind_agg_[k].first) out_.by_kind[kind_names_[k]] = kind_agg_[k];
+    const auto& types = ctx_.all_types();
+    for (size_t t = 0; t < type_agg_.size(); ++t) {
+      if (!type_agg_[t].first) continue;
+      auto& ty = out_.by_type[types[t].name];
+      ty.first += type_agg_[t].first, ty.second += type_agg_[t].second;
+      auto& m = out_.by_module[types[t].module];
+      m.first += type_agg_[t].first, m.second += type_agg_[t].second;
+    }
+    for (auto [size, count] : size_agg_) out_.by_size[size] = count;
+  }
+
+ private:
   void note_largest(RemoteAddr obj, const TypeInfo& ti, uint64_t size) {
     if (opts_.largest == 0) return;
     if (largest_.size() < opts_.largest) {
@@ -200,14 +235,14 @@ class Walk : public ReferentVisitor {
     note_dictless(obj, *ti);
     if (ti->cat == Cat::Dict && ti->addr == ctx_.t.dict) {
       dicts_.emplace_back(obj.value(), size);
+      dict_type_ = ti;
       current_kind_ = kNoKind;
     } else if (ti->cat == Cat::Instance27) {
-      std::string kind = classic_kind(obj);
-      current_kind_ = kind_id(kind);
-      add(kind, ti->name, ti->module, size);
+      current_kind_ = classic_kind(obj);
+      add(current_kind_, *ti, size);
     } else {
-      current_kind_ = kind_id(ti->name);
-      add(ti->name, ti->name, ti->module, size);
+      current_kind_ = kind_of_type(*ti);
+      add(current_kind_, *ti, size);
     }
     for_each_referent(ctx_, obj, *ti, *this);
     current_kind_ = kNoKind;
@@ -232,12 +267,17 @@ class Walk : public ReferentVisitor {
   const CensusOptions& opts_;
   std::vector<RemoteAddr> stack_;
   std::vector<std::pair<uint64_t, std::optional<uint64_t>>> dicts_;
-  std::unordered_map<uint64_t, uint32_t> owners_;  // dict -> kind of its owner
+  std::vector<std::pair<uint64_t, uint32_t>> owners_;  // (dict, kind of its owner), sorted at the end
   std::unordered_map<std::string, uint32_t> kind_ids_;
   std::vector<std::string> kind_names_;
-  std::unordered_map<uint64_t, std::string> classic_names_;
+  std::unordered_map<uint64_t, uint32_t> classic_names_;  // classic class -> kind
+  std::vector<std::pair<uint64_t, uint64_t>> kind_agg_, type_agg_;
+  std::vector<uint32_t> type_kind_;
+  std::unordered_map<uint64_t, uint64_t> size_agg_;
+  const TypeInfo* dict_type_ = nullptr;
   uint32_t current_kind_ = kNoKind;
   uint64_t seen_ = 0;
+  bool running_ = false;
   FILE* debug_ = nullptr;
   RemoteAddr current_;
   std::unordered_map<uint64_t, uint64_t> parents_;
@@ -358,6 +398,7 @@ HeapCensus take_census(PythonProcess& py, const ProcessMemory& mem, const Census
   if (roots.generations == 0) out.warnings.push_back("the garbage collector's lists were not found");
   walk.run();
   walk.finish();
+  walk.publish();
   for (auto [size, addr, type_id] : walk.take_largest()) {
     const TypeInfo& ti = ctx.all_types()[type_id];
     out.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});

@@ -60,6 +60,7 @@ class HeapSnapshot : public Memory {
   };
   explicit HeapSnapshot(const ProcessMemory& live) : live_(live) {}
   const Region* find(uint64_t addr) const;
+  void allocate();
   // Runs of pages present or swapped in [start, end), by /proc/PID/pagemap.
   std::vector<std::pair<uint64_t, uint64_t>> resident_runs(uint64_t start, uint64_t end) const;
 
