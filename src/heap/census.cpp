@@ -358,7 +358,7 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 
 }  // namespace
 
-HeapCensus take_census(PythonProcess& py, const ProcessMemory& mem, const CensusOptions& opts) {
+HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   HeapCensus out;
   out.pid = py.process().pid();

@@ -67,7 +67,7 @@ struct CensusOptions {
   uint64_t max_copy_bytes = 0;    // refuse to copy more (0: no limit)
 };
 
-HeapCensus take_census(PythonProcess& py, const ProcessMemory& mem, const CensusOptions& opts);
+HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts);
 
 // Rows sorted by size (largest first), then count, then name.
 std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by);

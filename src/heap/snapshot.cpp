@@ -60,31 +60,46 @@ std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::resident_runs(uint64_t 
   return runs;
 }
 
-std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(const ProcessMemory& live, const SnapshotLimits& limits) {
-  std::unique_ptr<HeapSnapshot> s(new HeapSnapshot(live));
-  s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
-  if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
-  for (const auto& m : live.maps().entries()) {
+void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
+  for (const auto& m : maps.entries()) {
     if (!worth_copying(m)) continue;
+    const Region* have = find(m.start);
+    if (have && have->start == m.start && have->end == m.end) continue;
     uint64_t bytes = 0;
     if (m.is_file())
       bytes = m.size();  // untouched pages of a file mapping hold the file's bytes, not zeros
     else
-      for (auto [a, b] : s->resident_runs(m.start, m.end)) bytes += b - a;
+      for (auto [a, b] : resident_runs(m.start, m.end)) bytes += b - a;
     if (bytes == 0) continue;
     Region r;
     r.start = m.start;
     r.end = m.end;
     r.file_backed = m.is_file();
-    s->regions_.push_back(r);
-    s->planned_bytes_ += bytes;
+    if (have) {
+      // The mapping changed size: replace the old buffer.
+      auto it = std::find_if(regions_.begin(), regions_.end(), [&](const Region& x) { return &x == have; });
+      munmap(it->data, it->end - it->start);
+      regions_.erase(it);
+    }
+    auto pos = std::upper_bound(regions_.begin(), regions_.end(), r.start,
+                                [](uint64_t a, const Region& x) { return a < x.start; });
+    regions_.insert(pos, r);
+    last_ = nullptr;
+    if (count_planned) planned_bytes_ += bytes;
   }
-  s->allocate();
+}
+
+std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const SnapshotLimits& limits) {
+  std::unique_ptr<HeapSnapshot> s(new HeapSnapshot(live));
+  s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+  if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
+  s->add_regions(live.maps(), true);
   if (limits.max_bytes && s->planned_bytes_ > limits.max_bytes)
     throw Error(ErrorCode::Resources, "the target has " + std::to_string(s->planned_bytes_ >> 20) +
                                           " MiB of writable memory, more than the limit of " +
                                           std::to_string(limits.max_bytes >> 20) +
                                           " MiB (--max-copy); raise it if this machine has the memory");
+  s->allocate();
   return s;
 }
 
@@ -92,6 +107,7 @@ std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(const ProcessMemory& live, cons
 // paused: faulting in hundreds of megabytes of zeroed pages would otherwise be half the pause.
 void HeapSnapshot::allocate() {
   for (auto& r : regions_) {
+    if (r.data) continue;
     size_t len = r.end - r.start;
     void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw Error(ErrorCode::Resources, "cannot reserve memory to copy the target's heap");
@@ -109,6 +125,15 @@ void HeapSnapshot::allocate() {
 }
 
 void HeapSnapshot::copy() {
+  // Mappings made since the plan (the target ran on while it was made): add them now.
+  live_.refresh_maps();
+  add_regions(live_.maps(), false);
+  for (auto& r : regions_) {
+    if (r.data) continue;
+    void* p = mmap(nullptr, r.end - r.start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw Error(ErrorCode::Resources, "cannot reserve memory to copy the target's heap");
+    r.data = static_cast<uint8_t*>(p);
+  }
   std::vector<ReadRequest> requests;
   for (auto& r : regions_) {
     auto runs = r.file_backed ? std::vector<std::pair<uint64_t, uint64_t>>{{r.start, r.end}}

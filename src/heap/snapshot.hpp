@@ -26,9 +26,10 @@ class HeapSnapshot : public Memory {
  public:
   // Plans the copy (which pages) from the maps and pagemap, while the target still runs: cheap,
   // and it lets a too-large copy be refused before the target is stopped.
-  static std::unique_ptr<HeapSnapshot> plan(const ProcessMemory& live, const SnapshotLimits& limits);
-  // Copies the planned pages (call while the target is paused); re-reads the pagemap so pages
-  // that appeared since the plan are copied too.
+  static std::unique_ptr<HeapSnapshot> plan(ProcessMemory& live, const SnapshotLimits& limits);
+  // Copies the planned pages (call while the target is paused). Re-reads the maps and the
+  // pagemap first, so mappings and pages that appeared since the plan are copied too (a growing
+  // string is reallocated into a new mapping at any moment).
   void copy();
 
   bool read(RemoteAddr addr, void* out, size_t len) const override;
@@ -58,13 +59,14 @@ class HeapSnapshot : public Memory {
     uint8_t* data = nullptr;  // mmap'd, end - start bytes; pages never written stay unallocated
     bool file_backed = false;
   };
-  explicit HeapSnapshot(const ProcessMemory& live) : live_(live) {}
+  explicit HeapSnapshot(ProcessMemory& live) : live_(live) {}
+  void add_regions(const Maps& maps, bool count_planned);
   const Region* find(uint64_t addr) const;
   void allocate();
   // Runs of pages present or swapped in [start, end), by /proc/PID/pagemap.
   std::vector<std::pair<uint64_t, uint64_t>> resident_runs(uint64_t start, uint64_t end) const;
 
-  const ProcessMemory& live_;
+  ProcessMemory& live_;
   std::vector<Region> regions_;  // sorted by start
   uint64_t planned_bytes_ = 0, copied_bytes_ = 0;
   mutable const Region* last_ = nullptr;
