@@ -45,6 +45,13 @@ Traits Traits::for_version(const PyVersion& v) {
     t.instance_dict = Traits::InstanceDict::Managed311;
   t.dict = v.major == 2 ? Traits::Dict::Dict27 : v.at_least(3, 11) ? Traits::Dict::Dict311 : Traits::Dict::Dict36;
   t.long_tag = v.at_least(3, 12);
+  if (v.at_least(3, 10)) {
+    t.pool_size = 16 << 10;
+    t.arena_size = 1 << 20;
+  }
+  t.obmalloc = v.at_least(3, 13)   ? Traits::Obmalloc::InterpreterPointer
+               : v.at_least(3, 12) ? Traits::Obmalloc::InInterpreter
+                                   : Traits::Obmalloc::Statics;
   return t;
 }
 

@@ -36,6 +36,11 @@ struct Traits {
   enum class Dict { Dict27, Dict36, Dict311 };
   Dict dict = Dict::Dict36;
   bool long_tag = false;  // 3.12+: PyLongObject has lv_tag instead of a signed ob_size
+  // pymalloc: pools and arenas of 4 KiB / 256 KiB up to 3.9, 16 KiB / 1 MiB from 3.10; its state
+  // is static up to 3.11, in the interpreter from 3.12, behind a pointer there from 3.13.
+  uint64_t pool_size = 4096, arena_size = 256 << 10;
+  enum class Obmalloc { Statics, InInterpreter, InterpreterPointer };
+  Obmalloc obmalloc = Obmalloc::Statics;
 
   static Traits for_version(const PyVersion& v);
 };

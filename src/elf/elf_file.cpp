@@ -146,6 +146,17 @@ std::optional<ElfSymbol> ElfFile::symbol(const std::string& name) const {
   return std::nullopt;
 }
 
+std::optional<ElfSymbol> ElfFile::static_symbol(const std::string& name) const {
+  if (auto s = symbol(name)) return s;
+  if (!symtab_.section) return std::nullopt;
+  const auto& index = index_of(symtab_);
+  std::string prefix = name + ".";
+  auto it = std::lower_bound(index.begin(), index.end(), std::string_view(prefix),
+                             [](const auto& e, std::string_view n) { return e.first < n; });
+  if (it != index.end() && it->first.substr(0, prefix.size()) == prefix) return it->second;
+  return std::nullopt;
+}
+
 bool ElfFile::has_symbol_prefix(const std::string& prefix) const {
   for (const SymbolTable* t : {&dynsym_, &symtab_}) {
     if (!t->section) continue;

@@ -52,6 +52,9 @@ class ElfFile {
   // Only the exported symbols (.dynsym): never builds the .symtab index.
   std::optional<ElfSymbol> exported_symbol(const std::string& name) const;
   bool has_symtab() const { return symtab_.section != nullptr; }
+  // A file-local (static) symbol: `name` itself, or as link-time optimisation renames it
+  // ("arenas.lto_priv.0").
+  std::optional<ElfSymbol> static_symbol(const std::string& name) const;
   // Whether any symbol starts with `prefix` (build detection, e.g. PyUnicodeUCS4_).
   bool has_symbol_prefix(const std::string& prefix) const;
 

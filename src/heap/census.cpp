@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "heap/heap_types.hpp"
+#include "heap/pymalloc.hpp"
 #include "heap/roots.hpp"
 #include "heap/snapshot.hpp"
 #include "proc/pause.hpp"
@@ -404,6 +405,7 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
     out.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});
   }
   read_garbage(ctx, py, out.memory);
+  read_pymalloc(ctx, py, out.memory);
   out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
   LOG_INFO("census: " << out.total_objects << " objects (" << out.gc_tracked << " tracked by the GC), "
                       << ctx.all_types().size() << " types");

@@ -36,7 +36,10 @@ struct MemorySummary {
   uint64_t dictless_values_bytes = 0;
   // pymalloc (when its state could be read)
   bool pymalloc_known = false;
-  uint64_t arenas = 0, arena_bytes = 0, pool_bytes_used = 0, arena_bytes_free = 0;
+  uint64_t arenas = 0, arena_bytes = 0;
+  uint64_t pool_bytes_used = 0;   // blocks handed out
+  uint64_t pool_bytes_free = 0;   // free blocks in pools that are in use
+  uint64_t arena_bytes_free = 0;  // empty pools
   // gc.garbage
   uint64_t garbage_count = 0;
   std::vector<HeapRow> garbage_kinds;

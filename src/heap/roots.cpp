@@ -29,7 +29,7 @@ std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProces
   // 2.7/3.6: the static `generations` array; _PyGC_generation0 (exported) points at its first.
   std::vector<RemoteAddr> out;
   std::optional<RemoteAddr> gen0;
-  if (auto g = py.binary().symbol("generations")) gen0 = g;
+  if (auto g = py.binary().static_symbol("generations")) gen0 = g;
   if (!gen0)
     if (auto p = py.binary().api_symbol("_PyGC_generation0")) gen0 = ctx.mem.read_ptr(*p);
   if (!gen0 || gen0->null()) return out;
@@ -99,7 +99,7 @@ RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisit
     interp = next;
   }
   // Interned strings before 3.12: a static dict in unicodeobject.c (only in the symbol table).
-  if (auto p = py.binary().symbol("interned"))
+  if (auto p = py.binary().static_symbol("interned"))
     if (auto d = mem.read_ptr(*p); d && ctx.reader.has_type(*d, ctx.t.dict))
       visitor.visit(*d, {EdgeKind::Other, -1, {}, "interned strings"});
   if (py.runtime() && l.has(F::rt_interned))

@@ -75,8 +75,9 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
   out << "\nProcess RSS " << mib(m.rss_bytes) << "; Python objects " << mib(m.object_bytes) << " ("
       << percent(m.object_bytes, m.rss_bytes) << "% of RSS); writable memory copied " << mib(m.copied_bytes) << "\n";
   if (m.pymalloc_known)
-    out << "pymalloc: " << m.arenas << " arenas, " << mib(m.arena_bytes) << " reserved, " << mib(m.pool_bytes_used)
-        << " in used pools, " << mib(m.arena_bytes_free) << " in free pools (held, not returned to the OS)\n";
+    out << "pymalloc: " << m.arenas << " arenas (" << mib(m.arena_bytes) << "): " << mib(m.pool_bytes_used)
+        << " in allocated blocks; " << mib(m.pool_bytes_free) << " in free blocks and " << mib(m.arena_bytes_free)
+        << " in empty pools, kept by Python and not returned to the OS\n";
   if (m.dictless_instances)
     out << "Instance attributes kept without a dict object (3.11+): " << m.dictless_instances << " instances, "
         << mib(m.dictless_values_bytes) << " (counted in no object's size; see docs/heap.md)\n";
@@ -155,6 +156,7 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
     memory["pymalloc"] = {{"arenas", m.arenas},
                           {"arena_bytes", m.arena_bytes},
                           {"pool_bytes_used", m.pool_bytes_used},
+                          {"pool_bytes_free", m.pool_bytes_free},
                           {"arena_bytes_free", m.arena_bytes_free}};
   return {{"pid", c.pid},
           {"command", c.command},

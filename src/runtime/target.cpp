@@ -22,6 +22,13 @@ std::optional<RemoteAddr> MappedBinary::api_symbol(const std::string& name) cons
   return symbol(name);
 }
 
+std::optional<RemoteAddr> MappedBinary::static_symbol(const std::string& name) const {
+  if (auto s = elf->static_symbol(name)) return at(s->value);
+  if (debug)
+    if (auto s = debug->static_symbol(name)) return at(s->value);
+  return std::nullopt;
+}
+
 std::optional<RemoteAddr> MappedBinary::symbol(const std::string& name) const {
   if (auto s = elf->symbol(name)) return at(s->value);
   if (debug)
@@ -276,7 +283,7 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
     head_how_ = "_PyRuntime.interpreters.head";
     return;
   }
-  if (auto ih = bin_->symbol("interp_head"); ih && use("symbol")) {
+  if (auto ih = bin_->static_symbol("interp_head"); ih && use("symbol")) {
     head_var_ = *ih;
     head_how_ = "symbol interp_head";
     return;

@@ -34,6 +34,8 @@ struct MappedBinary {
   std::unique_ptr<ElfFile> debug;  // separate debug file, if found
   // Any symbol: exported, then the binary's and its debug file's full symbol tables.
   std::optional<RemoteAddr> symbol(const std::string& name) const;
+  // A static variable of CPython's (interp_head, arenas...), under its LTO name too.
+  std::optional<RemoteAddr> static_symbol(const std::string& name) const;
   // Exported symbols only (cheap: a hash lookup); falls back to symbol() for a binary that
   // does not export CPython's API (an embedding program linked without -rdynamic).
   std::optional<RemoteAddr> api_symbol(const std::string& name) const;

@@ -265,6 +265,15 @@ def heap_census(ctx):
               "largest object: %s" % big)
         check(j2["memory"]["garbage_count"] == c["garbage"],
               "gc.garbage: pyinspect %d, the target %d" % (j2["memory"]["garbage_count"], c["garbage"]))
+        pm = c.get("pymalloc")
+        if pm and not ctx.interp.get("stripped_libpython") and not ctx.interp["debug_build"]:
+            got = j2["memory"].get("pymalloc")
+            check(got is not None, "pymalloc state not found")
+            check(got["arenas"] == pm["arenas allocated current"], "arenas %d vs %d" % (got["arenas"], pm["arenas allocated current"]))
+            for mine_key, theirs in (("pool_bytes_used", "bytes in allocated blocks"), ("pool_bytes_free", "bytes in available blocks")):
+                # Measured a moment apart (the target builds its report in between).
+                check(abs(got[mine_key] - pm[theirs]) <= 0.05 * pm[theirs] + 262144,
+                      "%s %d vs sys._debugmallocstats %d" % (mine_key, got[mine_key], pm[theirs]))
         if ctx.interp["major"] == 2:
             check(c["garbage"] == 100 and j2["memory"]["garbage"][0]["kind"] == "__main__.WithDel",
                   "2.7 uncollectable cycles: %s" % j2["memory"]["garbage"])

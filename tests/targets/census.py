@@ -131,8 +131,37 @@ def census():
     return out
 
 
+def malloc_stats():
+    """pymalloc's own account (sys._debugmallocstats writes it to fd 2), 3.3+."""
+    if not hasattr(sys, "_debugmallocstats"):
+        return None
+    path = "/tmp/pyinspect-mallocstats-%d" % os.getpid()  # no tempfile: importing it adds objects
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    try:
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    os.lseek(fd, 0, 0)
+    text = os.read(fd, 1 << 20).decode("ascii", "replace")
+    os.close(fd)
+    os.unlink(path)
+    out = {}
+    for line in text.splitlines():
+        if "=" not in line:
+            continue
+        key, value = line.rsplit("=", 1)
+        key = key.strip("# ").strip()
+        if key in ("arenas allocated current", "bytes in allocated blocks", "bytes in available blocks"):
+            out[key] = int(value.strip().replace(",", ""))
+    return out
+
+
 result = census()
 gc.collect()
+result["pymalloc"] = malloc_stats()
 _park.open_channel()
 _park.register()
 _park.park(extra={"census": result})
