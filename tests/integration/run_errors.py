@@ -159,6 +159,15 @@ def target_exits(ctx):
     check(len(outcomes) > 1, "the target never exited during a read; the test did not test anything")
 
 
+@case
+def heap_too_large(ctx):
+    """A copy larger than --max-copy is refused before the target is stopped."""
+    with Target(ctx.interp, "census.py") as t:
+        code, out, err = run_pyinspect(ctx.pyinspect, ["heap", str(t.pid), "--max-copy", "1"], check_exit=False)
+        one_line_error(code, out, err, 10, "more than the limit of 1 MiB")
+        check(all(s not in "tT" for s in thread_states(t.pid).values()), "the target is stopped")
+
+
 def ticking_target(ctx):
     """A target whose main thread prints a tick every 5 ms and whose other threads wait."""
     script = ("import threading, time, sys\n"

@@ -319,6 +319,18 @@ def heap_text(ctx):
               all(r["size"] == int(r["kind"]) * r["count"] for r in by_size["rows"]), "--by size rows")
 
 
+@test("heap-nonblocking")
+def heap_nonblocking(ctx):
+    """--nonblocking on a quiet target gives the same census, without stopping it."""
+    with Target(ctx.interp, "census.py") as t:
+        c = t.report["extra"]["census"]
+        j = heap_json(ctx, t.pid, "--by", "type", "--top", "0", "--nonblocking")
+        check(j["paused"] is False and j["pause_us"] == 0, "--nonblocking paused the target")
+        mine = dict((r["kind"], (r["count"], r["size"])) for r in j["rows"])
+        for kind in c["made"]:
+            check(mine.get(kind) == tuple(c["by_type"][kind]), "%s: %s vs %s" % (kind, mine.get(kind), c["by_type"][kind]))
+
+
 @test("heap-growth")
 def heap_growth(ctx):
     """--growth: a string that grows (the seed's second leak) is what grew."""
