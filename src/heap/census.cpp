@@ -359,6 +359,35 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 
 }  // namespace
 
+std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
+                                            int64_t& pause_ns) {
+  SnapshotLimits limits;
+  limits.max_bytes = max_copy_bytes;
+  auto snap = HeapSnapshot::plan(mem, limits);
+  std::unique_ptr<ProcessPause> pause;
+  if (!nonblocking) pause = std::make_unique<ProcessPause>(pid);
+  snap->copy();
+  if (pause) {
+    pause->resume();
+    pause_ns = pause->duration().count();
+  }
+  return snap;
+}
+
+PythonInfo python_info(PythonProcess& py, const Memory& mem) {
+  PythonInfo p;
+  const Layout& l = py.layout();
+  p.version = py.full_version(mem).str();
+  p.binary = py.binary().target_path;
+  p.shared_library = py.shared_library();
+  p.executable = py.executable();
+  p.layout_source = l.origin;
+  p.debug_file = py.dwarf_file();
+  p.interpreter_head = py.interpreter_head_how();
+  p.debug_build = l.debug_build;
+  return p;
+}
+
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
   HeapCensus out;
@@ -367,30 +396,11 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   out.paused = !opts.nonblocking;
   out.memory.rss_bytes = py.process().rss_bytes();
 
-  SnapshotLimits limits;
-  limits.max_bytes = opts.max_copy_bytes;
-  auto snap = HeapSnapshot::plan(mem, limits);
-  {
-    std::unique_ptr<ProcessPause> pause;
-    if (!opts.nonblocking) pause = std::make_unique<ProcessPause>(out.pid);
-    snap->copy();
-    if (pause) {
-      pause->resume();
-      out.pause_ns = pause->duration().count();
-    }
-  }
+  auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns);
   out.memory.copied_bytes = snap->copied_bytes();
-
   const Layout& l = py.layout();
   HeapContext ctx(*snap, l, py.types());
-  out.python.version = py.full_version(*snap).str();
-  out.python.binary = py.binary().target_path;
-  out.python.shared_library = py.shared_library();
-  out.python.executable = py.executable();
-  out.python.layout_source = l.origin;
-  out.python.debug_file = py.dwarf_file();
-  out.python.interpreter_head = py.interpreter_head_how();
-  out.python.debug_build = l.debug_build;
+  out.python = python_info(py, *snap);
 
   Walk walk(ctx, *snap, out, opts);
   RootStats roots = for_each_root(ctx, py, walk);

@@ -3,6 +3,7 @@
 // memory (the target is paused only while the copy is made).
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,14 @@ struct CensusOptions {
 };
 
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts);
+
+// The copy of the target's writable memory the census and refs work on: planned while the
+// target runs, copied while it is paused (unless nonblocking). pause_ns: how long it was stopped.
+class HeapSnapshot;
+std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
+                                            int64_t& pause_ns);
+// The PythonInfo of a target, for the output.
+PythonInfo python_info(PythonProcess& py, const Memory& mem);
 
 // Rows sorted by size (largest first), then count, then name.
 std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by);

@@ -1,0 +1,69 @@
+#pragma once
+// The object graph of the whole heap, for `pyinspect refs`: every live object once (found the
+// way the census finds them), with the references between them in both directions, and the
+// roots a reference chain can start from.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "heap/heap_types.hpp"
+#include "heap/snapshot.hpp"
+#include "runtime/target.hpp"
+
+namespace pyinspect {
+
+struct GraphRoot {
+  uint32_t node;
+  std::string label;  // "sys.modules", "thread 4242 \"MainThread\" frame main", ...
+};
+
+class ObjectGraph {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  // Walks the heap in `ctx` (a snapshot of the target) from the same roots as the census.
+  ObjectGraph(HeapContext& ctx, const PythonProcess& py);
+
+  size_t size() const { return addrs_.size(); }
+  RemoteAddr addr(uint32_t n) const { return RemoteAddr(addrs_[n]); }
+  const TypeInfo& type(uint32_t n) const { return ctx_.all_types()[types_[n]]; }
+  uint32_t find(RemoteAddr a) const;  // kNone if not a live object
+
+  // Referents and referrers of n (an object may appear more than once).
+  std::pair<const uint32_t*, const uint32_t*> out(uint32_t n) const {
+    return {out_edges_.data() + out_start_[n], out_edges_.data() + out_start_[n + 1]};
+  }
+  std::pair<const uint32_t*, const uint32_t*> in(uint32_t n) const {
+    return {in_edges_.data() + in_start_[n], in_edges_.data() + in_start_[n + 1]};
+  }
+  const std::vector<GraphRoot>& roots() const { return roots_; }
+  // Root labels of n, if n is one (several roots may name one object).
+  std::vector<std::string> root_labels(uint32_t n) const;
+  size_t edges() const { return out_edges_.size(); }
+
+  // How n refers to m, as a label ("__dict__", "['key']", "[3]", ".name", ...); empty if unknown.
+  std::string edge_label(uint32_t n, uint32_t m);
+  // The kind shown for n (type name, "dict of X" when it is an object's __dict__).
+  std::string kind(uint32_t n);
+  // A short description: "N items", a string's first characters, a function's name...
+  std::string repr(uint32_t n);
+  std::optional<uint64_t> size_of(uint32_t n);
+
+  HeapContext& context() { return ctx_; }
+
+ private:
+  uint32_t intern(uint64_t addr, const TypeInfo* ti);
+  HeapContext& ctx_;
+  std::vector<uint64_t> addrs_;
+  std::vector<uint32_t> types_;
+  // addr -> node: open addressing, 0 = empty slot.
+  std::vector<uint64_t> slot_keys_;
+  std::vector<uint32_t> slot_vals_;
+  std::vector<uint64_t> out_start_, in_start_;
+  std::vector<uint32_t> out_edges_, in_edges_;
+  std::vector<GraphRoot> roots_;
+  std::vector<std::pair<uint32_t, uint32_t>> owner_;  // (dict node, owner node), sorted
+};
+
+}  // namespace pyinspect

@@ -1,0 +1,305 @@
+#include "heap/refs.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+
+namespace pyinspect {
+
+namespace {
+
+bool type_matches(const TypeInfo& ti, const std::string& want) {
+  if (ti.name == want) return true;
+  // A bare class name matches "module.Name" and "module.Outer.Name".
+  return ti.name.size() > want.size() && ti.name.compare(ti.name.size() - want.size(), want.size(), want) == 0 &&
+         ti.name[ti.name.size() - want.size() - 1] == '.';
+}
+
+class Builder {
+ public:
+  Builder(ObjectGraph& g, RefsResult& r) : g_(g), r_(r) {}
+
+  uint32_t add(uint32_t n, int depth) {
+    auto it = index_.find(n);
+    if (it != index_.end()) return it->second;
+    RefsNode node;
+    node.id = n;
+    node.address = g_.addr(n).value();
+    node.kind = g_.kind(n);
+    node.type = g_.type(n).name;
+    node.repr = g_.repr(n);
+    node.size = g_.size_of(n);
+    node.depth = depth;
+    node.finalizer = g_.type(n).has_finalizer;
+    node.roots = g_.root_labels(n);
+    r_.nodes.push_back(std::move(node));
+    index_.emplace(n, n);
+    return n;
+  }
+  uint32_t add_more(int64_t count, int depth) {
+    RefsNode node;
+    node.id = static_cast<uint32_t>(g_.size() + pseudo_++);
+    node.kind = std::to_string(count) + " more references";
+    node.more = count;
+    node.depth = depth;
+    r_.nodes.push_back(node);
+    return node.id;
+  }
+  void edge(uint32_t from, uint32_t to, std::string label) { r_.edges.push_back({from, to, std::move(label)}); }
+
+ private:
+  ObjectGraph& g_;
+  RefsResult& r_;
+  std::unordered_map<uint32_t, uint32_t> index_;
+  uint32_t pseudo_ = 0;
+};
+
+std::vector<uint32_t> unique(std::pair<const uint32_t*, const uint32_t*> range) {
+  std::vector<uint32_t> v(range.first, range.second);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// show_refs / show_backrefs: breadth first from the start objects, max_depth levels, at most
+// too_many neighbours of any object (the rest become one "N more references" node). Backwards,
+// the walk stops at modules and at roots: they are why things are alive.
+void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool backwards) {
+  Builder b(g, r);
+  std::deque<std::pair<uint32_t, int>> queue;
+  std::unordered_set<uint32_t> seen;
+  for (uint32_t s : r.starts) {
+    b.add(s, 0);
+    seen.insert(s);
+    queue.emplace_back(s, 0);
+  }
+  for (auto& n : r.nodes) n.start = true;
+  while (!queue.empty()) {
+    auto [n, depth] = queue.front();
+    queue.pop_front();
+    if (depth >= o.max_depth) continue;
+    const TypeInfo& ti = g.type(n);
+    if (backwards && depth > 0 && (ti.cat == Cat::Module || !g.root_labels(n).empty())) continue;
+    auto next = unique(backwards ? g.in(n) : g.out(n));
+    size_t shown = 0;
+    for (uint32_t m : next) {
+      if (shown == static_cast<size_t>(o.too_many)) {
+        uint32_t more = b.add_more(static_cast<int64_t>(next.size() - shown), depth + 1);
+        if (backwards)
+          b.edge(more, n, "");
+        else
+          b.edge(n, more, "");
+        break;
+      }
+      ++shown;
+      b.add(m, depth + 1);
+      if (backwards)
+        b.edge(m, n, g.edge_label(m, n));
+      else
+        b.edge(n, m, g.edge_label(n, m));
+      if (seen.insert(m).second) queue.emplace_back(m, depth + 1);
+    }
+  }
+}
+
+// A Python-looking expression for one step of a chain.
+std::string step_text(ObjectGraph& g, uint32_t from, uint32_t to, const std::string& label, bool after_instance_dict) {
+  (void)to;
+  if (label.empty()) return ".?";
+  if (label[0] == '[') {
+    // dict['key'] right after an instance's __dict__ reads as an attribute: obj.key
+    if (after_instance_dict && label.size() > 4 && label[1] == '\'' && label.back() == ']') {
+      std::string key = label.substr(2, label.size() - 4);
+      if (!key.empty() && std::all_of(key.begin(), key.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
+        return "." + key;
+    }
+    return label;
+  }
+  (void)from;
+  (void)g;
+  return "." + label;
+}
+
+void find_chain(ObjectGraph& g, RefsResult& r) {
+  // Breadth first from every root at once: the first time the target is reached, the path is
+  // one of the shortest.
+  uint32_t target = r.starts.front();
+  std::vector<uint32_t> parent(g.size(), ObjectGraph::kNone);
+  std::vector<int32_t> root_of(g.size(), -1);
+  std::deque<uint32_t> queue;
+  const auto& roots = g.roots();
+  for (size_t i = 0; i < roots.size(); ++i) {
+    uint32_t n = roots[i].node;
+    if (root_of[n] >= 0) continue;
+    root_of[n] = static_cast<int32_t>(i);
+    queue.push_back(n);
+  }
+  bool found = root_of[target] >= 0;
+  while (!queue.empty() && !found) {
+    uint32_t n = queue.front();
+    queue.pop_front();
+    auto [b, e] = g.out(n);
+    for (const uint32_t* p = b; p != e; ++p) {
+      uint32_t m = *p;
+      if (root_of[m] >= 0) continue;
+      root_of[m] = root_of[n];
+      parent[m] = n;
+      if (m == target) {
+        found = true;
+        break;
+      }
+      queue.push_back(m);
+    }
+  }
+  if (!found) return;
+  r.chain_found = true;
+  for (uint32_t n = target; n != ObjectGraph::kNone; n = parent[n]) r.chain.push_back(n);
+  std::reverse(r.chain.begin(), r.chain.end());
+  Builder b(g, r);
+  std::string text = roots[static_cast<size_t>(root_of[target])].label;
+  bool after_dict = false;
+  for (size_t i = 0; i < r.chain.size(); ++i) {
+    uint32_t n = r.chain[i];
+    b.add(n, static_cast<int>(i));
+    if (i == 0) continue;
+    uint32_t prev = r.chain[i - 1];
+    std::string label = g.edge_label(prev, n);
+    b.edge(prev, n, label);
+    const TypeInfo& pt = g.type(prev);
+    bool instance_dict = label == "__dict__" && pt.cat != Cat::Module && pt.cat != Cat::Type;
+    if (instance_dict) {
+      after_dict = true;  // written as attribute access on the next step
+      continue;
+    }
+    text += step_text(g, prev, n, label, after_dict);
+    after_dict = false;
+  }
+  for (auto& node : r.nodes)
+    if (node.id == target) node.start = true;
+  r.chain_text = text;
+}
+
+// Strongly connected components (Tarjan, iterative) of the part of the graph reachable from the
+// start objects; the components that contain a start object are its cycles.
+void find_cycles(ObjectGraph& g, RefsResult& r) {
+  constexpr size_t kLimit = 4000000;  // objects explored at most
+  std::unordered_map<uint32_t, uint32_t> index, low;
+  std::vector<uint32_t> stack;
+  std::unordered_set<uint32_t> on_stack;
+  uint32_t counter = 0;
+  std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
+  std::vector<std::vector<uint32_t>> comps;
+  struct Frame {
+    uint32_t n;
+    std::vector<uint32_t> next;
+    size_t i;
+  };
+  for (uint32_t s : r.starts) {
+    if (index.count(s)) continue;
+    std::vector<Frame> call;
+    auto enter = [&](uint32_t n) {
+      index[n] = low[n] = counter++;
+      stack.push_back(n);
+      on_stack.insert(n);
+      call.push_back({n, unique(g.out(n)), 0});
+    };
+    enter(s);
+    while (!call.empty()) {
+      Frame& f = call.back();
+      if (f.i < f.next.size() && index.size() < kLimit) {
+        uint32_t m = f.next[f.i++];
+        if (!index.count(m)) {
+          enter(m);
+        } else if (on_stack.count(m)) {
+          low[f.n] = std::min(low[f.n], index[m]);
+        }
+        continue;
+      }
+      uint32_t n = f.n;
+      call.pop_back();
+      if (!call.empty()) low[call.back().n] = std::min(low[call.back().n], low[n]);
+      if (low[n] == index[n]) {
+        std::vector<uint32_t> comp;
+        uint32_t m;
+        do {
+          m = stack.back();
+          stack.pop_back();
+          on_stack.erase(m);
+          comp.push_back(m);
+        } while (m != n);
+        bool has_start = std::any_of(comp.begin(), comp.end(), [&](uint32_t x) { return starts.count(x); });
+        bool self_loop = comp.size() == 1 && [&] {
+          auto out = g.out(comp[0]);
+          return std::find(out.first, out.second, comp[0]) != out.second;
+        }();
+        if (has_start && (comp.size() > 1 || self_loop)) comps.push_back(std::move(comp));
+      }
+    }
+  }
+  Builder b(g, r);
+  for (auto& comp : comps) {
+    RefsCycle c;
+    std::map<std::string, uint64_t> kinds;
+    std::unordered_set<uint32_t> members(comp.begin(), comp.end());
+    for (uint32_t n : comp) {
+      ++kinds[g.kind(n)];
+      c.finalizer = c.finalizer || g.type(n).has_finalizer;
+      c.size += g.size_of(n).value_or(0);
+      b.add(n, 0);
+    }
+    for (uint32_t n : comp)
+      for (uint32_t m : unique(g.out(n)))
+        if (members.count(m)) b.edge(n, m, g.edge_label(n, m));
+    c.members = std::move(comp);
+    for (auto& [k, v] : kinds) c.kinds.emplace_back(k, v);
+    std::sort(c.kinds.begin(), c.kinds.end(), [](auto& a, auto& x) { return a.second > x.second; });
+    r.cycles.push_back(std::move(c));
+  }
+  std::unordered_set<uint32_t> starts_set(r.starts.begin(), r.starts.end());
+  for (auto& node : r.nodes) node.start = starts_set.count(node.id) > 0;
+}
+
+}  // namespace
+
+RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
+  RefsResult r;
+  r.graph_objects = g.size();
+  r.graph_references = g.edges();
+  r.python2 = g.context().l.traits().python2;
+  if (o.address) {
+    uint32_t n = g.find(RemoteAddr(*o.address));
+    if (n == ObjectGraph::kNone) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(*o.address));
+      throw Error(ErrorCode::Usage, std::string("no live object at ") + buf + " (see pyinspect heap --largest for addresses)");
+    }
+    r.starts.push_back(n);
+    r.matched = 1;
+  } else {
+    for (uint32_t n = 0; n < g.size(); ++n) {
+      if (!type_matches(g.type(n), o.type)) continue;
+      ++r.matched;
+      if (r.starts.size() < static_cast<size_t>(o.max_objects)) r.starts.push_back(n);
+    }
+    if (r.matched == 0)
+      throw Error(ErrorCode::Usage, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
+  }
+  if (o.chain) {
+    r.mode = "chain";
+    find_chain(g, r);
+  } else if (o.cycles) {
+    r.mode = "cycles";
+    find_cycles(g, r);
+  } else {
+    r.mode = o.backrefs ? "backrefs" : "refs";
+    neighbourhood(g, o, r, o.backrefs);
+  }
+  return r;
+}
+
+}  // namespace pyinspect

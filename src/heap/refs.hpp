@@ -1,0 +1,71 @@
+#pragma once
+// `pyinspect refs`: objgraph's show_refs, show_backrefs and find_backref_chain, and the reference
+// cycles objects sit in, computed on the object graph of a copy of the target's heap.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "heap/graph.hpp"
+#include "runtime/model.hpp"
+
+namespace pyinspect {
+
+struct RefsOptions {
+  std::string type;                 // --type: "ObjectA" or "module.ObjectA"
+  std::optional<uint64_t> address;  // --address
+  bool backrefs = false;
+  bool chain = false;
+  bool cycles = false;
+  int max_depth = 3;
+  int too_many = 10;
+  int max_objects = 3;
+};
+
+struct RefsNode {
+  uint32_t id = 0;  // graph node, or a "more references" pseudo node (>= graph size)
+  uint64_t address = 0;
+  std::string kind;   // "dict of __main__.ObjectA", "str"...
+  std::string type;   // exact type name
+  std::string repr;   // short: "3 items", "'abc...'", a function's name
+  std::optional<uint64_t> size;
+  int depth = 0;
+  bool start = false;
+  bool finalizer = false;   // its class defines __del__ (or the C type tp_del)
+  std::vector<std::string> roots;  // root labels when it is a root ("sys.modules", a frame...)
+  int64_t more = 0;         // > 0: a pseudo node standing for this many further references
+};
+
+struct RefsEdge {
+  uint32_t from = 0, to = 0;  // referrer -> referent, always
+  std::string label;
+};
+
+struct RefsCycle {
+  std::vector<uint32_t> members;
+  std::vector<std::pair<std::string, uint64_t>> kinds;  // kind -> count
+  bool finalizer = false;
+  uint64_t size = 0;
+};
+
+struct RefsResult {
+  int pid = 0;
+  PythonInfo python;
+  std::string mode;  // "refs", "backrefs", "chain", "cycles"
+  uint64_t matched = 0;
+  std::vector<uint32_t> starts;
+  std::vector<RefsNode> nodes;
+  std::vector<RefsEdge> edges;
+  std::string chain_text;            // sys.modules['app'].__dict__['REGISTRY'][3]
+  std::vector<uint32_t> chain;       // node ids, root first
+  bool chain_found = false;
+  std::vector<RefsCycle> cycles;
+  uint64_t graph_objects = 0, graph_references = 0;
+  int64_t pause_ns = 0, elapsed_ns = 0;
+  bool python2 = false;
+};
+
+// Throws Error(Usage) when nothing matches --type / --address.
+RefsResult compute_refs(ObjectGraph& g, const RefsOptions& opts);
+
+}  // namespace pyinspect

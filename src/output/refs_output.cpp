@@ -1,0 +1,201 @@
+#include "output/refs_output.hpp"
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/log.hpp"
+
+namespace pyinspect {
+
+namespace {
+std::string node_id(const RefsNode& n) {
+  if (n.more) return "more" + std::to_string(n.id);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "o%llx", static_cast<unsigned long long>(n.address));
+  return buf;
+}
+
+std::string describe(const RefsNode& n) {
+  if (n.more) return n.kind;
+  std::string s = n.kind + " " + log::hex(n.address);
+  if (!n.repr.empty() && n.repr != n.kind) s += " " + n.repr;
+  if (n.size) s += " (" + std::to_string(*n.size) + " bytes)";
+  if (n.finalizer) s += " [has __del__]";
+  for (const auto& root : n.roots) s += " [root: " + root + "]";
+  return s;
+}
+
+std::string dot_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
+void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& style) {
+  std::map<uint32_t, const RefsNode*> nodes;
+  for (const auto& n : r.nodes) nodes[n.id] = &n;
+  const char* bold = style.color ? "\033[1m" : "";
+  const char* reset = style.color ? "\033[0m" : "";
+  out << r.matched << (r.matched == 1 ? " object" : " objects") << " matched";
+  if (r.starts.size() < r.matched) out << " (showing " << r.starts.size() << "; --max-objects for more)";
+  out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
+
+  if (r.mode == "chain") {
+    if (!r.chain_found) {
+      out << "No chain of references from a root (a module, a thread's frame, the interpreter) reaches it: "
+          << "it is kept alive only by a reference cycle, or by C code. Try --cycles or --backrefs.\n";
+      return;
+    }
+    out << bold << r.chain_text << reset << "\n";
+    for (size_t i = 0; i < r.chain.size(); ++i) {
+      std::string label;
+      if (i > 0)
+        for (const auto& e : r.edges)
+          if (e.from == r.chain[i - 1] && e.to == r.chain[i]) label = e.label;
+      out << std::string(2 + 2 * i, ' ') << (i ? "--" + label + "--> " : std::string()) << describe(*nodes[r.chain[i]])
+          << "\n";
+    }
+    return;
+  }
+  if (r.mode == "cycles") {
+    if (r.cycles.empty()) out << "Not part of any reference cycle.\n";
+    for (size_t i = 0; i < r.cycles.size(); ++i) {
+      const auto& c = r.cycles[i];
+      out << bold << "Cycle " << i + 1 << ": " << c.members.size() << " objects, " << c.size << " bytes" << reset << " (";
+      for (size_t k = 0; k < c.kinds.size(); ++k) out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
+      out << ")\n";
+      if (c.finalizer)
+        out << "  A member has a finalizer (__del__)"
+            << (r.python2 ? ": Python 2 cannot collect this cycle; it stays in gc.garbage for good.\n"
+                          : ": Python 3.4+ collects it anyway (PEP 442) once nothing outside refers to it.\n");
+      std::set<uint32_t> members(c.members.begin(), c.members.end());
+      for (const auto& e : r.edges)
+        if (members.count(e.from) && members.count(e.to))
+          out << "  " << describe(*nodes[e.from]) << "\n    --" << e.label << "--> " << describe(*nodes[e.to]) << "\n";
+    }
+    return;
+  }
+  // refs / backrefs: a tree from each start object, each object expanded once.
+  std::multimap<uint32_t, const RefsEdge*> next;
+  for (const auto& e : r.edges) next.emplace(r.mode == "backrefs" ? e.to : e.from, &e);
+  std::set<uint32_t> printed;
+  std::function<void(uint32_t, int)> walk = [&](uint32_t n, int indent) {
+    bool first = printed.insert(n).second;
+    if (!first) {
+      out << " (see above)\n";
+      return;
+    }
+    out << "\n";
+    auto [b, e] = next.equal_range(n);
+    for (auto it = b; it != e; ++it) {
+      const RefsEdge& edge = *it->second;
+      uint32_t m = r.mode == "backrefs" ? edge.from : edge.to;
+      out << std::string(static_cast<size_t>(indent) + 2, ' ')
+          << (r.mode == "backrefs" ? "<--" + edge.label + "-- " : "--" + edge.label + "--> ") << describe(*nodes[m]);
+      walk(m, indent + 2);
+    }
+  };
+  for (uint32_t s : r.starts) {
+    out << bold << describe(*nodes[s]) << reset;
+    walk(s, 0);
+  }
+}
+
+std::string refs_dot(const RefsResult& r) {
+  std::string out = "digraph ObjectGraph {\n  node[shape=box, style=filled, fillcolor=white, fontname=\"Helvetica\"];\n";
+  int max_depth = 1;
+  for (const auto& n : r.nodes) max_depth = std::max(max_depth, n.depth);
+  for (const auto& n : r.nodes) {
+    std::string label;
+    if (n.more) {
+      label = n.kind;
+    } else {
+      std::string name = n.kind;
+      label = name + "\\n" + dot_escape(n.repr.empty() || n.repr == n.kind ? log::hex(n.address) : n.repr) +
+              (n.size ? "\\n" + std::to_string(*n.size) + " bytes" : "");
+      if (n.finalizer) label += "\\nhas __del__";
+      for (const auto& root : n.roots) label += "\\nroot: " + dot_escape(root);
+    }
+    char color[64];
+    if (n.start)
+      std::snprintf(color, sizeof color, "\"0.15,0.8,1\"");  // yellow: the objects asked about
+    else  // objgraph-like shading: lighter the further from the start objects
+      std::snprintf(color, sizeof color, "\"0.6,%.2f,1\"", 0.1 + 0.5 * (1.0 - double(n.depth) / (max_depth + 1)));
+    out += "  " + node_id(n) + "[label=\"" + label + "\", fillcolor=" + color;
+    if (n.finalizer) out += ", color=red, penwidth=3";
+    if (!n.roots.empty()) out += ", shape=doubleoctagon";
+    if (n.more) out += ", shape=note, fillcolor=\"0,0,0.9\"";
+    out += "];\n";
+  }
+  std::map<uint32_t, const RefsNode*> nodes;
+  for (const auto& n : r.nodes) nodes[n.id] = &n;
+  for (const auto& e : r.edges)
+    out += "  " + node_id(*nodes[e.from]) + " -> " + node_id(*nodes[e.to]) + " [label=\"" + dot_escape(e.label) + "\"];\n";
+  out += "}\n";
+  return out;
+}
+
+nlohmann::json refs_json(const RefsResult& r) {
+  nlohmann::json nodes = nlohmann::json::array(), edges = nlohmann::json::array();
+  std::map<uint32_t, const RefsNode*> byid;
+  for (const auto& n : r.nodes) {
+    byid[n.id] = &n;
+    nlohmann::json j = {{"id", node_id(n)},
+                        {"address", n.more ? nlohmann::json(nullptr) : nlohmann::json(n.address)},
+                        {"kind", n.kind},
+                        {"type", n.type},
+                        {"label", n.repr},
+                        {"size", n.size ? nlohmann::json(*n.size) : nlohmann::json(nullptr)},
+                        {"depth", n.depth},
+                        {"start", n.start},
+                        {"finalizer", n.finalizer},
+                        {"roots", n.roots}};
+    if (n.more) j["more"] = n.more;
+    nodes.push_back(j);
+  }
+  for (const auto& e : r.edges)
+    edges.push_back({{"from", node_id(*byid[e.from])}, {"to", node_id(*byid[e.to])}, {"label", e.label}});
+  nlohmann::json j = {{"pid", r.pid},
+                      {"python", python_json(r.python)},
+                      {"mode", r.mode},
+                      {"matched", r.matched},
+                      {"graph_objects", r.graph_objects},
+                      {"graph_references", r.graph_references},
+                      {"nodes", nodes},
+                      {"edges", edges},
+                      {"pause_us", r.pause_ns / 1000.0},
+                      {"elapsed_us", r.elapsed_ns / 1000.0}};
+  nlohmann::json starts = nlohmann::json::array();
+  for (uint32_t s : r.starts) starts.push_back(node_id(*byid[s]));
+  j["starts"] = starts;
+  if (r.mode == "chain") {
+    nlohmann::json path = nlohmann::json::array();
+    for (uint32_t n : r.chain) path.push_back(node_id(*byid[n]));
+    j["chain"] = {{"found", r.chain_found}, {"text", r.chain_text}, {"path", path}};
+  }
+  if (r.mode == "cycles") {
+    nlohmann::json cycles = nlohmann::json::array();
+    for (const auto& c : r.cycles) {
+      nlohmann::json members = nlohmann::json::array(), kinds = nlohmann::json::object();
+      for (uint32_t n : c.members) members.push_back(node_id(*byid[n]));
+      for (const auto& [k, v] : c.kinds) kinds[k] = v;
+      cycles.push_back({{"members", members}, {"kinds", kinds}, {"size", c.size}, {"finalizer", c.finalizer},
+                        {"collectable", !(c.finalizer && r.python2)}});
+    }
+    j["cycles"] = cycles;
+  }
+  return j;
+}
+
+}  // namespace pyinspect

@@ -1,0 +1,16 @@
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+#include <ostream>
+
+#include "heap/refs.hpp"
+#include "output/stack_output.hpp"
+
+namespace pyinspect {
+
+void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& style);
+// Graphviz DOT, objgraph's way: referrer -> referent, start objects highlighted, depth shading,
+// objects with finalizers outlined in red, roots as double octagons.
+std::string refs_dot(const RefsResult& r);
+nlohmann::json refs_json(const RefsResult& r);
+
+}  // namespace pyinspect
