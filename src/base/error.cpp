@@ -62,6 +62,8 @@ const char* error_code_name(ErrorCode code) {
       return "output";
     case ErrorCode::Resources:
       return "resources";
+    case ErrorCode::NotFound:
+      return "not-found";
     case ErrorCode::Interrupted:
       return "interrupted";
   }

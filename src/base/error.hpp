@@ -19,6 +19,7 @@ enum class ErrorCode : int {
   Corrupt = 8,        // target memory did not hold what the layout says
   Output = 9,         // cannot write an output file
   Resources = 10,     // the job exceeds a limit (memory, size)
+  NotFound = 11,      // no object matches what was asked for (refs --type / --address)
   Interrupted = 130,  // pyinspect itself was interrupted (SIGINT, SIGTERM, ...)
 };
 

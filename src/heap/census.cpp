@@ -329,14 +329,24 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
 
 // gc.garbage: objects the collector found unreachable but could not free (2.7: cycles with
 // __del__), looked up as the gc module's attribute.
-void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
+}  // namespace
+
+std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py) {
   auto interp = py.first_interpreter(ctx.mem);
-  if (!interp || !ctx.l.has(F::is_modules)) return;
+  if (!interp || !ctx.l.has(F::is_modules)) return std::nullopt;
   auto modules = ctx.mem.read_ptr(*interp + ctx.l.off(F::is_modules));
   auto gc = modules ? ctx.reader.dict_get(*modules, "gc") : std::nullopt;
   auto gcdict = gc ? ctx.mem.read_ptr(*gc + ctx.l.require(F::md_dict)) : std::nullopt;
   auto garbage = gcdict ? ctx.reader.dict_get(*gcdict, "garbage") : std::nullopt;
-  if (!garbage || !ctx.reader.has_type(*garbage, ctx.t.list)) return;
+  if (!garbage || !ctx.reader.has_type(*garbage, ctx.t.list)) return std::nullopt;
+  return garbage;
+}
+
+namespace {
+
+void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
+  auto garbage = gc_garbage_list(ctx, py);
+  if (!garbage) return;
   auto n = ctx.mem.read_as<int64_t>(*garbage + ctx.l.off(F::ob_size));
   auto items = ctx.mem.read_ptr(*garbage + ctx.l.require(F::list_item));
   if (!n || !items || *n <= 0) return;

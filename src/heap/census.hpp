@@ -78,6 +78,9 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
 class HeapSnapshot;
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
                                             int64_t& pause_ns);
+// gc.garbage (the gc module's list of what the collector could not free), if it can be found.
+class HeapContext;
+std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py);
 // The PythonInfo of a target, for the output.
 PythonInfo python_info(PythonProcess& py, const Memory& mem);
 

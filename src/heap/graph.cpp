@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "base/log.hpp"
+#include "heap/census.hpp"
 #include "heap/roots.hpp"
 #include "runtime/frames.hpp"
 
@@ -31,7 +32,7 @@ class Builder : public ReferentVisitor {
     uint32_t n = node(child);
     if (n == ObjectGraph::kNone) return;
     if (current_ != ObjectGraph::kNone) {
-      if (n != current_) edges.emplace_back(current_, n);
+      edges.emplace_back(current_, n);
       if (edge.kind == EdgeKind::InstanceDict) owners.emplace_back(n, current_);
     } else if (root_label_) {
       root_hits.push_back({n, root_label_});
@@ -124,6 +125,83 @@ void compress(size_t nodes, const std::vector<std::pair<uint32_t, uint32_t>>& pa
 }
 }  // namespace
 
+namespace {
+
+// The name of local slot i of a frame running `code` (its variables, then cells and free
+// variables); "stack" for the value stack above them.
+std::string local_name(HeapContext& ctx, RemoteAddr code, int64_t i) {
+  const Layout& l = ctx.l;
+  std::vector<F> tuples;
+  if (l.has(F::co_localsplusnames))
+    tuples = {F::co_localsplusnames};
+  else
+    tuples = {F::co_varnames, F::co_cellvars, F::co_freevars};
+  for (F f : tuples) {
+    if (!l.has(f)) continue;
+    auto t = ctx.mem.read_ptr(code + l.off(f));
+    if (!t || t->null()) continue;
+    auto n = ctx.mem.read_as<int64_t>(*t + l.off(F::ob_size));
+    if (!n || *n < 0) return "local " + std::to_string(i);
+    if (i < *n) {
+      auto item = ctx.mem.read_ptr(*t + l.require(F::tuple_item) + i * 8);
+      auto name = item ? ctx.reader.read_str(*item, 60) : std::nullopt;
+      return name ? *name : "local " + std::to_string(i);
+    }
+    i -= *n;
+  }
+  return "stack";
+}
+
+// The code a frame-like object runs: a frame object, a 3.11+ generator (its embedded frame), or a
+// 3.11+ _PyInterpreterFrame (is_iframe).
+std::optional<RemoteAddr> frame_code(HeapContext& ctx, RemoteAddr obj, const TypeInfo* ti, bool is_iframe) {
+  const Layout& l = ctx.l;
+  auto iframe_code = [&](RemoteAddr f) -> std::optional<RemoteAddr> {
+    auto c = ctx.mem.read_as<uint64_t>(f + l.require(F::if_code));
+    if (!c) return std::nullopt;
+    return RemoteAddr(l.traits().tagged_code_pointer ? (*c & ~uint64_t{7}) : *c);
+  };
+  if (is_iframe) return iframe_code(obj);
+  if (!ti) return std::nullopt;
+  if (ti->cat == Cat::Frame) {
+    if (l.traits().frames == Traits::Frames::FrameObjects) return ctx.mem.read_ptr(obj + l.require(F::fo_code));
+    auto f = ctx.mem.read_ptr(obj + l.require(F::fo_frame));
+    return f ? iframe_code(*f) : std::nullopt;
+  }
+  if (ti->cat == Cat::Generator && l.has(F::gen_iframe)) return iframe_code(obj + l.off(F::gen_iframe));
+  return std::nullopt;
+}
+
+// How `from` holds a reference, as a label.
+std::string label_of(HeapContext& ctx, RemoteAddr from, const TypeInfo* from_type, const Edge& e, bool is_iframe = false) {
+  switch (e.kind) {
+    case EdgeKind::Item: return "[" + std::to_string(e.index) + "]";
+    case EdgeKind::DictKey: return "key";
+    case EdgeKind::DictValue: {
+      bool is_dict = from_type && (from_type->cat == Cat::Dict || from_type->cat == Cat::OrderedDict ||
+                                   from_type->cat == Cat::DefaultDict);
+      // 3.11+ instances keep their attributes' values in themselves: obj.name, not obj['name'].
+      if (auto k = ctx.reader.read_str(e.key, 40)) return is_dict || !from_type ? "['" + *k + "']" : *k;
+      if (auto i = ctx.reader.read_int(e.key)) return "[" + std::to_string(*i) + "]";
+      return "[...]";
+    }
+    case EdgeKind::InstanceDict: return "__dict__";
+    case EdgeKind::Type: return "__class__";
+    case EdgeKind::Local: {
+      if (e.name) return e.name;
+      if (auto code = frame_code(ctx, from, from_type, is_iframe)) return local_name(ctx, *code, e.index);
+      return "local " + std::to_string(e.index);
+    }
+    case EdgeKind::Slot:
+    case EdgeKind::Attr: return e.name ? e.name : "";
+    case EdgeKind::Guess: return "+" + std::to_string(e.index * 8);
+    case EdgeKind::Other: return e.name ? e.name : "";
+  }
+  return "";
+}
+
+}  // namespace
+
 uint32_t ObjectGraph::find(RemoteAddr a) const {
   if (slot_keys_.empty() || a.null()) return kNone;
   size_t mask = slot_keys_.size() - 1;
@@ -185,23 +263,27 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py) : ctx_(ctx) 
       FrameDecoder dec(ctx.reader);
       for (const auto& f : walk.frames) {
         auto fi = dec.decode(f);
-        std::string where = "frame " + (fi ? fi->function : std::string("?")) +
-                            (tid ? " (thread " + std::to_string(tid) + ")" : std::string());
+        std::string where = (tid ? "[thread " + std::to_string(tid) + "] " : std::string()) +
+                            (fi ? fi->function : std::string("?")) + "()";
         if (l.traits().frames == Traits::Frames::FrameObjects) {
           uint32_t n = b.node(f.frame);
-          if (n != kNone) roots_.push_back({n, where});
+          if (n != kNone) roots_.push_back({n, where, true});
         } else {
           struct LocalRoots : ReferentVisitor {
             Builder& b;
+            HeapContext& ctx;
+            RemoteAddr frame;
             std::vector<GraphRoot>& roots;
             std::string where;
-            LocalRoots(Builder& bb, std::vector<GraphRoot>& r, std::string w) : b(bb), roots(r), where(std::move(w)) {}
+            LocalRoots(Builder& bb, HeapContext& c, RemoteAddr f, std::vector<GraphRoot>& r, std::string w)
+                : b(bb), ctx(c), frame(f), roots(r), where(std::move(w)) {}
             void visit(RemoteAddr child, const Edge& e) override {
+              if (e.kind != EdgeKind::Local) return;
               uint32_t n = b.node(child);
               if (n == ObjectGraph::kNone) return;
-              if (e.kind == EdgeKind::Local) roots.push_back({n, where + " local " + std::to_string(e.index)});
+              roots.push_back({n, where + ": " + label_of(ctx, frame, nullptr, e, true), true});
             }
-          } lr(b, roots_, where);
+          } lr(b, ctx, f.frame, roots_, where);
           for_each_frame_referent(ctx, f.frame, lr);
         }
       }
@@ -216,13 +298,18 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py) : ctx_(ctx) 
     b.stack.push_back(r.node);
   }
   b.run();
-  for (const auto& h : b.root_hits) roots_.insert(roots_.begin(), {h.node, h.label});
+  // The interpreter's roots first, then the threads' frames.
+  std::vector<GraphRoot> all;
+  for (const auto& h : b.root_hits) all.push_back({h.node, h.label, false});
+  all.insert(all.end(), roots_.begin(), roots_.end());
+  roots_.swap(all);
 
   // (A referrer may appear more than once for one referent: readers dedupe what they show.)
   auto& e = b.edges;
   compress(addrs_.size(), e, true, out_start_, out_edges_);
   compress(addrs_.size(), e, false, in_start_, in_edges_);
   owner_ = std::move(b.owners);
+  if (auto gl = gc_garbage_list(ctx, py)) garbage_ = find(*gl);
   std::sort(owner_.begin(), owner_.end());
   LOG_INFO("graph: " << addrs_.size() << " objects, " << out_edges_.size() << " references, " << roots_.size()
                      << " roots");
@@ -240,49 +327,37 @@ std::optional<uint64_t> ObjectGraph::size_of(uint32_t n) { return object_size(ct
 std::string ObjectGraph::kind(uint32_t n) {
   const TypeInfo& ti = type(n);
   if (ti.cat == Cat::Dict && ti.addr == ctx_.t.dict) {
-    auto it = std::lower_bound(owner_.begin(), owner_.end(), std::make_pair(n, uint32_t{0}));
-    if (it != owner_.end() && it->first == n) return "dict of " + type(it->second).name;
+    if (uint32_t o = owner(n); o != kNone) return "dict of " + type(o).name;
   }
   return ti.name;
 }
 
+uint32_t ObjectGraph::owner(uint32_t n) const {
+  auto it = std::lower_bound(owner_.begin(), owner_.end(), std::make_pair(n, uint32_t{0}));
+  return it != owner_.end() && it->first == n ? it->second : kNone;
+}
+
 std::string ObjectGraph::edge_label(uint32_t from, uint32_t to) {
-  struct Finder : ReferentVisitor {
-    RemoteAddr target;
-    HeapContext& ctx;
-    std::string label;
-    bool found = false;
-    Finder(RemoteAddr t, HeapContext& c) : target(t), ctx(c) {}
+  for (auto& r : referents(from))
+    if (r.node == to) return r.label;
+  return "";
+}
+
+std::vector<GraphRef> ObjectGraph::referents(uint32_t n) {
+  struct Collector : ReferentVisitor {
+    ObjectGraph& g;
+    uint32_t self;
+    std::vector<GraphRef> out;
+    std::unordered_set<uint32_t> seen;
+    Collector(ObjectGraph& gg, uint32_t s) : g(gg), self(s) {}
     void visit(RemoteAddr child, const Edge& e) override {
-      if (found || child != target) return;
-      found = true;
-      switch (e.kind) {
-        case EdgeKind::Item: label = "[" + std::to_string(e.index) + "]"; break;
-        case EdgeKind::DictKey: label = "key"; break;
-        case EdgeKind::DictValue: {
-          auto k = ctx.reader.read_str(e.key, 40);
-          if (k) {
-            label = "['" + *k + "']";
-          } else if (auto i = ctx.reader.read_int(e.key)) {
-            label = "[" + std::to_string(*i) + "]";
-          } else {
-            label = "[...]";
-          }
-          break;
-        }
-        case EdgeKind::InstanceDict: label = "__dict__"; break;
-        case EdgeKind::Type: label = "__class__"; break;
-        case EdgeKind::Local: label = e.name ? e.name : "local " + std::to_string(e.index); break;
-        case EdgeKind::Slot:
-        case EdgeKind::Attr: label = e.name ? e.name : ""; break;
-        case EdgeKind::Guess: label = "+" + std::to_string(e.index * 8); break;
-        case EdgeKind::Other: label = e.name ? e.name : ""; break;
-      }
+      uint32_t m = g.find(child);
+      if (m == kNone || !seen.insert(m).second) return;
+      out.push_back({m, label_of(g.ctx_, g.addr(self), &g.type(self), e), e.kind});
     }
-  } f(addr(to), ctx_);
-  for_each_referent(ctx_, addr(from), type(from), f);
-  // A cell's content, a method's self...: the label already is the attribute's name.
-  return f.label;
+  } c(*this, n);
+  for_each_referent(ctx_, addr(n), type(n), c);
+  return std::move(c.out);
 }
 
 std::string ObjectGraph::repr(uint32_t n) {

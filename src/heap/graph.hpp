@@ -15,7 +15,15 @@ namespace pyinspect {
 
 struct GraphRoot {
   uint32_t node;
-  std::string label;  // "sys.modules", "thread 4242 \"MainThread\" frame main", ...
+  std::string label;   // "sys.modules", "[thread 4242] main(): objs", ...
+  bool frame = false;  // a thread's frame (or one of its locals): alive only while it runs
+};
+
+// One reference, as an object holds it.
+struct GraphRef {
+  uint32_t node;
+  std::string label;  // "[3]", "['key']", "__dict__", "objs" (a frame local), ...
+  EdgeKind kind;
 };
 
 class ObjectGraph {
@@ -42,8 +50,12 @@ class ObjectGraph {
   std::vector<std::string> root_labels(uint32_t n) const;
   size_t edges() const { return out_edges_.size(); }
 
-  // How n refers to m, as a label ("__dict__", "['key']", "[3]", ".name", ...); empty if unknown.
+  // How n refers to m, as a label ("__dict__", "['key']", "[3]", "name", ...); empty if unknown.
   std::string edge_label(uint32_t n, uint32_t m);
+  // n's references in the order n holds them, each referent once (its first reference).
+  std::vector<GraphRef> referents(uint32_t n);
+  // The node of the object whose __dict__ n is, or kNone.
+  uint32_t owner(uint32_t n) const;
   // The kind shown for n (type name, "dict of X" when it is an object's __dict__).
   std::string kind(uint32_t n);
   // A short description: "N items", a string's first characters, a function's name...
@@ -51,6 +63,7 @@ class ObjectGraph {
   std::optional<uint64_t> size_of(uint32_t n);
 
   HeapContext& context() { return ctx_; }
+  uint32_t garbage_list() const { return garbage_; }  // gc.garbage, or kNone
 
  private:
   uint32_t intern(uint64_t addr, const TypeInfo* ti);
@@ -63,7 +76,8 @@ class ObjectGraph {
   std::vector<uint64_t> out_start_, in_start_;
   std::vector<uint32_t> out_edges_, in_edges_;
   std::vector<GraphRoot> roots_;
-  std::vector<std::pair<uint32_t, uint32_t>> owner_;  // (dict node, owner node), sorted
+  std::vector<std::pair<uint32_t, uint32_t>> owner_;
+  uint32_t garbage_ = kNone;  // (dict node, owner node), sorted
 };
 
 }  // namespace pyinspect

@@ -289,7 +289,6 @@ void Walker::type_object() {
   field(F::tp_bases, "__bases__");
   field(F::tp_base, "__base__");
   field(F::tp_subclasses, "tp_subclasses");
-  field(F::tp_weaklist, nullptr);
   auto flags = ctx_.reader.type_flags(obj_);
   if (flags && (*flags & tpflags::kHeapType)) {
     field(F::ht_name, "__name__");
@@ -307,7 +306,7 @@ void Walker::run() {
     case Cat::Dict:
     case Cat::OrderedDict:
       dict(obj_);
-      field(F::odict_inst_dict, ti_.cat == Cat::OrderedDict ? "__dict__" : nullptr);
+      if (ti_.cat == Cat::OrderedDict) field(F::odict_inst_dict, "__dict__");
       break;
     case Cat::DefaultDict:
       dict(obj_);

@@ -60,15 +60,23 @@ class Builder {
 };
 
 std::vector<uint32_t> unique(std::pair<const uint32_t*, const uint32_t*> range) {
-  std::vector<uint32_t> v(range.first, range.second);
-  std::sort(v.begin(), v.end());
-  v.erase(std::unique(v.begin(), v.end()), v.end());
+  std::vector<uint32_t> v;
+  std::unordered_set<uint32_t> seen;
+  for (const uint32_t* p = range.first; p != range.second; ++p)
+    if (seen.insert(*p).second) v.push_back(*p);
   return v;
 }
 
+bool is_module_dict(ObjectGraph& g, uint32_t n) {
+  uint32_t o = g.owner(n);
+  return o != ObjectGraph::kNone && g.type(o).cat == Cat::Module;
+}
+
 // show_refs / show_backrefs: breadth first from the start objects, max_depth levels, at most
-// too_many neighbours of any object (the rest become one "N more references" node). Backwards,
-// the walk stops at modules and at roots: they are why things are alive.
+// too_many neighbours of any object (the rest become one "N more references" node).
+// Forwards, classes and modules are shown but not entered (what an object holds, not what its
+// class holds), and a dict's string keys are left out (they label the edges to the values).
+// Backwards, the walk stops at modules and at roots: they are why things are alive.
 void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool backwards) {
   Builder b(g, r);
   std::deque<std::pair<uint32_t, int>> queue;
@@ -84,10 +92,23 @@ void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool bac
     queue.pop_front();
     if (depth >= o.max_depth) continue;
     const TypeInfo& ti = g.type(n);
-    if (backwards && depth > 0 && (ti.cat == Cat::Module || !g.root_labels(n).empty())) continue;
-    auto next = unique(backwards ? g.in(n) : g.out(n));
+    if (depth > 0) {
+      if (ti.cat == Cat::Module || (backwards && !g.root_labels(n).empty())) continue;
+      if (!backwards && (ti.cat == Cat::Type || ti.cat == Cat::Class27)) continue;
+    }
+    std::vector<GraphRef> next;
+    if (backwards) {
+      for (uint32_t m : unique(g.in(n))) next.push_back({m, g.edge_label(m, n), EdgeKind::Other});
+    } else {
+      for (auto& ref : g.referents(n)) {
+        const TypeInfo& rt = g.type(ref.node);
+        if (ref.kind == EdgeKind::DictKey && (rt.cat == Cat::Str || rt.cat == Cat::Str27 || rt.cat == Cat::Unicode27))
+          continue;
+        next.push_back(std::move(ref));
+      }
+    }
     size_t shown = 0;
-    for (uint32_t m : next) {
+    for (auto& ref : next) {
       if (shown == static_cast<size_t>(o.too_many)) {
         uint32_t more = b.add_more(static_cast<int64_t>(next.size() - shown), depth + 1);
         if (backwards)
@@ -97,64 +118,73 @@ void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool bac
         break;
       }
       ++shown;
+      uint32_t m = ref.node;
       b.add(m, depth + 1);
       if (backwards)
-        b.edge(m, n, g.edge_label(m, n));
+        b.edge(m, n, ref.label);
       else
-        b.edge(n, m, g.edge_label(n, m));
+        b.edge(n, m, ref.label);
       if (seen.insert(m).second) queue.emplace_back(m, depth + 1);
     }
   }
 }
 
-// A Python-looking expression for one step of a chain.
-std::string step_text(ObjectGraph& g, uint32_t from, uint32_t to, const std::string& label, bool after_instance_dict) {
-  (void)to;
+bool identifier(const std::string& s) {
+  return !s.empty() && !std::isdigit(static_cast<unsigned char>(s[0])) &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// A Python-looking expression for one step of a chain: "['key']", "[3]", ".attr", ": local".
+std::string step_text(const GraphRef& ref, bool from_frame, bool after_instance_dict) {
+  const std::string& label = ref.label;
   if (label.empty()) return ".?";
+  if (ref.kind == EdgeKind::Local) return (from_frame ? ": " : ".") + label;
   if (label[0] == '[') {
     // dict['key'] right after an instance's __dict__ reads as an attribute: obj.key
     if (after_instance_dict && label.size() > 4 && label[1] == '\'' && label.back() == ']') {
       std::string key = label.substr(2, label.size() - 4);
-      if (!key.empty() && std::all_of(key.begin(), key.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
-        return "." + key;
+      if (identifier(key)) return "." + key;
     }
     return label;
   }
-  (void)from;
-  (void)g;
   return "." + label;
 }
 
 void find_chain(ObjectGraph& g, RefsResult& r) {
-  // Breadth first from every root at once: the first time the target is reached, the path is
-  // one of the shortest.
+  // Breadth first from the roots: the first time the target is reached, the path is one of the
+  // shortest. The interpreter's roots (sys.modules, builtins, ...) are tried first: what they
+  // hold stays alive for good; only if none leads to the target, the threads' frames too.
   uint32_t target = r.starts.front();
   std::vector<uint32_t> parent(g.size(), ObjectGraph::kNone);
   std::vector<int32_t> root_of(g.size(), -1);
-  std::deque<uint32_t> queue;
   const auto& roots = g.roots();
-  for (size_t i = 0; i < roots.size(); ++i) {
-    uint32_t n = roots[i].node;
-    if (root_of[n] >= 0) continue;
-    root_of[n] = static_cast<int32_t>(i);
-    queue.push_back(n);
-  }
-  bool found = root_of[target] >= 0;
-  while (!queue.empty() && !found) {
-    uint32_t n = queue.front();
-    queue.pop_front();
-    auto [b, e] = g.out(n);
-    for (const uint32_t* p = b; p != e; ++p) {
-      uint32_t m = *p;
-      if (root_of[m] >= 0) continue;
-      root_of[m] = root_of[n];
-      parent[m] = n;
-      if (m == target) {
-        found = true;
-        break;
-      }
-      queue.push_back(m);
+  bool found = false;
+  for (bool frames : {false, true}) {
+    std::deque<uint32_t> queue;
+    for (size_t i = 0; i < roots.size(); ++i) {
+      uint32_t n = roots[i].node;
+      if (roots[i].frame != frames || root_of[n] >= 0) continue;
+      root_of[n] = static_cast<int32_t>(i);
+      queue.push_back(n);
     }
+    found = root_of[target] >= 0;
+    while (!queue.empty() && !found) {
+      uint32_t n = queue.front();
+      queue.pop_front();
+      auto [b, e] = g.out(n);
+      for (const uint32_t* p = b; p != e; ++p) {
+        uint32_t m = *p;
+        if (root_of[m] >= 0) continue;
+        root_of[m] = root_of[n];
+        parent[m] = n;
+        if (m == target) {
+          found = true;
+          break;
+        }
+        queue.push_back(m);
+      }
+    }
+    if (found) break;
   }
   if (!found) return;
   r.chain_found = true;
@@ -168,15 +198,16 @@ void find_chain(ObjectGraph& g, RefsResult& r) {
     b.add(n, static_cast<int>(i));
     if (i == 0) continue;
     uint32_t prev = r.chain[i - 1];
-    std::string label = g.edge_label(prev, n);
-    b.edge(prev, n, label);
+    GraphRef ref{n, "", EdgeKind::Other};
+    for (auto& x : g.referents(prev))
+      if (x.node == n) ref = x;
+    b.edge(prev, n, ref.label);
     const TypeInfo& pt = g.type(prev);
-    bool instance_dict = label == "__dict__" && pt.cat != Cat::Module && pt.cat != Cat::Type;
-    if (instance_dict) {
+    if (ref.kind == EdgeKind::InstanceDict && pt.cat != Cat::Module && pt.cat != Cat::Type && i + 1 < r.chain.size()) {
       after_dict = true;  // written as attribute access on the next step
       continue;
     }
-    text += step_text(g, prev, n, label, after_dict);
+    text += step_text(ref, pt.cat == Cat::Frame, after_dict);
     after_dict = false;
   }
   for (auto& node : r.nodes)
@@ -185,37 +216,48 @@ void find_chain(ObjectGraph& g, RefsResult& r) {
 }
 
 // Strongly connected components (Tarjan, iterative) of the part of the graph reachable from the
-// start objects; the components that contain a start object are its cycles.
+// start objects; the components that contain a start object are its cycles. References to
+// classes, modules and modules' namespaces are left out: nearly every object refers to its class,
+// and a class's methods refer to their module's namespace, so with them every object reachable
+// from a module would share one cycle with it. A cycle through a class or a module does not keep
+// anything alive that the module does not already keep; --backrefs and --chain show those.
+bool cycle_edge(ObjectGraph& g, uint32_t to) {
+  const TypeInfo& t = g.type(to);
+  return t.cat != Cat::Type && t.cat != Cat::Class27 && t.cat != Cat::Module && !is_module_dict(g, to);
+}
+
 void find_cycles(ObjectGraph& g, RefsResult& r) {
-  constexpr size_t kLimit = 4000000;  // objects explored at most
-  std::unordered_map<uint32_t, uint32_t> index, low;
+  constexpr uint32_t kUnseen = UINT32_MAX;
+  std::vector<uint32_t> index(g.size(), kUnseen), low(g.size(), 0);
+  std::vector<bool> on_stack(g.size(), false);
   std::vector<uint32_t> stack;
-  std::unordered_set<uint32_t> on_stack;
   uint32_t counter = 0;
   std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
   std::vector<std::vector<uint32_t>> comps;
   struct Frame {
     uint32_t n;
-    std::vector<uint32_t> next;
-    size_t i;
+    const uint32_t* next;
+    const uint32_t* end;
   };
   for (uint32_t s : r.starts) {
-    if (index.count(s)) continue;
+    if (index[s] != kUnseen) continue;
     std::vector<Frame> call;
     auto enter = [&](uint32_t n) {
       index[n] = low[n] = counter++;
       stack.push_back(n);
-      on_stack.insert(n);
-      call.push_back({n, unique(g.out(n)), 0});
+      on_stack[n] = true;
+      auto [b, e] = g.out(n);
+      call.push_back({n, b, e});
     };
     enter(s);
     while (!call.empty()) {
       Frame& f = call.back();
-      if (f.i < f.next.size() && index.size() < kLimit) {
-        uint32_t m = f.next[f.i++];
-        if (!index.count(m)) {
+      if (f.next != f.end) {
+        uint32_t m = *f.next++;
+        if (!cycle_edge(g, m)) continue;
+        if (index[m] == kUnseen) {
           enter(m);
-        } else if (on_stack.count(m)) {
+        } else if (on_stack[m]) {
           low[f.n] = std::min(low[f.n], index[m]);
         }
         continue;
@@ -223,45 +265,81 @@ void find_cycles(ObjectGraph& g, RefsResult& r) {
       uint32_t n = f.n;
       call.pop_back();
       if (!call.empty()) low[call.back().n] = std::min(low[call.back().n], low[n]);
-      if (low[n] == index[n]) {
-        std::vector<uint32_t> comp;
-        uint32_t m;
-        do {
-          m = stack.back();
-          stack.pop_back();
-          on_stack.erase(m);
-          comp.push_back(m);
-        } while (m != n);
-        bool has_start = std::any_of(comp.begin(), comp.end(), [&](uint32_t x) { return starts.count(x); });
-        bool self_loop = comp.size() == 1 && [&] {
-          auto out = g.out(comp[0]);
-          return std::find(out.first, out.second, comp[0]) != out.second;
-        }();
-        if (has_start && (comp.size() > 1 || self_loop)) comps.push_back(std::move(comp));
-      }
+      if (low[n] != index[n]) continue;
+      std::vector<uint32_t> comp;
+      uint32_t m;
+      do {
+        m = stack.back();
+        stack.pop_back();
+        on_stack[m] = false;
+        comp.push_back(m);
+      } while (m != n);
+      bool has_start = std::any_of(comp.begin(), comp.end(), [&](uint32_t x) { return starts.count(x) > 0; });
+      bool self_loop = comp.size() == 1 && [&] {
+        auto out = g.out(comp[0]);
+        return std::find(out.first, out.second, comp[0]) != out.second;
+      }();
+      if (has_start && (comp.size() > 1 || self_loop)) comps.push_back(std::move(comp));
     }
   }
   Builder b(g, r);
+  // Which objects the roots keep alive: a cycle nothing reachable refers to is garbage.
+  std::vector<bool> reachable(g.size(), false);
+  {
+    std::vector<uint32_t> work;
+    for (const auto& root : g.roots())
+      if (!reachable[root.node]) {
+        reachable[root.node] = true;
+        work.push_back(root.node);
+      }
+    while (!work.empty()) {
+      uint32_t n = work.back();
+      work.pop_back();
+      // gc.garbage keeps what it holds alive, but only because the collector put it there.
+      if (n == g.garbage_list()) continue;
+      auto [bb, e] = g.out(n);
+      for (const uint32_t* p = bb; p != e; ++p)
+        if (!reachable[*p]) {
+          reachable[*p] = true;
+          work.push_back(*p);
+        }
+    }
+  }
   for (auto& comp : comps) {
     RefsCycle c;
     std::map<std::string, uint64_t> kinds;
     std::unordered_set<uint32_t> members(comp.begin(), comp.end());
+    std::sort(comp.begin(), comp.end(), [&](uint32_t x, uint32_t y) {
+      return starts.count(x) != starts.count(y) ? starts.count(x) > starts.count(y) : x < y;
+    });
+    std::unordered_set<uint32_t> outside;
     for (uint32_t n : comp) {
       ++kinds[g.kind(n)];
       c.finalizer = c.finalizer || g.type(n).has_finalizer;
       c.size += g.size_of(n).value_or(0);
-      b.add(n, 0);
+      c.reachable = c.reachable || reachable[n];
+      for (uint32_t m : unique(g.in(n))) {
+        if (members.count(m)) continue;
+        outside.insert(m);
+        if (m == g.garbage_list()) c.in_garbage = true;
+      }
     }
+    c.referrers = outside.size();
+    c.count = comp.size();
+    // Shown: the start objects first, then the others, at most kShown of them.
+    constexpr size_t kShown = 100;
+    if (comp.size() > kShown) comp.resize(kShown);
+    std::unordered_set<uint32_t> shown(comp.begin(), comp.end());
     for (uint32_t n : comp)
-      for (uint32_t m : unique(g.out(n)))
-        if (members.count(m)) b.edge(n, m, g.edge_label(n, m));
+      for (auto& ref : g.referents(n))
+        if (shown.count(ref.node) && cycle_edge(g, ref.node)) b.edge(n, ref.node, ref.label);
+    for (uint32_t n : comp) b.add(n, 0);
     c.members = std::move(comp);
     for (auto& [k, v] : kinds) c.kinds.emplace_back(k, v);
     std::sort(c.kinds.begin(), c.kinds.end(), [](auto& a, auto& x) { return a.second > x.second; });
     r.cycles.push_back(std::move(c));
   }
-  std::unordered_set<uint32_t> starts_set(r.starts.begin(), r.starts.end());
-  for (auto& node : r.nodes) node.start = starts_set.count(node.id) > 0;
+  for (auto& node : r.nodes) node.start = starts.count(node.id) > 0;
 }
 
 }  // namespace
@@ -276,7 +354,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     if (n == ObjectGraph::kNone) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(*o.address));
-      throw Error(ErrorCode::Usage, std::string("no live object at ") + buf + " (see pyinspect heap --largest for addresses)");
+      throw Error(ErrorCode::NotFound, std::string("no live object at ") + buf + " (see pyinspect heap --largest for addresses)");
     }
     r.starts.push_back(n);
     r.matched = 1;
@@ -287,7 +365,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
       if (r.starts.size() < static_cast<size_t>(o.max_objects)) r.starts.push_back(n);
     }
     if (r.matched == 0)
-      throw Error(ErrorCode::Usage, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
+      throw Error(ErrorCode::NotFound, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
   }
   if (o.chain) {
     r.mode = "chain";
@@ -299,6 +377,14 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     r.mode = o.backrefs ? "backrefs" : "refs";
     neighbourhood(g, o, r, o.backrefs);
   }
+  // The start objects are always among the nodes (a chain not found, an object in no cycle).
+  std::unordered_set<uint32_t> present;
+  for (const auto& n : r.nodes) present.insert(n.id);
+  Builder b(g, r);
+  for (uint32_t s : r.starts)
+    if (!present.count(s)) b.add(s, 0);
+  std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
+  for (auto& n : r.nodes) n.start = starts.count(n.id) > 0 && !n.more;
   return r;
 }
 

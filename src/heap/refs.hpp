@@ -42,10 +42,14 @@ struct RefsEdge {
 };
 
 struct RefsCycle {
-  std::vector<uint32_t> members;
+  std::vector<uint32_t> members;  // the ones shown (start objects first), at most 100
+  uint64_t count = 0;             // all members
   std::vector<std::pair<std::string, uint64_t>> kinds;  // kind -> count
   bool finalizer = false;
   uint64_t size = 0;
+  uint64_t referrers = 0;    // objects outside the cycle that refer to a member
+  bool reachable = false;    // from a root (not counting gc.garbage): alive for a reason
+  bool in_garbage = false;   // gc.garbage holds a member
 };
 
 struct RefsResult {

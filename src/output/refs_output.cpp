@@ -42,6 +42,28 @@ std::string dot_escape(const std::string& s) {
 }
 }  // namespace
 
+std::vector<std::string> cycle_status(const RefsResult& r, const RefsCycle& c) {
+  std::vector<std::string> out;
+  bool uncollectable = c.finalizer && r.python2;
+  if (c.in_garbage) {
+    out.push_back("In gc.garbage: the collector found this cycle unreachable but could not free it" +
+                  std::string(uncollectable ? " (Python 2 does not free cycles whose objects define __del__)" : "") +
+                  "; it stays until the program empties gc.garbage.");
+  } else if (!c.reachable) {
+    out.push_back(uncollectable
+                      ? "Unreachable, and a member defines __del__: Python 2's collector cannot free it and will "
+                        "move it to gc.garbage, where it stays for good."
+                      : "Unreachable: nothing alive refers to it; the collector frees it at its next run (unless "
+                        "the collector is disabled).");
+  } else {
+    out.push_back("Alive: " + std::to_string(c.referrers) + (c.referrers == 1 ? " object" : " objects") +
+                  " outside the cycle refer to it (--backrefs, --chain show which).");
+  }
+  if (c.finalizer && !uncollectable && !c.in_garbage)
+    out.push_back("A member defines __del__; since Python 3.4 (PEP 442) that no longer stops the collector.");
+  return out;
+}
+
 void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& style) {
   std::map<uint32_t, const RefsNode*> nodes;
   for (const auto& n : r.nodes) nodes[n.id] = &n;
@@ -69,20 +91,24 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
     return;
   }
   if (r.mode == "cycles") {
-    if (r.cycles.empty()) out << "Not part of any reference cycle.\n";
+    if (r.cycles.empty())
+      out << "Not part of any reference cycle (references to classes and modules are not counted).\n";
     for (size_t i = 0; i < r.cycles.size(); ++i) {
       const auto& c = r.cycles[i];
-      out << bold << "Cycle " << i + 1 << ": " << c.members.size() << " objects, " << c.size << " bytes" << reset << " (";
-      for (size_t k = 0; k < c.kinds.size(); ++k) out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
+      out << bold << "Cycle " << i + 1 << ": " << c.count << " objects, " << c.size << " bytes" << reset << " (";
+      for (size_t k = 0; k < c.kinds.size() && k < 12; ++k)
+        out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
+      if (c.kinds.size() > 12) out << ", ...";
       out << ")\n";
-      if (c.finalizer)
-        out << "  A member has a finalizer (__del__)"
-            << (r.python2 ? ": Python 2 cannot collect this cycle; it stays in gc.garbage for good.\n"
-                          : ": Python 3.4+ collects it anyway (PEP 442) once nothing outside refers to it.\n");
+      for (const auto& line : cycle_status(r, c)) out << "  " << line << "\n";
       std::set<uint32_t> members(c.members.begin(), c.members.end());
-      for (const auto& e : r.edges)
-        if (members.count(e.from) && members.count(e.to))
-          out << "  " << describe(*nodes[e.from]) << "\n    --" << e.label << "--> " << describe(*nodes[e.to]) << "\n";
+      for (uint32_t n : c.members) {
+        out << "  " << describe(*nodes[n]) << "\n";
+        for (const auto& e : r.edges)
+          if (e.from == n && members.count(e.to))
+            out << "    --" << e.label << "--> " << nodes[e.to]->kind << " " << log::hex(nodes[e.to]->address) << "\n";
+      }
+      if (c.count > c.members.size()) out << "  ... and " << c.count - c.members.size() << " more objects\n";
     }
     return;
   }
@@ -190,8 +216,16 @@ nlohmann::json refs_json(const RefsResult& r) {
       nlohmann::json members = nlohmann::json::array(), kinds = nlohmann::json::object();
       for (uint32_t n : c.members) members.push_back(node_id(*byid[n]));
       for (const auto& [k, v] : c.kinds) kinds[k] = v;
-      cycles.push_back({{"members", members}, {"kinds", kinds}, {"size", c.size}, {"finalizer", c.finalizer},
-                        {"collectable", !(c.finalizer && r.python2)}});
+      cycles.push_back({{"members", members},
+                        {"count", c.count},
+                        {"kinds", kinds},
+                        {"size", c.size},
+                        {"finalizer", c.finalizer},
+                        {"collectable", !(c.finalizer && r.python2)},
+                        {"referrers", c.referrers},
+                        {"reachable", c.reachable},
+                        {"in_garbage", c.in_garbage},
+                        {"status", cycle_status(r, c)}});
     }
     j["cycles"] = cycles;
   }

@@ -1,6 +1,8 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "heap/refs.hpp"
 #include "output/stack_output.hpp"
@@ -12,5 +14,7 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
 // objects with finalizers outlined in red, roots as double octagons.
 std::string refs_dot(const RefsResult& r);
 nlohmann::json refs_json(const RefsResult& r);
+// What a cycle means for the objects in it (reachable, garbage, collectable), in sentences.
+std::vector<std::string> cycle_status(const RefsResult& r, const RefsCycle& c);
 
 }  // namespace pyinspect

@@ -361,6 +361,200 @@ def info(ctx):
         check("CPython " + t.report["version"] in text, "text info lacks the version:\n" + text)
 
 
+def refs_json(ctx, pid, *args):
+    _, out, _ = run_pyinspect(ctx.pyinspect, ["refs", str(pid), "--json"] + list(args))
+    return json.loads(out)
+
+
+def neighbours(j, start_id, backwards=False):
+    """The start node's direct neighbours in a refs --json answer: {address: label}, and the
+    "more references" node's count, if any."""
+    nodes = dict((n["id"], n) for n in j["nodes"])
+    start = [n for n in j["nodes"] if n["start"] and n["address"] == start_id]
+    check(len(start) == 1, "start object %#x not among the nodes" % start_id)
+    sid = start[0]["id"]
+    found, more = {}, 0
+    for e in j["edges"]:
+        near, far = (e["to"], e["from"]) if backwards else (e["from"], e["to"])
+        if near != sid:
+            continue
+        if nodes[far].get("more"):
+            more += nodes[far]["more"]
+        else:
+            found[nodes[far]["address"]] = e["label"]
+    return found, more
+
+
+@test("refs-graph")
+def refs_graph(ctx):
+    """refs / --backrefs against the target's own gc.get_referents / gc.get_referrers, edge labels
+    the target's structure implies, and a 1000-item list that collapses (targets/refs.py)."""
+    with Target(ctx.interp, "refs.py") as t:
+        x = t.report["extra"]
+        objs = x["objects"]
+        ignore = set(x["ignore"])
+        problems = []
+        for name, o in sorted(objs.items()):
+            j = refs_json(ctx, t.pid, "--address", hex(o["id"]), "--max-depth", "1", "--too-many", "100000")
+            check(j["matched"] == 1 and j["mode"] == "refs", "%s: %s" % (name, j["matched"]))
+            got, more = neighbours(j, o["id"])
+            # What gc.get_referents() gives, but a dict's string keys (they label the edges).
+            want = set(o["referents"]) - set(o["str_keys"])
+            if name == "big":
+                want = set(x["big_ids"])
+            missing = want - set(got)
+            extra = set(got) - set(o["referents"])
+            if missing:
+                problems.append("%s: pyinspect lacks referents %s (types %s)" % (
+                    name, sorted(missing), [o["referent_types"][o["referents"].index(m)] for m in missing]))
+            if extra:
+                problems.append("%s: pyinspect has referents the target does not: %s" % (name, sorted(extra)))
+            # Backwards: every referrer the target knows of, and besides those only the test's
+            # own bookkeeping and frames.
+            j = refs_json(ctx, t.pid, "--address", hex(o["id"]), "--backrefs", "--max-depth", "1", "--too-many", "100000")
+            got_back, _ = neighbours(j, o["id"], backwards=True)
+            kinds = dict((n["address"], n["kind"]) for n in j["nodes"])
+            missing = set(o["referrers"]) - set(got_back)
+            if missing:
+                problems.append("%s: pyinspect lacks referrers %s" % (name, sorted(missing)))
+            extra = [a for a in set(got_back) - set(o["referrers"]) - ignore if kinds[a] != "frame"]
+            if extra:
+                problems.append("%s: pyinspect has referrers the target does not: %s" % (
+                    name, [(hex(a), kinds[a]) for a in extra]))
+        check(not problems, "\n  ".join(["graph differs:"] + problems))
+
+        # Labels the structure implies.
+        def label(start, to, *args):
+            j = refs_json(ctx, t.pid, "--address", hex(start), "--max-depth", "1", "--too-many", "100000", *args)
+            got, _ = neighbours(j, start)
+            check(to in got, "%#x does not refer to %#x" % (start, to))
+            return got[to]
+        leaf = objs["leaf"]["id"]
+        check(label(objs["items"]["id"], leaf) == "[3]", "items -> leaf")
+        new_dicts = ctx.interp["major"] == 3 and ctx.interp["minor"] >= 11
+        if "a.__dict__" in objs:
+            check(label(objs["a"]["id"], objs["a.__dict__"]["id"]) == "__dict__", "a -> a.__dict__")
+            check(label(objs["a.__dict__"]["id"], objs["b"]["id"]) == "['b']", "a.__dict__ -> b")
+            check(label(objs["registry.__dict__"]["id"], objs["items"]["id"]) == "['items']", "registry.__dict__ -> items")
+        elif new_dicts and objs["b"]["id"] in objs["a"]["referents"]:
+            check(label(objs["a"]["id"], objs["b"]["id"]) == "b", "a -> b")
+        check(label(objs["bound"]["id"], objs["service"]["id"]) in ("__self__", "im_self"), "bound -> self")
+        cell = objs["cell"]["id"]
+        closure = [r for r, ty in zip(objs["counter"]["referents"], objs["counter"]["referent_types"]) if ty == "tuple"]
+        check(any(label(c, cell) == "[0]" for c in closure), "counter's closure -> cell")
+        check(label(objs["counter"]["id"], closure[0]) in ("__closure__", "func_closure"), "counter -> __closure__")
+        check(label(cell, objs["cell"]["referents"][0]) == "cell_contents", "cell -> contents")
+
+        # The 1000-item list collapses: 10 items shown, in order, and "990 more references".
+        big = objs["big"]["id"]
+        j = refs_json(ctx, t.pid, "--address", hex(big), "--max-depth", "1")
+        got, more = neighbours(j, big)
+        check(more == 990, "BIG: %d more references, expected 990" % more)
+        check(sorted(got.items(), key=lambda kv: int(kv[1][1:-1])) == [(x["big_ids"][i], "[%d]" % i) for i in range(10)],
+              "BIG: first ten items %s" % sorted(got.values()))
+
+        # --type, bare and qualified; the count of matches; an unknown type.
+        j = refs_json(ctx, t.pid, "--type", "Leaf", "--max-objects", "2")
+        check(j["matched"] == 5 and len(j["starts"]) == 2, "--type Leaf: matched %d, starts %d" % (j["matched"], len(j["starts"])))
+        j = refs_json(ctx, t.pid, "--type", "__main__.Registry")
+        check(j["matched"] == 1, "--type __main__.Registry matched %d" % j["matched"])
+        code, _, err = run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--type", "NoSuchClass"], check_exit=False)
+        check(code == 11 and "NoSuchClass" in err and len(err.strip().splitlines()) == 1, "unknown --type: %d %r" % (code, err))
+
+
+@test("refs-chain")
+def refs_chain(ctx):
+    """--chain against the shortest backward chain the target finds itself (breadth first over
+    gc.get_referrers up to a module, as objgraph.find_backref_chain)."""
+    with Target(ctx.interp, "refs.py") as t:
+        x = t.report["extra"]
+        leaf = x["objects"]["leaf"]["id"]
+        j = refs_json(ctx, t.pid, "--address", hex(leaf), "--chain")
+        c = j["chain"]
+        check(c["found"], "no chain found")
+        addr = dict((n["id"], n["address"]) for n in j["nodes"])
+        path = [addr[n] for n in c["path"]]
+        want = [o["id"] for o in x["chain"]]
+        check(path[0] not in want and path[1:] == want,
+              "chain %s, the target's %s" % ([hex(a) for a in path], [(hex(o["id"]), o["type"]) for o in x["chain"]]))
+        check(c["text"] == "sys.modules['__main__'].__dict__['REGISTRY'].items[3]", "chain text %r" % c["text"])
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "refs", str(t.pid), "--address", hex(leaf), "--chain"])
+        check(c["text"] in out, "text output lacks the chain:\n" + out)
+        # The cycle is held by no root (on 2.7 only by gc.garbage, which does not count).
+        a = x["objects"]["a"]["id"]
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--address", hex(a), "--chain"])
+        if ctx.interp["major"] == 2:
+            check("sys.modules['gc'].__dict__['garbage'][" in out, "2.7: the chain to a cycle in gc.garbage:\n" + out)
+        else:
+            check("No chain" in out, "3.x: an unreachable cycle has no chain:\n" + out)
+
+
+@test("refs-cycles")
+def refs_cycles(ctx):
+    """--cycles: the seed's leak, ObjectA <-> ObjectB with __del__; on 2.7 kept in gc.garbage
+    for good, on 3.x unreachable (the target disabled its collector) and collectable."""
+    with Target(ctx.interp, "refs.py") as t:
+        x = t.report["extra"]
+        objs = x["objects"]
+        j = refs_json(ctx, t.pid, "--type", "ObjectA", "--cycles")
+        check(j["matched"] == 1 and len(j["cycles"]) == 1, "cycles: %s" % j.get("cycles"))
+        cyc = j["cycles"][0]
+        addr = dict((n["id"], n["address"]) for n in j["nodes"])
+        members = set(addr[m] for m in cyc["members"])
+        # a, b and their __dict__s where the target has them as objects.
+        want = set([objs["a"]["id"], objs["b"]["id"]])
+        for name in ("a", "b"):
+            o = objs[name]
+            want |= set(r for r, ty in zip(o["referents"], o["referent_types"]) if ty == "dict")
+        check(members == want and cyc["count"] == len(want), "cycle members %s, expected %s" % (
+            sorted(hex(m) for m in members), sorted(hex(m) for m in want)))
+        check(cyc["finalizer"], "the cycle's __del__ not seen")
+        if ctx.interp["major"] == 2:
+            check(x["garbage"] and cyc["in_garbage"] and not cyc["collectable"] and not cyc["reachable"],
+                  "2.7: %s (gc.garbage holds %s)" % (cyc, x["garbage"]))
+        else:
+            check(not x["garbage"] and not cyc["in_garbage"] and cyc["collectable"] and not cyc["reachable"],
+                  "3.x: %s" % cyc)
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "refs", str(t.pid), "--type", "ObjectA", "--cycles"])
+        check(re.search(r"Cycle 1: %d objects" % len(want), out) and "has __del__" in out, "text:\n" + out)
+        if ctx.interp["major"] == 2:
+            check("In gc.garbage" in out and "does not free cycles whose objects define __del__" in out, "text:\n" + out)
+        # Not in a cycle: a Leaf (its class is not counted).
+        j = refs_json(ctx, t.pid, "--address", hex(objs["leaf"]["id"]), "--cycles")
+        check(j["cycles"] == [], "a Leaf in a cycle: %s" % j["cycles"])
+
+
+@test("refs-dot")
+def refs_dot(ctx):
+    """DOT that Graphviz accepts, with the same nodes and edges as --json; --svg renders it;
+    unwritable paths fail cleanly."""
+    dot = shutil.which("dot")
+    check(dot is not None, "Graphviz's dot is not installed (scripts/setup.sh installs it)")
+    with Target(ctx.interp, "refs.py") as t:
+        d = t.report["extra"]["objects"]
+        out_dir = t.dir
+        for mode in ([], ["--backrefs"], ["--chain"], ["--cycles"]):
+            start = d["leaf"]["id"] if mode != ["--cycles"] else d["a"]["id"]
+            path = os.path.join(out_dir, "g.dot")
+            svg = os.path.join(out_dir, "g.svg")
+            run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--address", hex(start), "--dot", path, "--svg", svg] + mode)
+            j = refs_json(ctx, t.pid, "--address", hex(start), *mode)
+            text = open(path).read()
+            p = subprocess.run([dot, "-Tplain", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            check(p.returncode == 0 and not p.stderr, "dot rejects %s: %s" % (mode, p.stderr))
+            plain = p.stdout.splitlines()
+            n_nodes = sum(1 for ln in plain if ln.startswith("node "))
+            n_edges = sum(1 for ln in plain if ln.startswith("edge "))
+            check(n_nodes == len(j["nodes"]) and n_edges == len(j["edges"]),
+                  "%s: dot has %d nodes, %d edges; json %d, %d" % (mode, n_nodes, n_edges, len(j["nodes"]), len(j["edges"])))
+            check(("%x" % start) in text, "the start object is not in the DOT")
+            with open(svg) as f:
+                check("<svg" in f.read(), "--svg did not write an SVG")
+        code, _, err = run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--type", "Leaf", "--dot", "/nonexistent/dir/g.dot"],
+                                     check_exit=False)
+        check(code == 9 and len(err.strip().splitlines()) == 1, "unwritable --dot: %d %r" % (code, err))
+
+
 class Ctx(object):
     pass
 
