@@ -92,7 +92,7 @@ void render(const std::string& dot_text, const std::string& format, const std::s
 int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   po::options_description desc("Options");
   std::string pid_text, address_text, dot_path, svg_path, png_path;
-  bool json = false, nonblocking = false, no_dwarf = false, no_cache = false;
+  bool json = false, nonblocking = false, no_dwarf = false, no_cache = false, no_progress = false;
   uint64_t max_copy_mib = 0;
   RefsOptions o;
   TargetOptions topts;
@@ -111,6 +111,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("png", po::value(&png_path), "render the graph to a PNG file (needs Graphviz's dot)")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&nonblocking), "copy the memory without pausing the target")
+      ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
       ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
       ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
@@ -140,6 +141,11 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
     if (dir.empty()) dir = "/";
     if (access(dir.c_str(), W_OK) != 0) throw Error(ErrorCode::Output, "cannot write " + *p + ": " + std::strerror(errno));
   }
+  if ((!svg_path.empty() || !png_path.empty()) && find_dot().empty())
+    throw Error(ErrorCode::Output, std::string("Graphviz's dot is not installed, needed for --") +
+                                       (svg_path.empty() ? "png" : "svg") +
+                                       "; install it (Debian/Ubuntu: apt-get install graphviz) or write --dot FILE "
+                                       "and render it elsewhere");
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
 
@@ -150,7 +156,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   int64_t pause_ns = 0;
   auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns);
   HeapContext ctx(*snap, py.layout(), py.types());
-  ObjectGraph graph(ctx, py);
+  ObjectGraph graph(ctx, py, !no_progress && isatty(STDERR_FILENO));
   RefsResult r = compute_refs(graph, o);
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
@@ -158,9 +164,16 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
 
   std::string dot_text = (dot_path.empty() && svg_path.empty() && png_path.empty()) ? "" : refs_dot(r);
-  if (!dot_path.empty()) write_file(dot_path, dot_text);
-  if (!svg_path.empty()) render(dot_text, "svg", svg_path);
-  if (!png_path.empty()) render(dot_text, "png", png_path);
+  std::string summary = " (" + std::to_string(r.nodes.size()) + " objects, " + std::to_string(r.edges.size()) + " references)";
+  if (!dot_path.empty()) {
+    write_file(dot_path, dot_text);
+    std::cerr << "pyinspect: wrote " << dot_path << summary << "\n";
+  }
+  for (auto [path, format] : {std::pair{&svg_path, "svg"}, std::pair{&png_path, "png"}}) {
+    if (path->empty()) continue;
+    render(dot_text, format, *path);
+    std::cerr << "pyinspect: wrote " << *path << summary << "\n";
+  }
   if (json)
     std::cout << dump_json(refs_json(r)) << "\n";
   else

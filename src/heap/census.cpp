@@ -11,6 +11,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "heap/address_set.hpp"
 #include "heap/heap_types.hpp"
 #include "heap/pymalloc.hpp"
 #include "heap/roots.hpp"
@@ -20,39 +21,6 @@
 namespace pyinspect {
 
 namespace {
-
-// One bit per 8-byte word of the copied mappings: has the object at this address been seen?
-class VisitedSet {
- public:
-  explicit VisitedSet(std::vector<std::pair<uint64_t, uint64_t>> ranges) : ranges_(std::move(ranges)) {
-    size_t words = 0;
-    for (auto& [a, b] : ranges_) {
-      offsets_.push_back(words);
-      words += ((b - a) / 8 + 63) / 64;
-    }
-    bits_.assign(words, 0);
-  }
-  // True if newly inserted; false if seen before or outside the copied memory.
-  bool insert(uint64_t addr) {
-    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), addr,
-                               [](uint64_t a, const auto& r) { return a < r.first; });
-    if (it == ranges_.begin()) return false;
-    --it;
-    if (addr >= it->second) return false;
-    size_t idx = static_cast<size_t>(it - ranges_.begin());
-    uint64_t bit = (addr - it->first) / 8;
-    uint64_t& w = bits_[offsets_[idx] + bit / 64];
-    uint64_t m = uint64_t{1} << (bit % 64);
-    if (w & m) return false;
-    w |= m;
-    return true;
-  }
-
- private:
-  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
-  std::vector<size_t> offsets_;
-  std::vector<uint64_t> bits_;
-};
 
 class Walk : public ReferentVisitor {
  public:
@@ -69,7 +37,7 @@ class Walk : public ReferentVisitor {
   void visit(RemoteAddr child, const Edge& edge) override {
     if (child.null() || (child.value() & 7)) return;
     if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_.emplace_back(child.value(), current_kind_);
-    if (edge.kind == EdgeKind::Guess && !plausible_object(child)) return;
+    if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
     if (!visited_.insert(child.value())) return;
     if (!ctx_.type_of(child)) return;  // not an object after all (torn or stale pointer)
     if (debug_) parents_[child.value()] = current_.value();
@@ -113,20 +81,6 @@ class Walk : public ReferentVisitor {
 
  private:
   static constexpr uint32_t kNoKind = UINT32_MAX;
-
-  // A word guessed to be a reference (in a type pyinspect does not model) counts only if it
-  // looks like the start of a live object: a sane reference count, heap objects 16-byte aligned.
-  bool plausible_object(RemoteAddr p) {
-    auto refcnt = ctx_.mem.read_as<int64_t>(p);
-    if (!refcnt || *refcnt <= 0 || *refcnt > (int64_t{1} << 40)) {
-      // 3.12+ immortal objects keep UINT32_MAX (or more, in the low half) as their count.
-      if (!refcnt || !ctx_.l.version.at_least(3, 12) || (*refcnt & 0xffffffff) != 0xffffffff) return false;
-    }
-    const MapEntry* m = maps_.find(p);
-    if ((p.value() & 15) && !(m && m->is_file())) return false;
-    return true;
-  }
-
 
   uint32_t kind_id(const std::string& name) {
     auto [it, inserted] = kind_ids_.emplace(name, static_cast<uint32_t>(kind_names_.size()));
@@ -263,7 +217,7 @@ class Walk : public ReferentVisitor {
  private:
   HeapContext& ctx_;
   const Maps& maps_;
-  VisitedSet visited_;
+  AddressSet visited_;
   HeapCensus& out_;
   const CensusOptions& opts_;
   std::vector<RemoteAddr> stack_;

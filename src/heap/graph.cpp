@@ -1,9 +1,13 @@
 #include "heap/graph.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <unordered_set>
 
+#include "base/error.hpp"
 #include "base/log.hpp"
+#include "heap/address_set.hpp"
 #include "heap/census.hpp"
 #include "heap/roots.hpp"
 #include "runtime/frames.hpp"
@@ -11,85 +15,66 @@
 namespace pyinspect {
 
 namespace {
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
 
-// Collects the edges while the graph is walked.
+// Walks the heap from the roots, marking every object in an AddressSet and collecting the
+// references between them by address (node numbers exist only once the set is complete).
 class Builder : public ReferentVisitor {
  public:
-  Builder(ObjectGraph& g, std::function<uint32_t(uint64_t, const TypeInfo*)> intern, HeapContext& ctx)
-      : intern_(std::move(intern)), ctx_(ctx) {
-    (void)g;
-  }
+  Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set) : ctx_(ctx), maps_(snap.maps()), set_(set) {}
   void visit(RemoteAddr child, const Edge& edge) override {
     if (child.null() || (child.value() & 7)) return;
-    if (edge.kind == EdgeKind::Guess && !plausible(child)) return;
-    uint32_t before = count_;
-    uint32_t n = node(child);
-    if (n == ObjectGraph::kNone) return;
-    if (current_ != ObjectGraph::kNone) {
-      edges.emplace_back(current_, n);
-      if (edge.kind == EdgeKind::InstanceDict) owners.emplace_back(n, current_);
+    if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
+    if (!node(child)) return;
+    if (current_) {
+      edges.emplace_back(current_.value(), child.value());
+      if (edge.kind == EdgeKind::InstanceDict) owners.emplace_back(child.value(), current_.value());
     } else if (root_label_) {
-      root_hits.push_back({n, root_label_});
+      root_hits.push_back({child.value(), root_label_});
     }
-    if (count_ != before) stack.push_back(n);
     if (!running_) run();
   }
   void run() {
     running_ = true;
-    uint32_t saved = current_;
+    RemoteAddr saved = current_;
     while (!stack.empty()) {
-      uint32_t n = stack.back();
+      auto [n, ti] = stack.back();
       stack.pop_back();
       current_ = n;
-      const TypeInfo& ti = ctx_.all_types()[types->at(n)];
-      for_each_referent(ctx_, RemoteAddr((*addrs)[n]), ti, *this);
+      if (progress && (++expanded_ & 0xffff) == 0) {
+        std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(expanded_));
+        std::fflush(stderr);
+      }
+      for_each_referent(ctx_, n, *ti, *this);
     }
     current_ = saved;
     running_ = false;
   }
-  uint32_t node(RemoteAddr a) {
-    uint32_t n = lookup(a.value());
-    if (n != ObjectGraph::kNone) return n;
+  // True if a is an object (queued to be walked when first seen).
+  bool node(RemoteAddr a) {
+    if (set_.contains(a.value())) return true;
     const TypeInfo* ti = ctx_.type_of(a);
-    if (!ti) return ObjectGraph::kNone;
-    ++count_;
-    return intern_(a.value(), ti);
-  }
-  bool plausible(RemoteAddr p) {
-    auto refcnt = ctx_.mem.read_as<int64_t>(p);
-    if (!refcnt) return false;
-    bool immortal = ctx_.l.version.at_least(3, 12) && (*refcnt & 0xffffffff) == 0xffffffff;
-    return (immortal || (*refcnt > 0 && *refcnt < (int64_t{1} << 40))) && !(p.value() & 15 && !in_file(p));
-  }
-  bool in_file(RemoteAddr p) {
-    const MapEntry* m = maps ? maps->find(p) : nullptr;
-    return m && m->is_file();
+    if (!ti) return false;
+    if (!set_.insert(a.value())) return false;  // outside the copied memory
+    stack.emplace_back(a, ti);
+    return true;
   }
 
-  std::function<uint32_t(uint64_t)> lookup;
-  std::vector<std::pair<uint32_t, uint32_t>> edges, owners;
+  std::vector<std::pair<uint64_t, uint64_t>> edges, owners;  // (from, to), (dict, owner)
   struct RootHit {
-    uint32_t node;
+    uint64_t addr;
     const char* label;
   };
   std::vector<RootHit> root_hits;
-  std::vector<uint32_t> stack;
-  const std::vector<uint64_t>* addrs = nullptr;
-  const std::vector<uint32_t>* types = nullptr;
-  const Maps* maps = nullptr;
+  std::vector<std::pair<RemoteAddr, const TypeInfo*>> stack;
   const char* root_label_ = nullptr;
+  bool progress = false;
 
  private:
-  std::function<uint32_t(uint64_t, const TypeInfo*)> intern_;
   HeapContext& ctx_;
-  uint32_t current_ = ObjectGraph::kNone;
-  uint32_t count_ = 0;
+  const Maps& maps_;
+  AddressSet& set_;
+  RemoteAddr current_;
+  uint64_t expanded_ = 0;
   bool running_ = false;
 };
 
@@ -112,12 +97,12 @@ class RootFilter : public ReferentVisitor {
 
 // Sort (a, b) pairs into compressed rows by a: start[a]..start[a+1] index `out`.
 void compress(size_t nodes, const std::vector<std::pair<uint32_t, uint32_t>>& pairs, bool by_first,
-              std::vector<uint64_t>& start, std::vector<uint32_t>& out) {
+              std::vector<uint32_t>& start, std::vector<uint32_t>& out) {
   start.assign(nodes + 1, 0);
   for (auto [a, b] : pairs) ++start[(by_first ? a : b) + 1];
   for (size_t i = 0; i < nodes; ++i) start[i + 1] += start[i];
   out.assign(pairs.size(), 0);
-  std::vector<uint64_t> fill(start.begin(), start.end() - 1);
+  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
   for (auto [a, b] : pairs) {
     uint32_t key = by_first ? a : b, val = by_first ? b : a;
     out[fill[key]++] = val;
@@ -202,57 +187,31 @@ std::string label_of(HeapContext& ctx, RemoteAddr from, const TypeInfo* from_typ
 
 }  // namespace
 
-uint32_t ObjectGraph::find(RemoteAddr a) const {
-  if (slot_keys_.empty() || a.null()) return kNone;
-  size_t mask = slot_keys_.size() - 1;
-  for (size_t i = mix(a.value()) & mask;; i = (i + 1) & mask) {
-    if (slot_keys_[i] == 0) return kNone;
-    if (slot_keys_[i] == a.value()) return slot_vals_[i];
-  }
-}
+uint32_t ObjectGraph::find(RemoteAddr a) const { return set_ && !a.null() ? set_->rank(a.value()) : kNone; }
 
-uint32_t ObjectGraph::intern(uint64_t addr, const TypeInfo* ti) {
-  if ((addrs_.size() + 1) * 2 > slot_keys_.size()) {
-    // Grow the table (load factor one half).
-    std::vector<uint64_t> keys(std::max<size_t>(1 << 16, slot_keys_.size() * 2), 0);
-    std::vector<uint32_t> vals(keys.size());
-    size_t mask = keys.size() - 1;
-    for (size_t j = 0; j < slot_keys_.size(); ++j) {
-      if (!slot_keys_[j]) continue;
-      size_t i = mix(slot_keys_[j]) & mask;
-      while (keys[i]) i = (i + 1) & mask;
-      keys[i] = slot_keys_[j];
-      vals[i] = slot_vals_[j];
-    }
-    slot_keys_.swap(keys);
-    slot_vals_.swap(vals);
-  }
-  uint32_t n = static_cast<uint32_t>(addrs_.size());
-  addrs_.push_back(addr);
-  types_.push_back(ti->id);
-  size_t mask = slot_keys_.size() - 1;
-  size_t i = mix(addr) & mask;
-  while (slot_keys_[i]) i = (i + 1) & mask;
-  slot_keys_[i] = addr;
-  slot_vals_[i] = n;
-  return n;
-}
+ObjectGraph::~ObjectGraph() = default;
 
-ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py) : ctx_(ctx) {
-  Builder b(*this, [this](uint64_t a, const TypeInfo* ti) { return intern(a, ti); }, ctx);
-  b.lookup = [this](uint64_t a) { return find(RemoteAddr(a)); };
-  b.addrs = &addrs_;
-  b.types = &types_;
-  if (auto* snap = dynamic_cast<const HeapSnapshot*>(&ctx.mem)) b.maps = &snap->maps();
+ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progress) : ctx_(ctx) {
+  const auto* snap = dynamic_cast<const HeapSnapshot*>(&ctx.mem);
+  if (!snap) throw Error(ErrorCode::Internal, "the object graph needs a snapshot of the target's memory");
+  auto t0 = std::chrono::steady_clock::now();
+  auto ms = [&t0] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
+  set_ = std::make_unique<AddressSet>(snap->ranges());
+  Builder b(ctx, *snap, *set_);
+  b.progress = progress;
   RootFilter filter(b);
   for_each_root(ctx, py, filter);
 
   // Threads: their frames are what keeps their locals alive. (<=3.10 frames are objects;
   // 3.11+ frames live on the thread's data stack and their locals are the roots.)
+  struct PendingRoot {
+    uint64_t addr;
+    std::string label;
+  };
+  std::vector<PendingRoot> frame_roots;
   const Layout& l = ctx.l;
   auto interp = py.first_interpreter(ctx.mem);
   std::unordered_set<RemoteAddr> interps;
-  std::vector<std::string> labels;  // storage for root labels of frames
   while (interp && !interp->null() && interps.insert(*interp).second && interps.size() < 64) {
     auto ts = ctx.mem.read_ptr(*interp + l.require(F::is_tstate_head));
     std::unordered_set<RemoteAddr> seen;
@@ -266,24 +225,21 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py) : ctx_(ctx) 
         std::string where = (tid ? "[thread " + std::to_string(tid) + "] " : std::string()) +
                             (fi ? fi->function : std::string("?")) + "()";
         if (l.traits().frames == Traits::Frames::FrameObjects) {
-          uint32_t n = b.node(f.frame);
-          if (n != kNone) roots_.push_back({n, where, true});
+          if (b.node(f.frame)) frame_roots.push_back({f.frame.value(), where});
         } else {
           struct LocalRoots : ReferentVisitor {
             Builder& b;
             HeapContext& ctx;
             RemoteAddr frame;
-            std::vector<GraphRoot>& roots;
+            std::vector<PendingRoot>& roots;
             std::string where;
-            LocalRoots(Builder& bb, HeapContext& c, RemoteAddr f, std::vector<GraphRoot>& r, std::string w)
+            LocalRoots(Builder& bb, HeapContext& c, RemoteAddr f, std::vector<PendingRoot>& r, std::string w)
                 : b(bb), ctx(c), frame(f), roots(r), where(std::move(w)) {}
             void visit(RemoteAddr child, const Edge& e) override {
-              if (e.kind != EdgeKind::Local) return;
-              uint32_t n = b.node(child);
-              if (n == ObjectGraph::kNone) return;
-              roots.push_back({n, where + ": " + label_of(ctx, frame, nullptr, e, true), true});
+              if (e.kind != EdgeKind::Local || child.null() || (child.value() & 7) || !b.node(child)) return;
+              roots.push_back({child.value(), where + ": " + label_of(ctx, frame, nullptr, e, true)});
             }
-          } lr(b, ctx, f.frame, roots_, where);
+          } lr(b, ctx, f.frame, frame_roots, where);
           for_each_frame_referent(ctx, f.frame, lr);
         }
       }
@@ -293,26 +249,36 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py) : ctx_(ctx) 
     if (!next) break;
     interp = next;
   }
-  // Objects named as roots above but not yet walked (3.11+ locals): walk them now.
-  for (const auto& r : roots_) {
-    b.stack.push_back(r.node);
-  }
-  b.run();
-  // The interpreter's roots first, then the threads' frames.
-  std::vector<GraphRoot> all;
-  for (const auto& h : b.root_hits) all.push_back({h.node, h.label, false});
-  all.insert(all.end(), roots_.begin(), roots_.end());
-  roots_.swap(all);
+  b.run();  // what the frames hold
+  if (progress) std::fprintf(stderr, "\r%40s\r", "");
 
-  // (A referrer may appear more than once for one referent: readers dedupe what they show.)
-  auto& e = b.edges;
-  compress(addrs_.size(), e, true, out_start_, out_edges_);
-  compress(addrs_.size(), e, false, in_start_, in_edges_);
-  owner_ = std::move(b.owners);
-  if (auto gl = gc_garbage_list(ctx, py)) garbage_ = find(*gl);
+  LOG_INFO("graph: walked in " << ms() << " ms");
+  // Number the objects in address order.
+  set_->build_rank();
+  addrs_.reserve(set_->size());
+  types_.reserve(set_->size());
+  set_->for_each([&](uint64_t a) {
+    addrs_.push_back(a);
+    const TypeInfo* ti = ctx.type_of(RemoteAddr(a));
+    types_.push_back(ti ? ti->id : 0);
+  });
+  LOG_INFO("graph: numbered at " << ms() << " ms");
+  if (b.edges.size() >= UINT32_MAX)
+    throw Error(ErrorCode::Resources, "more than 4 billion references: too many for pyinspect refs");
+  std::vector<std::pair<uint32_t, uint32_t>> edges;
+  edges.reserve(b.edges.size());
+  for (auto [from, to] : b.edges) edges.emplace_back(set_->rank(from), set_->rank(to));
+  std::vector<std::pair<uint64_t, uint64_t>>().swap(b.edges);
+  compress(addrs_.size(), edges, true, out_start_, out_edges_);
+  compress(addrs_.size(), edges, false, in_start_, in_edges_);
+  for (auto [dict, obj] : b.owners) owner_.emplace_back(set_->rank(dict), set_->rank(obj));
   std::sort(owner_.begin(), owner_.end());
+  // The interpreter's roots first, then the threads' frames.
+  for (const auto& h : b.root_hits) roots_.push_back({set_->rank(h.addr), h.label, false});
+  for (const auto& r : frame_roots) roots_.push_back({set_->rank(r.addr), r.label, true});
+  if (auto gl = gc_garbage_list(ctx, py)) garbage_ = find(*gl);
   LOG_INFO("graph: " << addrs_.size() << " objects, " << out_edges_.size() << " references, " << roots_.size()
-                     << " roots");
+                     << " roots, in " << ms() << " ms");
 }
 
 std::vector<std::string> ObjectGraph::root_labels(uint32_t n) const {
@@ -337,25 +303,43 @@ uint32_t ObjectGraph::owner(uint32_t n) const {
   return it != owner_.end() && it->first == n ? it->second : kNone;
 }
 
-std::string ObjectGraph::edge_label(uint32_t from, uint32_t to) {
-  for (auto& r : referents(from))
-    if (r.node == to) return r.label;
-  return "";
+GraphRef ObjectGraph::reference(uint32_t from, uint32_t to) {
+  struct Finder : ReferentVisitor {
+    HeapContext& ctx;
+    RemoteAddr from, target;
+    const TypeInfo* from_type;
+    GraphRef ref;
+    bool found = false;
+    Finder(HeapContext& c, RemoteAddr f, RemoteAddr t, const TypeInfo* ft, uint32_t to)
+        : ctx(c), from(f), target(t), from_type(ft), ref{to, "", EdgeKind::Other} {}
+    void visit(RemoteAddr child, const Edge& e) override {
+      if (found || child != target) return;
+      found = true;
+      ref.label = label_of(ctx, from, from_type, e);
+      ref.kind = e.kind;
+    }
+  } f(ctx_, addr(from), addr(to), &type(from), to);
+  for_each_referent(ctx_, addr(from), type(from), f);
+  return f.ref;
 }
 
-std::vector<GraphRef> ObjectGraph::referents(uint32_t n) {
+std::string ObjectGraph::edge_label(uint32_t from, uint32_t to) { return reference(from, to).label; }
+
+std::vector<GraphRef> ObjectGraph::referents(uint32_t n, size_t max_labels) {
   struct Collector : ReferentVisitor {
     ObjectGraph& g;
     uint32_t self;
+    size_t max_labels;
     std::vector<GraphRef> out;
     std::unordered_set<uint32_t> seen;
-    Collector(ObjectGraph& gg, uint32_t s) : g(gg), self(s) {}
+    Collector(ObjectGraph& gg, uint32_t s, size_t m) : g(gg), self(s), max_labels(m) {}
     void visit(RemoteAddr child, const Edge& e) override {
+      if (child.null() || (child.value() & 7)) return;
       uint32_t m = g.find(child);
       if (m == kNone || !seen.insert(m).second) return;
-      out.push_back({m, label_of(g.ctx_, g.addr(self), &g.type(self), e), e.kind});
+      out.push_back({m, out.size() < max_labels ? label_of(g.ctx_, g.addr(self), &g.type(self), e) : std::string(), e.kind});
     }
-  } c(*this, n);
+  } c(*this, n, max_labels);
   for_each_referent(ctx_, addr(n), type(n), c);
   return std::move(c.out);
 }

@@ -13,6 +13,8 @@
 
 namespace pyinspect {
 
+class AddressSet;
+
 struct GraphRoot {
   uint32_t node;
   std::string label;   // "sys.modules", "[thread 4242] main(): objs", ...
@@ -31,7 +33,9 @@ class ObjectGraph {
   static constexpr uint32_t kNone = UINT32_MAX;
 
   // Walks the heap in `ctx` (a snapshot of the target) from the same roots as the census.
-  ObjectGraph(HeapContext& ctx, const PythonProcess& py);
+  // progress: a count of the objects walked on stderr, every 65536.
+  ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progress = false);
+  ~ObjectGraph();
 
   size_t size() const { return addrs_.size(); }
   RemoteAddr addr(uint32_t n) const { return RemoteAddr(addrs_[n]); }
@@ -52,8 +56,10 @@ class ObjectGraph {
 
   // How n refers to m, as a label ("__dict__", "['key']", "[3]", "name", ...); empty if unknown.
   std::string edge_label(uint32_t n, uint32_t m);
-  // n's references in the order n holds them, each referent once (its first reference).
-  std::vector<GraphRef> referents(uint32_t n);
+  GraphRef reference(uint32_t n, uint32_t m);  // label and kind
+  // n's references in the order n holds them, each referent once (its first reference); only
+  // the first max_labels get their label (a list of millions need not name them all).
+  std::vector<GraphRef> referents(uint32_t n, size_t max_labels = SIZE_MAX);
   // The node of the object whose __dict__ n is, or kNone.
   uint32_t owner(uint32_t n) const;
   // The kind shown for n (type name, "dict of X" when it is an object's __dict__).
@@ -66,14 +72,11 @@ class ObjectGraph {
   uint32_t garbage_list() const { return garbage_; }  // gc.garbage, or kNone
 
  private:
-  uint32_t intern(uint64_t addr, const TypeInfo* ti);
   HeapContext& ctx_;
+  std::unique_ptr<AddressSet> set_;  // the objects; node n is the n-th by address
   std::vector<uint64_t> addrs_;
   std::vector<uint32_t> types_;
-  // addr -> node: open addressing, 0 = empty slot.
-  std::vector<uint64_t> slot_keys_;
-  std::vector<uint32_t> slot_vals_;
-  std::vector<uint64_t> out_start_, in_start_;
+  std::vector<uint32_t> out_start_, in_start_;
   std::vector<uint32_t> out_edges_, in_edges_;
   std::vector<GraphRoot> roots_;
   std::vector<std::pair<uint32_t, uint32_t>> owner_;

@@ -100,7 +100,8 @@ void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool bac
     if (backwards) {
       for (uint32_t m : unique(g.in(n))) next.push_back({m, g.edge_label(m, n), EdgeKind::Other});
     } else {
-      for (auto& ref : g.referents(n)) {
+      // Labels for what is shown (string keys skipped are few: twice the limit is plenty).
+      for (auto& ref : g.referents(n, 2 * static_cast<size_t>(o.too_many) + 1)) {
         const TypeInfo& rt = g.type(ref.node);
         if (ref.kind == EdgeKind::DictKey && (rt.cat == Cat::Str || rt.cat == Cat::Str27 || rt.cat == Cat::Unicode27))
           continue;
@@ -198,9 +199,7 @@ void find_chain(ObjectGraph& g, RefsResult& r) {
     b.add(n, static_cast<int>(i));
     if (i == 0) continue;
     uint32_t prev = r.chain[i - 1];
-    GraphRef ref{n, "", EdgeKind::Other};
-    for (auto& x : g.referents(prev))
-      if (x.node == n) ref = x;
+    GraphRef ref = g.reference(prev, n);
     b.edge(prev, n, ref.label);
     const TypeInfo& pt = g.type(prev);
     if (ref.kind == EdgeKind::InstanceDict && pt.cat != Cat::Module && pt.cat != Cat::Type && i + 1 < r.chain.size()) {
@@ -331,8 +330,8 @@ void find_cycles(ObjectGraph& g, RefsResult& r) {
     if (comp.size() > kShown) comp.resize(kShown);
     std::unordered_set<uint32_t> shown(comp.begin(), comp.end());
     for (uint32_t n : comp)
-      for (auto& ref : g.referents(n))
-        if (shown.count(ref.node) && cycle_edge(g, ref.node)) b.edge(n, ref.node, ref.label);
+      for (uint32_t m : unique(g.out(n)))
+        if (shown.count(m) && cycle_edge(g, m)) b.edge(n, m, g.edge_label(n, m));
     for (uint32_t n : comp) b.add(n, 0);
     c.members = std::move(comp);
     for (auto& [k, v] : kinds) c.kinds.emplace_back(k, v);
