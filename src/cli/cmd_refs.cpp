@@ -161,6 +161,8 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
+  r.paused = !nonblocking;
+  r.warnings = graph.warnings();
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
 
   std::string dot_text = (dot_path.empty() && svg_path.empty() && png_path.empty()) ? "" : refs_dot(r);

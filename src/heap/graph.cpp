@@ -200,7 +200,9 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
   Builder b(ctx, *snap, *set_);
   b.progress = progress;
   RootFilter filter(b);
-  for_each_root(ctx, py, filter);
+  RootStats rs = for_each_root(ctx, py, filter);
+  warnings_ = rs.problems;
+  if (rs.generations == 0) warnings_.push_back("the garbage collector's lists were not found");
 
   // Threads: their frames are what keeps their locals alive. (<=3.10 frames are objects;
   // 3.11+ frames live on the thread's data stack and their locals are the roots.)

@@ -70,6 +70,8 @@ class ObjectGraph {
 
   HeapContext& context() { return ctx_; }
   uint32_t garbage_list() const { return garbage_; }  // gc.garbage, or kNone
+  // What could not be walked completely (a torn GC list, ...).
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   HeapContext& ctx_;
@@ -81,6 +83,7 @@ class ObjectGraph {
   std::vector<GraphRoot> roots_;
   std::vector<std::pair<uint32_t, uint32_t>> owner_;
   uint32_t garbage_ = kNone;  // (dict node, owner node), sorted
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace pyinspect

@@ -67,6 +67,8 @@ struct RefsResult {
   uint64_t graph_objects = 0, graph_references = 0;
   int64_t pause_ns = 0, elapsed_ns = 0;
   bool python2 = false;
+  bool paused = true;                 // false with --nonblocking: the graph may be torn
+  std::vector<std::string> warnings;
 };
 
 // Throws Error(Usage) when nothing matches --type / --address.

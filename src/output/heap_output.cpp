@@ -90,6 +90,8 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
   }
   if (c.unknown_size_objects)
     out << c.unknown_size_objects << " objects have a __sizeof__ written in Python: counted with size 0\n";
+  if (!c.paused)
+    out << "(copied without pausing the target: counts and sizes may be inconsistent)\n";
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
 }
 

@@ -56,8 +56,8 @@ std::vector<std::string> cycle_status(const RefsResult& r, const RefsCycle& c) {
                       : "Unreachable: nothing alive refers to it; the collector frees it at its next run (unless "
                         "the collector is disabled).");
   } else {
-    out.push_back("Alive: " + std::to_string(c.referrers) + (c.referrers == 1 ? " object" : " objects") +
-                  " outside the cycle refer to it (--backrefs, --chain show which).");
+    out.push_back("Alive: " + std::to_string(c.referrers) + (c.referrers == 1 ? " object outside the cycle refers" : " objects outside the cycle refer") +
+                  " to it (--backrefs, --chain show which).");
   }
   if (c.finalizer && !uncollectable && !c.in_garbage)
     out.push_back("A member defines __del__; since Python 3.4 (PEP 442) that no longer stops the collector.");
@@ -72,6 +72,8 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
   out << r.matched << (r.matched == 1 ? " object" : " objects") << " matched";
   if (r.starts.size() < r.matched) out << " (showing " << r.starts.size() << "; --max-objects for more)";
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
+  if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
+  for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 
   if (r.mode == "chain") {
     if (!r.chain_found) {
@@ -200,8 +202,10 @@ nlohmann::json refs_json(const RefsResult& r) {
                       {"graph_references", r.graph_references},
                       {"nodes", nodes},
                       {"edges", edges},
+                      {"paused", r.paused},
                       {"pause_us", r.pause_ns / 1000.0},
-                      {"elapsed_us", r.elapsed_ns / 1000.0}};
+                      {"elapsed_us", r.elapsed_ns / 1000.0},
+                      {"warnings", r.warnings}};
   nlohmann::json starts = nlohmann::json::array();
   for (uint32_t s : r.starts) starts.push_back(node_id(*byid[s]));
   j["starts"] = starts;
