@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/emergency.hpp"
 #include "base/error.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
@@ -23,10 +24,18 @@
 namespace pyinspect {
 
 namespace {
+// A temporary file that a signal must not leave behind (base/emergency.hpp).
+struct TempFile {
+  std::string path;
+  explicit TempFile(std::string p) : path(std::move(p)) { emergency_add_file(path.c_str()); }
+  ~TempFile() { emergency_remove_file(path.c_str()); }
+};
+
 // Writes `text` to `path` whole or not at all: a temporary file in the same directory, renamed
 // into place once complete.
 void write_file(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
+  TempFile guard(tmp);
   {
     std::ofstream f(tmp, std::ios::binary);
     if (!f) throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(errno));
@@ -68,14 +77,20 @@ void render(const std::string& dot_text, const std::string& format, const std::s
                                        "and render it elsewhere");
   std::string tmp_dot = path + ".dot.tmp." + std::to_string(getpid());
   std::string tmp_out = path + ".tmp." + std::to_string(getpid());
+  TempFile out_guard(tmp_out), dot_guard(tmp_dot);
   write_file(tmp_dot, dot_text);
   pid_t child = fork();
+  if (child > 0) emergency_add_child(child);
   if (child == 0) {
     execl(dot.c_str(), "dot", ("-T" + format).c_str(), "-o", tmp_out.c_str(), tmp_dot.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;
-  if (child > 0) waitpid(child, &status, 0);
+  if (child > 0) {
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    emergency_remove_child(child);
+  }
   unlink(tmp_dot.c_str());
   if (child < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     unlink(tmp_out.c_str());

@@ -4,10 +4,12 @@
 
 #include <cstring>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "abi/layout.hpp"
+#include "base/emergency.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "cli/commands.hpp"
@@ -42,12 +44,23 @@ Exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission den
 )";
 
 void on_fatal_signal(int sig) {
-  // Nothing to undo by hand: the kernel detaches every thread we had stopped (PTRACE_SEIZE) as
-  // this process exits, and they run on.
+  // Let the target's stopped threads go (with any signal that arrived as they stopped), stop
+  // Graphviz, remove half-written files; then exit with the conventional status.
+  emergency_cleanup();
   const char msg[] = "pyinspect: interrupted\n";
   ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)ignored;
   _exit(sig == SIGINT ? 130 : 128 + sig);
+}
+
+void on_crash_signal(int sig) {
+  // A bug in pyinspect: still let the target go and remove temporary files, then die of the same
+  // signal (the handler was reset by SA_RESETHAND) so that a core dump shows where.
+  emergency_cleanup();
+  const char msg[] = "pyinspect: crashed (a bug in pyinspect); the target was released\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  raise(sig);
 }
 
 void install_signal_handlers() {
@@ -55,7 +68,15 @@ void install_signal_handlers() {
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_fatal_signal;
   sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU}) sigaction(sig, &sa, nullptr);
+  struct sigaction crash;
+  std::memset(&crash, 0, sizeof crash);
+  crash.sa_handler = on_crash_signal;
+  crash.sa_flags = SA_RESETHAND | SA_NODEFER;
+  sigemptyset(&crash.sa_mask);
+#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer reports these itself
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) sigaction(sig, &crash, nullptr);
+#endif
   // A closed pipe on stdout (`pyinspect stack 1 | head`) is not an error worth a signal death.
   signal(SIGPIPE, SIG_IGN);
 }
@@ -131,6 +152,9 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "pyinspect: " << e.what() << "\n";
     return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "pyinspect: out of memory (see --max-copy and docs/safety.md); the target was released\n";
+    return static_cast<int>(ErrorCode::Resources);
   } catch (const std::exception& e) {
     std::cerr << "pyinspect: internal error: " << e.what() << "\n";
     return static_cast<int>(ErrorCode::Internal);

@@ -25,7 +25,7 @@ namespace {
 class Walk : public ReferentVisitor {
  public:
   Walk(HeapContext& ctx, const HeapSnapshot& snap, HeapCensus& out, const CensusOptions& opts)
-      : ctx_(ctx), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts) {
+      : ctx_(ctx), snap_(snap), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts) {
     // Diagnosis only: every object found, one "address type" line each.
     if (const char* path = std::getenv("PYINSPECT_DEBUG_OBJECTS"); path && *path) debug_ = std::fopen(path, "w");
   }
@@ -53,7 +53,8 @@ class Walk : public ReferentVisitor {
       RemoteAddr obj = stack_.back();
       stack_.pop_back();
       expand(obj);
-      if (opts_.progress && (++seen_ & 0xffff) == 0) {
+      if ((++seen_ & 0xfff) == 0) snap_.check_target("its heap was walked");
+      if (opts_.progress && (seen_ & 0xffff) == 0) {
         std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(seen_));
         std::fflush(stderr);
       }
@@ -216,6 +217,7 @@ class Walk : public ReferentVisitor {
 
  private:
   HeapContext& ctx_;
+  const HeapSnapshot& snap_;
   const Maps& maps_;
   AddressSet visited_;
   HeapCensus& out_;
@@ -329,8 +331,12 @@ std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool no
   limits.max_bytes = max_copy_bytes;
   auto snap = HeapSnapshot::plan(mem, limits);
   std::unique_ptr<ProcessPause> pause;
-  if (!nonblocking) pause = std::make_unique<ProcessPause>(pid);
+  if (!nonblocking) {
+    pause = std::make_unique<ProcessPause>(pid);
+    ProcessPause::test_hold(pid);
+  }
   snap->copy();
+  snap->check_target("its memory was copied");
   if (pause) {
     pause->resume();
     pause_ns = pause->duration().count();

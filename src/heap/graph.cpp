@@ -20,7 +20,7 @@ namespace {
 // references between them by address (node numbers exist only once the set is complete).
 class Builder : public ReferentVisitor {
  public:
-  Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set) : ctx_(ctx), maps_(snap.maps()), set_(set) {}
+  Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set) : ctx_(ctx), snap_(snap), maps_(snap.maps()), set_(set) {}
   void visit(RemoteAddr child, const Edge& edge) override {
     if (child.null() || (child.value() & 7)) return;
     if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
@@ -40,7 +40,8 @@ class Builder : public ReferentVisitor {
       auto [n, ti] = stack.back();
       stack.pop_back();
       current_ = n;
-      if (progress && (++expanded_ & 0xffff) == 0) {
+      if ((++expanded_ & 0xfff) == 0) snap_.check_target("its object graph was built");
+      if (progress && (expanded_ & 0xffff) == 0) {
         std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(expanded_));
         std::fflush(stderr);
       }
@@ -71,6 +72,7 @@ class Builder : public ReferentVisitor {
 
  private:
   HeapContext& ctx_;
+  const HeapSnapshot& snap_;
   const Maps& maps_;
   AddressSet& set_;
   RemoteAddr current_;

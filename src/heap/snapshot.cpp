@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "proc/process.hpp"
 #include "base/log.hpp"
 
 namespace pyinspect {
@@ -151,6 +152,14 @@ void HeapSnapshot::copy() {
     if (q.ok) copied_bytes_ += q.len;
   LOG_INFO("copied " << (copied_bytes_ >> 10) << " KiB of " << regions_.size() << " writable mappings in "
                      << requests.size() << " ranges");
+}
+
+void HeapSnapshot::check_target(const char* doing) const {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_check_ < std::chrono::milliseconds(50)) return;
+  last_check_ = now;
+  if (!Process::is_alive(live_.pid()))
+    throw Error(ErrorCode::TargetExited, "process " + std::to_string(live_.pid()) + " exited while " + doing);
 }
 
 const HeapSnapshot::Region* HeapSnapshot::find(uint64_t addr) const {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,11 @@ class HeapSnapshot : public Memory {
   void copy();
 
   bool read(RemoteAddr addr, void* out, size_t len) const override;
+
+  // Throws Error(TargetExited) if the target has exited: a census or graph of a process that
+  // is gone is not what was asked for, and a walk over a copy can take seconds. Cheap enough to
+  // call every few thousand objects (it reads /proc/PID/stat at most every 50 ms).
+  void check_target(const char* doing) const;
   // A pointer into the copy for [addr, addr+len) when the range lies in one copied mapping;
   // nullptr otherwise. Valid as long as the snapshot lives.
   const uint8_t* view(RemoteAddr addr, size_t len) const;
@@ -71,6 +77,7 @@ class HeapSnapshot : public Memory {
   uint64_t planned_bytes_ = 0, copied_bytes_ = 0;
   mutable const Region* last_ = nullptr;
   int pagemap_fd_ = -1;
+  mutable std::chrono::steady_clock::time_point last_check_{};
 };
 
 }  // namespace pyinspect

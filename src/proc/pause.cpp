@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "base/emergency.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "proc/process.hpp"
@@ -35,6 +36,7 @@ std::unique_ptr<StoppedThread> StoppedThread::seize(int pid, int tid) {
     if (err == EPERM || err == EACCES) throw_errno(err, "attach to process " + std::to_string(pid), pid);
     throw_errno(err, "attach to thread " + std::to_string(tid) + " of process " + std::to_string(pid), pid);
   }
+  emergency_add_tracee(tid);
   return std::unique_ptr<StoppedThread>(new StoppedThread(tid));
 }
 
@@ -68,6 +70,7 @@ bool StoppedThread::poll() {
         // A signal-delivery stop that raced with our interrupt: the thread is stopped; keep the
         // signal and hand it back when we detach so the target still receives it.
         pending_signal_ = sig;
+        emergency_set_tracee_signal(tid_, sig);
       }
       stopped_ = true;
       return true;
@@ -90,6 +93,7 @@ std::optional<uint64_t> StoppedThread::tls_base() const {
 void StoppedThread::detach() {
   if (!attached_) return;
   attached_ = false;
+  emergency_remove_tracee(tid_);
   // Works whether or not the thread has reached its stop yet; ESRCH means it is gone, which
   // counts as detached.
   ptrace(PTRACE_DETACH, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(pending_signal_)));
@@ -97,6 +101,7 @@ void StoppedThread::detach() {
 
 StoppedThread::~StoppedThread() {
   detach();
+  emergency_remove_tracee(tid_);  // also when it went away by itself
 }
 
 ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pid) {
@@ -159,13 +164,15 @@ void ProcessPause::wait_all(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
-void ProcessPause::test_hold() {
+void ProcessPause::test_hold(int pid) {
   const char* ms = std::getenv("PYINSPECT_TEST_HOLD_PAUSE_MS");
   if (!ms || !*ms) return;
   long v = std::strtol(ms, nullptr, 10);
   if (v <= 0 || v > 60000) return;
-  timespec ts{v / 1000, (v % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  for (long slept = 0; slept < v && Process::is_alive(pid); slept += 5) {
+    timespec ts{0, 5 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
   }
 }
 

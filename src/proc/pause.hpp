@@ -58,7 +58,8 @@ class ProcessPause {
   bool active() const { return !threads_.empty(); }
   // Tests only: stays stopped this long before reading (PYINSPECT_TEST_HOLD_PAUSE_MS), so that a
   // test can kill pyinspect while the target is stopped and check that it runs on.
-  static void test_hold();
+  // Returns early if the target exits meanwhile.
+  static void test_hold(int pid);
   const std::vector<std::unique_ptr<StoppedThread>>& threads() const { return threads_; }
   // Threads that did not reach a stop before the timeout (e.g. in uninterruptible sleep).
   int unstopped() const { return unstopped_; }

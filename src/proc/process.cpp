@@ -132,8 +132,8 @@ uint64_t Process::rss_bytes() const {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-bool Process::alive() const {
-  auto stat = read_proc_file("/proc/" + std::to_string(pid_) + "/stat");
+bool Process::is_alive(int pid) {
+  auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return false;
   auto fields = stat_fields(*stat);
   return !fields.empty() && fields[0] != "Z" && fields[0] != "X";

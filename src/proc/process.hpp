@@ -38,7 +38,8 @@ class Process {
   // Resident set size in bytes, 0 if unknown.
   uint64_t rss_bytes() const;
   // True if /proc/PID still exists and is not a zombie.
-  bool alive() const;
+  bool alive() const { return is_alive(pid_); }
+  static bool is_alive(int pid);
 
  private:
   int pid_;

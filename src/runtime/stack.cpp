@@ -192,7 +192,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       blocks = warm.blocks();
     }
     ProcessPause pause(snap.pid);
-    ProcessPause::test_hold();
+    ProcessPause::test_hold(snap.pid);
     CachedMemory cached(mem, &mem.maps(), kPauseBlock);
     cached.prefetch(blocks);
     auto fetched = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,14 +169,29 @@ def heap_too_large(ctx):
         check(all(s not in "tT" for s in thread_states(t.pid).values()), "the target is stopped")
 
 
-def ticking_target(ctx):
-    """A target whose main thread prints a tick every 5 ms and whose other threads wait."""
+def spread(ctx):
+    """One interpreter of each family the issue names, when present: the newest 2.7, the newest
+    3.x up to 3.10, the newest 3.11 or later."""
+    picks = []
+    for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
+        fam = [e for e in ctx.all if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
+               and not e["id"].endswith("d-system")]
+        if fam:
+            picks.append(fam[-1])
+    check(picks, "no interpreter")
+    return picks
+
+
+def ticking_target(interp, objects=0):
+    """A target whose main thread prints a tick every 5 ms and whose other threads wait; with
+    `objects`, it first builds that many small objects (a heap worth walking)."""
     script = ("import threading, time, sys\n"
+              "keep = [[i, str(i)] for i in range(%d)]\n"
               "for i in range(4):\n    t = threading.Thread(target=time.sleep, args=(1000,)); t.daemon = True; t.start()\n"
               "n = 0\n"
-              "while True:\n    n += 1; sys.stdout.write('tick %d\\n' % n); sys.stdout.flush(); time.sleep(0.005)\n")
-    p = subprocess.Popen([ctx.interp["path"], "-c", script], stdout=subprocess.PIPE,
-                         env=dict(os.environ, **(ctx.interp.get("env") or {})))
+              "while True:\n    n += 1; sys.stdout.write('tick %%d\\n' %% n); sys.stdout.flush(); time.sleep(0.005)\n") % objects
+    p = subprocess.Popen([interp["path"], "-c", script], stdout=subprocess.PIPE,
+                         env=dict(os.environ, **(interp.get("env") or {})))
     check(p.stdout.readline().startswith(b"tick"), "target did not start")
     return p
 
@@ -183,8 +199,11 @@ def ticking_target(ctx):
 def thread_states(pid):
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                out[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+        except (IOError, OSError):
+            pass
     return out
 
 
@@ -200,27 +219,54 @@ def ticks_continue(p, within=1.0):
     return seen >= 3
 
 
+def wait_stopped(pid, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not all(s == "t" for s in thread_states(pid).values()):
+        time.sleep(0.002)
+    check(all(s == "t" for s in thread_states(pid).values()), "the target never stopped: %s" % thread_states(pid))
+
+
+def commands(pid, outdir):
+    """The three ways pyinspect pauses a target; refs also writes a file."""
+    dot = os.path.join(outdir, "graph.dot")
+    return [("stack", ["stack", str(pid)], None),
+            ("heap", ["heap", str(pid)], None),
+            ("refs", ["refs", str(pid), "--type", "Thread", "--dot", dot], dot)]
+
+
+def leftovers(outdir):
+    return sorted(os.listdir(outdir))
+
+
 def killed_while_paused(ctx, sig):
-    p = ticking_target(ctx)
-    try:
-        env = dict(os.environ, PYINSPECT_TEST_HOLD_PAUSE_MS="5000")
-        q = subprocess.Popen([ctx.pyinspect, "stack", str(p.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        # Wait until every thread of the target is in its ptrace stop.
-        deadline = time.time() + 10
-        while time.time() < deadline and not all(s == "t" for s in thread_states(p.pid).values()):
-            time.sleep(0.002)
-        check(all(s == "t" for s in thread_states(p.pid).values()), "the target never stopped: %s" % thread_states(p.pid))
-        q.send_signal(sig)
-        _, err = q.communicate(timeout=10)
-        stopped = [tid for tid, s in thread_states(p.pid).items() if s in "tT"]
-        check(not stopped, "after pyinspect got signal %d, threads %s of the target are still stopped" % (sig, stopped))
-        check(ticks_continue(p), "the target does not run on after pyinspect got signal %d" % sig)
-        if sig != signal.SIGKILL:
-            check(q.returncode == 128 + sig, "exit %d after signal %d, expected %d" % (q.returncode, sig, 128 + sig))
-            check(err.decode().strip() == "pyinspect: interrupted", "stderr: %r" % err)
-    finally:
-        p.kill()
-        p.wait()
+    """pyinspect ended by `sig` while the target is stopped: every thread of the target runs on,
+    and no file is left behind, whichever command and interpreter."""
+    import tempfile
+    ran = []
+    for interp in spread(ctx):
+        p = ticking_target(interp)
+        outdir = tempfile.mkdtemp(prefix="pyinspect-kill-")
+        try:
+            for name, args, _ in commands(p.pid, outdir):
+                env = dict(os.environ, PYINSPECT_TEST_HOLD_PAUSE_MS="5000")
+                q = subprocess.Popen([ctx.pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                wait_stopped(p.pid)
+                q.send_signal(sig)
+                _, err = q.communicate(timeout=10)
+                where = "%s on %s, signal %d" % (name, interp["id"], sig)
+                stopped = [tid for tid, st in thread_states(p.pid).items() if st in "tT"]
+                check(not stopped, "%s: threads %s of the target are still stopped" % (where, stopped))
+                check(ticks_continue(p), "%s: the target does not run on" % where)
+                if sig != signal.SIGKILL:
+                    check(q.returncode == 128 + sig, "%s: exit %d, expected %d" % (where, q.returncode, 128 + sig))
+                    check(err.decode().strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
+                ran.append("%s@%s" % (name, interp["id"]))
+        finally:
+            p.kill()
+            p.wait()
+            shutil.rmtree(outdir, ignore_errors=True)
+    print("killed while paused by signal %d: %s" % (sig, ", ".join(ran)))
 
 
 @case
@@ -239,8 +285,95 @@ def killed_while_paused_sighup(ctx):
 
 
 @case
+def killed_while_paused_sigquit(ctx):
+    killed_while_paused(ctx, signal.SIGQUIT)
+
+
+@case
 def killed_while_paused_sigkill(ctx):
     killed_while_paused(ctx, signal.SIGKILL)
+
+
+@case
+def sigpipe(ctx):
+    """A reader that goes away (`pyinspect ... | head -1`): pyinspect does not die of SIGPIPE
+    half-way; the target runs on."""
+    for interp in spread(ctx):
+        p = ticking_target(interp)
+        try:
+            for args in (["stack", str(p.pid)], ["heap", str(p.pid), "--top", "0"],
+                         ["refs", str(p.pid), "--type", "Thread", "--max-depth", "5"]):
+                r, w = os.pipe()
+                os.close(r)  # nobody will read
+                q = subprocess.run([ctx.pyinspect] + args, stdout=w, stderr=subprocess.PIPE, timeout=60)
+                os.close(w)
+                where = "%s on %s" % (args[0], interp["id"])
+                check(q.returncode in (0, 9), "%s: exit %d (%s)" % (where, q.returncode, q.stderr))
+                check(q.returncode >= 0, "%s: killed by signal %d" % (where, -q.returncode))
+                stopped = [tid for tid, st in thread_states(p.pid).items() if st in "tT"]
+                check(not stopped, "%s: threads %s are still stopped" % (where, stopped))
+                check(ticks_continue(p), "%s: the target does not run on" % where)
+        finally:
+            p.kill()
+            p.wait()
+
+
+def target_killed(ctx, name, objects, when):
+    """The target is killed while pyinspect reads it: one line, exit code 7 (or 3 if it was gone
+    before pyinspect looked), within a second of the kill; no file left behind."""
+    import tempfile
+    for interp in spread(ctx):
+        outdir = tempfile.mkdtemp(prefix="pyinspect-dies-")
+        p = ticking_target(interp, objects)
+        try:
+            args = [a for n, a, _ in commands(p.pid, outdir) if n == name][0]
+            env = dict(os.environ)
+            if when == "paused":
+                env["PYINSPECT_TEST_HOLD_PAUSE_MS"] = "5000"
+            q = subprocess.Popen([ctx.pyinspect, "--color=never"] + args + (["--no-progress"] if name != "stack" else []), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env)
+            wait_stopped(p.pid)
+            if when == "walking":
+                # Released: pyinspect now walks its copy. Wait until the target runs again.
+                deadline = time.time() + 20
+                while time.time() < deadline and any(st == "t" for st in thread_states(p.pid).values()):
+                    time.sleep(0.001)
+            p.kill()
+            killed = time.time()
+            p.wait()
+            out, err = q.communicate(timeout=30)
+            took = time.time() - killed
+            where = "%s on %s, target killed while %s" % (name, interp["id"], when)
+            check(q.returncode != 0, "%s: pyinspect finished before the kill (the heap is too small to test)" % where)
+            one_line_error(q.returncode, out.decode(), err.decode(), 7, "exited while")
+            check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
+            check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
+            print("%s: exit 7 %.0f ms after the kill: %s" % (where, took * 1000, err.decode().strip()))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            shutil.rmtree(outdir, ignore_errors=True)
+
+
+@case
+def target_killed_during_heap_copy(ctx):
+    target_killed(ctx, "heap", 0, "paused")
+
+
+@case
+def target_killed_during_heap_walk(ctx):
+    target_killed(ctx, "heap", 3000000, "walking")
+
+
+@case
+def target_killed_during_refs_walk(ctx):
+    target_killed(ctx, "refs", 3000000, "walking")
+
+
+@case
+def target_killed_during_stack(ctx):
+    target_killed(ctx, "stack", 0, "paused")
 
 
 def main():
