@@ -11,8 +11,13 @@ def main():
     cases = ET.parse(results).getroot().iter("testcase")
     per = collections.defaultdict(lambda: [0, 0, []])
     other = [0, 0, []]
+    budgets = []
     for c in cases:
         name = c.get("name")
+        out = c.find("system-out")
+        for line in (out.text or "").splitlines() if out is not None else []:
+            if line.startswith(("repeat on ", "racing on ", "fuzz: ", "killed while paused ")):
+                budgets.append(line.strip())
         failed = c.find("failure") is not None or c.get("status") in ("fail", "failed")
         skipped = c.find("skipped") is not None
         bucket = per[name.split("@", 1)[1]] if "@" in name else other
@@ -32,6 +37,10 @@ def main():
         print("  %-24s %-44s %-36s %s" % (e["id"], e["path"], e["kind"], state))
         bad += failed or not total
     print("  unit and other tests: %d run, %d failed" % (other[0], other[1]))
+    if budgets:
+        print("\nSafety budgets run:")
+        for line in sorted(budgets):
+            print("  " + line)
     return 1 if bad or other[1] else 0
 
 

@@ -271,7 +271,10 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
     throw Error(ErrorCode::Resources, "more than 4 billion references: too many for pyinspect refs");
   std::vector<std::pair<uint32_t, uint32_t>> edges;
   edges.reserve(b.edges.size());
-  for (auto [from, to] : b.edges) edges.emplace_back(set_->rank(from), set_->rank(to));
+  for (auto [from, to] : b.edges) {
+    uint32_t f = set_->rank(from), t = set_->rank(to);
+    if (f != kNone && t != kNone) edges.emplace_back(f, t);  // both are members: never otherwise
+  }
   std::vector<std::pair<uint64_t, uint64_t>>().swap(b.edges);
   compress(addrs_.size(), edges, true, out_start_, out_edges_);
   compress(addrs_.size(), edges, false, in_start_, in_edges_);

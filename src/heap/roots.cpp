@@ -58,15 +58,28 @@ RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisit
       RemoteAddr head = gen + l.require(F::gcgen_head);
       auto next = mem.read_ptr(head + next_off);
       uint64_t n = 0;
+      // A list copied while the target ran (--nonblocking) may loop without coming back to its
+      // head: Brent's cycle detection stops the walk after at most twice the loop's length.
+      uint64_t tortoise = head.value(), power = 1, lam = 0;
+      bool looped = false;
       // 3.8+ keep flags in the low bits of the links during a collection: mask them.
       while (next && (next->value() & ~uint64_t{7}) != head.value() && n < kMaxTracked) {
         RemoteAddr node(next->value() & ~uint64_t{7});
         if (node.null()) break;
+        if (node.value() == tortoise) {
+          looped = true;
+          break;
+        }
+        if (++lam == power) {
+          tortoise = node.value();
+          power <<= 1;
+          lam = 0;
+        }
         visitor.visit(node + head_size, tracked);
         ++n;
         next = mem.read_ptr(node + next_off);
       }
-      if (!next || n >= kMaxTracked) stats.problems.push_back("a GC list could not be walked to its end");
+      if (!next || looped || n >= kMaxTracked) stats.problems.push_back("a GC list could not be walked to its end");
       stats.gc_tracked += n;
     }
     // Interpreter roots.

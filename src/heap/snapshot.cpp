@@ -62,10 +62,21 @@ std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::resident_runs(uint64_t 
 }
 
 void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
+  // The regions become exactly the mappings worth copying in `maps`: one whose bounds are
+  // unchanged keeps its buffer; any other is dropped. Mappings change between the plan and the
+  // copy (they grow, merge with a neighbour, split, go away), and regions must never overlap:
+  // an address has to belong to one region only.
+  std::vector<Region> old;
+  old.swap(regions_);
+  last_ = nullptr;
   for (const auto& m : maps.entries()) {
     if (!worth_copying(m)) continue;
-    const Region* have = find(m.start);
-    if (have && have->start == m.start && have->end == m.end) continue;
+    auto same = std::find_if(old.begin(), old.end(), [&](const Region& x) { return x.start == m.start && x.end == m.end; });
+    if (same != old.end()) {
+      regions_.push_back(*same);
+      same->data = nullptr;  // moved
+      continue;
+    }
     uint64_t bytes = 0;
     if (m.is_file())
       bytes = m.size();  // untouched pages of a file mapping hold the file's bytes, not zeros
@@ -76,18 +87,22 @@ void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
     r.start = m.start;
     r.end = m.end;
     r.file_backed = m.is_file();
-    if (have) {
-      // The mapping changed size: replace the old buffer.
-      auto it = std::find_if(regions_.begin(), regions_.end(), [&](const Region& x) { return &x == have; });
-      munmap(it->data, it->end - it->start);
-      regions_.erase(it);
-    }
-    auto pos = std::upper_bound(regions_.begin(), regions_.end(), r.start,
-                                [](uint64_t a, const Region& x) { return a < x.start; });
-    regions_.insert(pos, r);
-    last_ = nullptr;
+    regions_.push_back(r);
     if (count_planned) planned_bytes_ += bytes;
   }
+  for (auto& r : old)
+    if (r.data) munmap(r.data, r.end - r.start);
+  std::sort(regions_.begin(), regions_.end(), [](const Region& a, const Region& b) { return a.start < b.start; });
+  // /proc/PID/maps lists disjoint mappings in order; keep the invariant even if it did not.
+  std::vector<Region> disjoint;
+  for (auto& r : regions_) {
+    if (!disjoint.empty() && r.start < disjoint.back().end) {
+      if (r.data) munmap(r.data, r.end - r.start);
+      continue;
+    }
+    disjoint.push_back(r);
+  }
+  regions_.swap(disjoint);
 }
 
 std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const SnapshotLimits& limits) {

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Repetition and racing, with fixed budgets (the issue's numbers by default).
+
+  stress.py --interpreters F --pyinspect P --python ID --mode repeat [--stacks 1000] [--heaps 50]
+  stress.py --interpreters F --pyinspect P --python ID --mode racing [--runs 500]
+  stress.py --interpreters F --list      # "mode id" pairs: one 2.7, one <=3.10, one >=3.11
+
+repeat: back-to-back `stack --json` dumps, then `heap --json` scans, of a busy multi-threaded
+target (busy_target.py). Every run must succeed and show every worker in its `chain` frames;
+the target's progress must advance throughout; no signal may reach it; and the digests its
+workers computed must equal the ones this script computes for the same number of steps.
+
+racing: `--nonblocking` stack, heap and refs runs against a target that rebuilds its objects
+and threads as fast as it can (churn_target.py). No run may crash, hang (30 s) or fail with an
+undocumented code; every answer must say it was not paused; the target must stay healthy.
+"""
+import argparse
+import hashlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+from harness import TestFailure, check  # noqa: E402
+
+
+def spread(interps):
+    picks = []
+    for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
+        fam = [e for e in interps if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
+               and not e.get("stripped_libpython") and not e["id"].endswith("d-system")]
+        if fam:
+            picks.append(fam[-1])
+    return picks
+
+
+class Target(object):
+    def __init__(self, interp, script, args=()):
+        env = dict(os.environ, **(interp.get("env") or {}))
+        self.p = subprocess.Popen([interp["path"], os.path.join(HERE, script)] + list(args), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, env=env)
+        self.pid = self.p.pid
+        self.buf = b""
+        check(self.line(60) == "ready", "target did not start")
+
+    def line(self, timeout):
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TestFailure("the target said nothing for %ds" % timeout)
+            r, _, _ = select.select([self.p.stdout], [], [], left)
+            if r:
+                chunk = os.read(self.p.stdout.fileno(), 65536)
+                if not chunk:
+                    raise TestFailure("the target exited (%s)" % self.p.poll())
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def latest(self, prefix, timeout=5):
+        """The newest line starting with prefix, waiting for a fresh one."""
+        self.buf = b""
+        while True:
+            l = self.line(timeout)
+            if l.startswith(prefix) and b"\n" not in self.buf:
+                return l
+
+    def state(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            fields = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        return fields["State"].strip(), int(fields["SigPnd"], 16), int(fields["ShdPnd"], 16)
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def run(pyinspect, args, timeout=30):
+    t0 = time.time()
+    try:
+        p = subprocess.run([pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("pyinspect %s did not end within %ds" % (" ".join(args), timeout))
+    check(p.returncode >= 0, "pyinspect %s died of signal %d" % (" ".join(args), -p.returncode))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"), time.time() - t0
+
+
+def expected_digest(n):
+    h = b""
+    for i in range(n):
+        h = hashlib.sha256(h + str(i).encode("ascii")).digest()
+    return hashlib.sha256(h).hexdigest()
+
+
+def repeat(ctx, args):
+    workers = 4
+    t = Target(ctx.interp, "busy_target.py", [str(workers)])
+    times = {"stack": [], "heap": []}
+    try:
+        def progress():
+            return int(t.latest("progress").split()[1])
+        last = progress()
+        plan = [("stack", i) for i in range(args.stacks)] + [("heap", i) for i in range(args.heaps)]
+        for what, i in plan:
+            cmd = [what, str(t.pid), "--json"] + (["--no-progress"] if what == "heap" else [])
+            code, out, err, dt = run(ctx.pyinspect, cmd)
+            check(code == 0, "%s run %d: exit %d: %s" % (what, i + 1, code, err.strip()))
+            times[what].append(dt)
+            j = json.loads(out)
+            if what == "stack":
+                names = dict((th["name"], th) for th in j["threads"])
+                for w in range(workers):
+                    th = names.get("worker-%d" % w)
+                    check(th is not None, "stack run %d: worker-%d missing: %s" % (i + 1, w, sorted(names)))
+                    depth = sum(1 for f in th["frames"] if f["name"] == "chain")
+                    check(depth == 6 + w, "stack run %d: worker-%d has %d chain frames, expected %d"
+                          % (i + 1, w, depth, 6 + w))
+            else:
+                check(j["total_objects"] > 1000, "heap run %d: %d objects" % (i + 1, j["total_objects"]))
+            if (i + 1) % (100 if what == "stack" else 10) == 0:
+                now = progress()
+                check(now > last, "the target's progress stopped at %d after %s run %d" % (now, what, i + 1))
+                last = now
+                st, pnd, shd = t.state()
+                check(st[0] in "RS", "target state %s after %s run %d" % (st, what, i + 1))
+                check(pnd == 0 and shd == 0, "signals pending in the target: %x %x" % (pnd, shd))
+        t.p.stdin.write(b"stop\n")
+        t.p.stdin.flush()
+        while True:
+            l = t.line(60)
+            if l.startswith("result "):
+                break
+        result = json.loads(l[len("result "):])
+        check(result["signals"] == {}, "signals reached the target: %s" % result["signals"])
+        for w, (n, digest) in enumerate(result["workers"]):
+            check(n > 0, "worker-%d made no progress" % w)
+            check(digest == expected_digest(n), "worker-%d: digest after %d steps differs from the expected one" % (w, n))
+        steps = sum(n for n, _ in result["workers"])
+    finally:
+        t.close()
+    print("repeat on %s: %d stack dumps (median %.1f ms, max %.1f ms), %d heap scans (median %.0f ms, max %.0f ms); "
+          "all succeeded; the target's %d steps all correct, no signal reached it" % (
+              ctx.interp["id"], len(times["stack"]), 1000 * sorted(times["stack"])[len(times["stack"]) // 2],
+              1000 * max(times["stack"]), len(times["heap"]), 1000 * sorted(times["heap"])[len(times["heap"]) // 2],
+              1000 * max(times["heap"]), steps))
+
+
+def racing(ctx, args):
+    t = Target(ctx.interp, "churn_target.py")
+    outcomes = {}
+    slowest = (0, "")
+    try:
+        for i in range(args.runs):
+            kind = ("heap", "refs")[(i // 10) % 2] if i % 10 == 0 else "stack"
+            cmd = {"stack": ["stack", str(t.pid), "--nonblocking", "--json"],
+                   "heap": ["heap", str(t.pid), "--nonblocking", "--json", "--no-progress"],
+                   "refs": ["refs", str(t.pid), "--nonblocking", "--json", "--no-progress", "--type", "Churn",
+                            "--backrefs"]}[kind]
+            code, out, err, dt = run(ctx.pyinspect, cmd)
+            if dt > slowest[0]:
+                slowest = (dt, kind)
+            # 0: an answer; 8: memory the target freed meanwhile; 11: no Churn object at that instant.
+            check(code in (0, 8, 11), "%s run %d: exit %d: %s" % (kind, i + 1, code, err.strip()))
+            if code == 0:
+                j = json.loads(out)
+                check(j["paused"] is False, "%s run %d: the answer does not say it was not paused" % (kind, i + 1))
+                if kind == "stack" and j["torn"]:  # an inconsistency was detected and said
+                    outcomes["stack:torn"] = outcomes.get("stack:torn", 0) + 1
+            else:
+                lines = [l for l in err.splitlines() if l.strip()]
+                check(len(lines) == 1 and lines[0].startswith("pyinspect: "), "%s run %d: %r" % (kind, i + 1, err))
+            outcomes["%s:%d" % (kind, code)] = outcomes.get("%s:%d" % (kind, code), 0) + 1
+            if (i + 1) % 50 == 0:
+                t.latest("alive")
+                st, _, _ = t.state()
+                check(st[0] in "RS", "target state %s after run %d" % (st, i + 1))
+    finally:
+        t.close()
+    print("racing on %s: %d --nonblocking runs, outcomes (command:exit code) %s; slowest %.2f s (%s)" % (
+        ctx.interp["id"], args.runs, dict(sorted(outcomes.items())), slowest[0], slowest[1]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interpreters", required=True)
+    ap.add_argument("--pyinspect")
+    ap.add_argument("--python")
+    ap.add_argument("--mode", choices=["repeat", "racing"])
+    ap.add_argument("--stacks", type=int, default=1000)
+    ap.add_argument("--heaps", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    with open(args.interpreters) as f:
+        interps = json.load(f)
+    if args.list:
+        for e in spread(interps):
+            for mode in ("repeat", "racing"):
+                print("%s %s" % (mode, e["id"]))
+        return 0
+
+    class Ctx(object):
+        pass
+    ctx = Ctx()
+    ctx.pyinspect = os.path.abspath(args.pyinspect)
+    ctx.interp = [e for e in interps if e["id"] == args.python][0]
+    try:
+        (repeat if args.mode == "repeat" else racing)(ctx, args)
+    except TestFailure as e:
+        print("FAIL stress.%s@%s: %s" % (args.mode, args.python, e))
+        return 1
+    print("ok stress.%s@%s" % (args.mode, args.python))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
