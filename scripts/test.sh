@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the whole test suite: unit tests and integration tests on every
-# CPython interpreter this machine has. Ends with the list of interpreters tested.
+# Sets up, builds and runs the whole test suite: unit tests (with the decoders' fuzz tests),
+# integration tests on every CPython interpreter this machine has, the safety tests and the
+# stress budgets; then the same suite again on a build with AddressSanitizer and
+# UndefinedBehaviorSanitizer. Ends with the list of interpreters tested and the budgets run.
 # Environment: BUILD_DIR (default build), PYINSPECT_TEST_PYTHONS (interpreter paths to use
-# instead of discovering them), CTEST_ARGS (extra arguments to ctest, e.g. "-R threads").
+# instead of discovering them), CTEST_ARGS (extra arguments to ctest, e.g. "-R threads"),
+# PYINSPECT_SANITIZERS=0 to skip the sanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 scripts/setup.sh
-BUILD_DIR=$BUILD_DIR scripts/build.sh -DPYINSPECT_TESTS=ON
 status=0
-(cd "$BUILD_DIR" && ctest -j"$(nproc)" --output-on-failure --timeout 900 --output-junit ctest-results.xml ${CTEST_ARGS:-}) || status=$?
-python3 scripts/test-summary.py "$BUILD_DIR/ctest-results.xml" "$BUILD_DIR/tests/interpreters.json" || status=1
+
+run_suite() {  # build dir, title
+  echo "== $2"
+  (cd "$1" && ctest -j"$(nproc)" --output-on-failure --timeout 900 --output-junit ctest-results.xml ${CTEST_ARGS:-}) || status=1
+  python3 scripts/test-summary.py "$1/ctest-results.xml" "$1/tests/interpreters.json" || status=1
+}
+
+BUILD_DIR=$BUILD_DIR scripts/build.sh -DPYINSPECT_TESTS=ON
+run_suite "$BUILD_DIR" "the test suite"
+
+if [ "${PYINSPECT_SANITIZERS:-1}" != 0 ]; then
+  # A crash or leak report fails the test that caused it; UBSan findings abort.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  BUILD_DIR=$BUILD_DIR-sanitize BUILD_TYPE=Debug scripts/build.sh -DPYINSPECT_TESTS=ON -DPYINSPECT_SANITIZE=ON
+  run_suite "$BUILD_DIR-sanitize" "the test suite again, under AddressSanitizer and UndefinedBehaviorSanitizer"
+fi
 exit $status

@@ -33,23 +33,24 @@ struct TempFile {
 
 // Writes `text` to `path` whole or not at all: a temporary file in the same directory, renamed
 // into place once complete.
-void write_file(const std::string& path, const std::string& text) {
+void write_file(const std::string& path, const std::string& text, const std::string& shown = "") {
+  const std::string& name = shown.empty() ? path : shown;
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   TempFile guard(tmp);
   {
     std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(errno));
+    if (!f) throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(errno));
     f << text;
     f.flush();
     if (!f) {
       unlink(tmp.c_str());
-      throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(errno));
+      throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(errno));
     }
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     unlink(tmp.c_str());
-    throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(err));
+    throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(err));
   }
 }
 
@@ -78,7 +79,7 @@ void render(const std::string& dot_text, const std::string& format, const std::s
   std::string tmp_dot = path + ".dot.tmp." + std::to_string(getpid());
   std::string tmp_out = path + ".tmp." + std::to_string(getpid());
   TempFile out_guard(tmp_out), dot_guard(tmp_dot);
-  write_file(tmp_dot, dot_text);
+  write_file(tmp_dot, dot_text, path);
   pid_t child = fork();
   if (child > 0) emergency_add_child(child);
   if (child == 0) {
@@ -121,7 +122,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("too-many", po::value(&o.too_many)->default_value(o.too_many),
        "more neighbours than this collapse into one 'N more references' node")
       ("max-objects", po::value(&o.max_objects)->default_value(o.max_objects), "start from at most N matching objects")
-      ("dot", po::value(&dot_path), "write the graph as Graphviz DOT to FILE")
+      ("dot", po::value(&dot_path), "write the graph as Graphviz DOT to FILE (-: standard output)")
       ("svg", po::value(&svg_path), "render the graph to an SVG file (needs Graphviz's dot)")
       ("png", po::value(&png_path), "render the graph to a PNG file (needs Graphviz's dot)")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
@@ -141,6 +142,10 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
     throw Error(ErrorCode::Usage, "--backrefs, --chain and --cycles are different questions: give one");
   if (o.max_depth < 0 || o.max_depth > 100) throw Error(ErrorCode::Usage, "--max-depth wants 0 to 100");
   if (o.too_many < 1 || o.max_objects < 1) throw Error(ErrorCode::Usage, "--too-many and --max-objects want at least 1");
+  if (dot_path == "-" && json) throw Error(ErrorCode::Usage, "--dot - and --json both want standard output: choose one");
+  if (!dot_path.empty() && dot_path != "-") check_output_path("--dot", dot_path);
+  if (!svg_path.empty()) check_output_path("--svg", svg_path);
+  if (!png_path.empty()) check_output_path("--png", png_path);
   if (!address_text.empty()) {
     char* end = nullptr;
     errno = 0;
@@ -148,13 +153,6 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
     if (errno || !end || *end || a == 0)
       throw Error(ErrorCode::Usage, "'" + address_text + "' is not an address (expected 0x... as pyinspect heap --largest shows)");
     o.address = a;
-  }
-  // Output paths are checked before anything is read from the target.
-  for (const std::string* p : {&dot_path, &svg_path, &png_path}) {
-    if (p->empty()) continue;
-    std::string dir = p->find('/') == std::string::npos ? "." : p->substr(0, p->rfind('/'));
-    if (dir.empty()) dir = "/";
-    if (access(dir.c_str(), W_OK) != 0) throw Error(ErrorCode::Output, "cannot write " + *p + ": " + std::strerror(errno));
   }
   if ((!svg_path.empty() || !png_path.empty()) && find_dot().empty())
     throw Error(ErrorCode::Output, std::string("Graphviz's dot is not installed, needed for --") +
@@ -182,7 +180,9 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
 
   std::string dot_text = (dot_path.empty() && svg_path.empty() && png_path.empty()) ? "" : refs_dot(r);
   std::string summary = " (" + std::to_string(r.nodes.size()) + " objects, " + std::to_string(r.edges.size()) + " references)";
-  if (!dot_path.empty()) {
+  if (dot_path == "-") {
+    std::cout << dot_text;  // the graph is the output
+  } else if (!dot_path.empty()) {
     write_file(dot_path, dot_text);
     std::cerr << "pyinspect: wrote " << dot_path << summary << "\n";
   }
@@ -193,7 +193,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   }
   if (json)
     std::cout << dump_json(refs_json(r)) << "\n";
-  else
+  else if (dot_path != "-")
     print_refs_text(std::cout, r, TextStyle{g.color, false});
   return 0;
 }

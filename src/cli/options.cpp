@@ -1,3 +1,9 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include "cli/options.hpp"
 
 #include <charconv>
@@ -10,6 +16,22 @@ namespace pyinspect {
 bool parse_command(const std::string& usage, const std::vector<std::string>& args, po::options_description& desc,
                    const po::positional_options_description& pos, po::variables_map& vm) {
   desc.add_options()("help,h", "show this help");
+  // No option takes a negative number (counts, depths, sizes, seconds); the parser would turn
+  // "-1" into a huge unsigned value, so refuse it here with the option's name.
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0 || a == "--") continue;
+    std::string name = a, value;
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[i + 1];
+    }
+    if (value.size() > 1 && value[0] == '-' && (std::isdigit(static_cast<unsigned char>(value[1])) || value[1] == '.') &&
+        desc.find_nothrow(name.substr(2), false) && desc.find(name.substr(2), false).semantic()->max_tokens() > 0)
+      throw Error(ErrorCode::Usage, name + " wants a number of 0 or more, not '" + value + "'");
+  }
   try {
     po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
     if (vm.count("help")) {
@@ -21,6 +43,19 @@ bool parse_command(const std::string& usage, const std::vector<std::string>& arg
     throw Error(ErrorCode::Usage, std::string(e.what()) + " (see --help)");
   }
   return true;
+}
+
+void check_output_path(const std::string& option, const std::string& path) {
+  if (path.empty()) throw Error(ErrorCode::Usage, option + " wants a file name");
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error(ErrorCode::Output, "cannot write " + path + " (" + option + "): it is a directory");
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (access(dir.c_str(), W_OK) != 0)
+    throw Error(ErrorCode::Output, "cannot write " + path + " (" + option + "): " + dir + ": " + std::strerror(errno));
+  if (access(path.c_str(), F_OK) == 0 && access(path.c_str(), W_OK) != 0)
+    throw Error(ErrorCode::Output, "cannot write " + path + " (" + option + "): " + std::strerror(errno));
 }
 
 int parse_pid(const std::string& text) {

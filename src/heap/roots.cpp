@@ -37,13 +37,41 @@ std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProces
   return out;
 }
 
+GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor& visitor) {
+  const int64_t head_size = ctx.gc_head_size();
+  const int64_t next_off = ctx.l.require(F::gc_next);
+  Edge tracked{EdgeKind::Other, -1, {}, "gc"};
+  GcListWalk out;
+  auto next = ctx.mem.read_ptr(head + next_off);
+  // A list copied while the target ran (--nonblocking) may loop without coming back to its
+  // head: Brent's cycle detection stops the walk after at most twice the loop's length.
+  uint64_t tortoise = head.value(), power = 1, lam = 0;
+  bool looped = false;
+  // 3.8+ keep flags in the low bits of the links during a collection: mask them.
+  while (next && (next->value() & ~uint64_t{7}) != head.value() && out.objects < kMaxTracked) {
+    RemoteAddr node(next->value() & ~uint64_t{7});
+    if (node.null()) break;
+    if (node.value() == tortoise) {
+      looped = true;
+      break;
+    }
+    if (++lam == power) {
+      tortoise = node.value();
+      power <<= 1;
+      lam = 0;
+    }
+    visitor.visit(node + head_size, tracked);
+    ++out.objects;
+    next = ctx.mem.read_ptr(node + next_off);
+  }
+  out.complete = next && !looped && out.objects < kMaxTracked;
+  return out;
+}
+
 RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor) {
   const Layout& l = ctx.l;
   const Memory& mem = ctx.mem;
   RootStats stats;
-  const int64_t head_size = ctx.gc_head_size();
-  const int64_t next_off = l.require(F::gc_next);
-  Edge tracked{EdgeKind::Other, -1, {}, "gc"};
 
   std::unordered_set<RemoteAddr> interps;
   auto interp = py.first_interpreter(mem);
@@ -55,32 +83,9 @@ RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisit
       if (std::find(heads_done.begin(), heads_done.end(), gen) != heads_done.end()) continue;
       heads_done.push_back(gen);
       ++stats.generations;
-      RemoteAddr head = gen + l.require(F::gcgen_head);
-      auto next = mem.read_ptr(head + next_off);
-      uint64_t n = 0;
-      // A list copied while the target ran (--nonblocking) may loop without coming back to its
-      // head: Brent's cycle detection stops the walk after at most twice the loop's length.
-      uint64_t tortoise = head.value(), power = 1, lam = 0;
-      bool looped = false;
-      // 3.8+ keep flags in the low bits of the links during a collection: mask them.
-      while (next && (next->value() & ~uint64_t{7}) != head.value() && n < kMaxTracked) {
-        RemoteAddr node(next->value() & ~uint64_t{7});
-        if (node.null()) break;
-        if (node.value() == tortoise) {
-          looped = true;
-          break;
-        }
-        if (++lam == power) {
-          tortoise = node.value();
-          power <<= 1;
-          lam = 0;
-        }
-        visitor.visit(node + head_size, tracked);
-        ++n;
-        next = mem.read_ptr(node + next_off);
-      }
-      if (!next || looped || n >= kMaxTracked) stats.problems.push_back("a GC list could not be walked to its end");
-      stats.gc_tracked += n;
+      GcListWalk walk = for_each_gc_object(ctx, gen + l.require(F::gcgen_head), visitor);
+      if (!walk.complete) stats.problems.push_back("a GC list could not be walked to its end");
+      stats.gc_tracked += walk.objects;
     }
     // Interpreter roots.
     for (auto [f, name] : std::initializer_list<std::pair<F, const char*>>{

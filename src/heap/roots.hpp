@@ -27,6 +27,15 @@ RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisit
 // The GC lists alone (for refs: which objects are tracked).
 std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProcess& py, RemoteAddr interp);
 
+// One GC list, from `head` (the PyGC_Head of a gc_generation) round to it again: calls `visitor`
+// with each object (the node past its GC header). Not complete when a link could not be read or
+// the list looped without coming back to its head.
+struct GcListWalk {
+  uint64_t objects = 0;
+  bool complete = true;
+};
+GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor& visitor);
+
 // Referents of one _PyInterpreterFrame (3.11+): code, function, namespaces, live locals.
 void for_each_frame_referent(HeapContext& ctx, RemoteAddr frame, ReferentVisitor& visitor);
 

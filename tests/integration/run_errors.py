@@ -59,6 +59,45 @@ def usage(ctx):
 
 
 @case
+def negative_numbers(ctx):
+    for args in (["heap", "1", "--top", "-1"], ["heap", "1", "--largest=-2"], ["stack", "1", "--max-frames", "-5"],
+                 ["refs", "1", "--type", "X", "--max-depth", "-1"], ["heap", "1", "--growth", "-3"]):
+        code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
+        one_line_error(code, out, err, 2, "wants a number of 0 or more|--growth wants")
+
+
+@case
+def refs_bad_input(ctx):
+    """Conflicting options, unwritable outputs (refused before the target is touched), unknown
+    types and addresses, on a real target."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-bad-")
+    for interp in spread(ctx):
+        with Target(interp, "threads.py") as t:
+            pid = str(t.pid)
+            cases = [
+                (["refs", pid], 2, "exactly one of --type"),
+                (["refs", pid, "--type", "Thread", "--address", "0x1000"], 2, "exactly one of --type"),
+                (["refs", pid, "--type", "Thread", "--chain", "--cycles"], 2, "different questions"),
+                (["refs", pid, "--type", "Thread", "--json", "--dot", "-"], 2, "both want standard output"),
+                (["refs", pid, "--address", "banana"], 2, "not an address"),
+                (["refs", pid, "--type", "Thread", "--too-many", "0"], 2, "at least 1"),
+                (["refs", pid, "--type", "NoSuchClassAnywhere"], 11, "NoSuchClassAnywhere"),
+                (["refs", pid, "--address", "0x10"], 11, "no live object at 0x10"),
+                (["refs", pid, "--type", "Thread", "--dot", outdir], 9, "is a directory"),
+                (["refs", pid, "--type", "Thread", "--svg", "/nonexistent-dir/g.svg"], 9, "cannot write /nonexistent-dir/g.svg"),
+                (["refs", pid, "--type", "Thread", "--png", os.path.join(outdir, "no", "g.png")], 9, "cannot write"),
+            ]
+            for args, want, pat in cases:
+                t0 = time.time()
+                code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
+                one_line_error(code, out, err, want, pat)
+                check(all(st not in "tT" for st in thread_states(t.pid).values()), "%s left the target stopped" % args)
+            check(os.listdir(outdir) == [], "files left behind: %s" % os.listdir(outdir))
+    shutil.rmtree(outdir, ignore_errors=True)
+
+
+@case
 def no_such_process(ctx):
     code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(unused_pid())], check_exit=False)
     one_line_error(code, out, err, 3, "no process with PID")
@@ -106,9 +145,10 @@ def not_python(ctx):
 
 @case
 def unsupported_version(ctx):
-    with Target(ctx.interp, "threads.py") as t:
-        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--python", "3.5"], check_exit=False)
-        one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported")
+    for interp in spread(ctx):
+        with Target(interp, "threads.py") as t:
+            code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--python", "3.5"], check_exit=False)
+            one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported")
 
 
 @case
@@ -117,9 +157,11 @@ def permission(ctx):
     if os.geteuid() != 0:
         raise TestFailure("needs root to start a target as another user")
     nobody = 65534
-    with Target(ctx.interp, "threads.py") as t:
-        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid)], check_exit=False, user=nobody)
-        one_line_error(code, out, err, 4, "permission denied.*CAP_SYS_PTRACE")
+    for interp in spread(ctx):
+        with Target(interp, "threads.py") as t:
+            for cmd in ("stack", "heap"):
+                code, out, err = run_pyinspect(ctx.pyinspect, [cmd, str(t.pid)], check_exit=False, user=nobody)
+                one_line_error(code, out, err, 4, "permission denied.*CAP_SYS_PTRACE")
     # The same user against its own process: allowed (ptrace_scope permitting, as on this
     # machine). It needs an interpreter that user can run: one outside root's home.
     usable = [e for e in ctx.all if subprocess.run(
@@ -143,7 +185,9 @@ def target_exits(ctx):
               "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
               "time.sleep(%f)\nos._exit(0)\n")
     for i in range(60):
-        delay = (i % 12) * 0.0005  # 0 to 5.5 ms after "ready": around the time pyinspect attaches
+        # 0 to 30 ms after "ready": before, during and after pyinspect's read, however fast the
+        # build of pyinspect (a sanitizer build reads several times slower).
+        delay = (i % 20) * 0.0015
         p = subprocess.Popen([ctx.interp["path"], "-c", script % delay], stdout=subprocess.PIPE,
                              env=dict(os.environ, **(ctx.interp.get("env") or {})))
         check(p.stdout.readline() == b"ready\n", "target did not start")
