@@ -40,7 +40,7 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&opts.nonblocking),
        "copy the memory without pausing the target (the census may be inconsistent)")
-      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory")
+      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)")
       ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
       ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")

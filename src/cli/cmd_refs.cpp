@@ -128,7 +128,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&nonblocking), "copy the memory without pausing the target")
       ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
-      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory")
+      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)")
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
       ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
       ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
@@ -167,7 +167,8 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
   PythonProcess py(proc, mem, topts);
   int64_t pause_ns = 0;
-  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns);
+  // The graph needs about as much again as the copy (docs/performance.md).
+  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, 2.0);
   HeapContext ctx(*snap, py.layout(), py.types());
   ObjectGraph graph(ctx, py, !no_progress && isatty(STDERR_FILENO));
   RefsResult r = compute_refs(graph, o);

@@ -326,9 +326,10 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 }  // namespace
 
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
-                                            int64_t& pause_ns) {
+                                            int64_t& pause_ns, double need_factor) {
   SnapshotLimits limits;
   limits.max_bytes = max_copy_bytes;
+  limits.need_factor = need_factor;
   auto snap = HeapSnapshot::plan(mem, limits);
   std::unique_ptr<ProcessPause> pause;
   if (!nonblocking) {

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstdio>
+#include <cinttypes>
 #include <cstring>
 
 #include "base/error.hpp"
@@ -105,6 +108,19 @@ void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
   regions_.swap(disjoint);
 }
 
+uint64_t available_memory() {
+  // Tests only: pretend the machine has this much available.
+  if (const char* t = std::getenv("PYINSPECT_TEST_MEM_AVAILABLE_MIB"); t && *t) return std::strtoull(t, nullptr, 10) << 20;
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %" SCNu64 " kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib << 10;
+}
+
 std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const SnapshotLimits& limits) {
   std::unique_ptr<HeapSnapshot> s(new HeapSnapshot(live));
   s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
@@ -115,6 +131,18 @@ std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const Snap
                                           " MiB of writable memory, more than the limit of " +
                                           std::to_string(limits.max_bytes >> 20) +
                                           " MiB (--max-copy); raise it if this machine has the memory");
+  if (!limits.max_bytes) {
+    // Copying more than the machine can hold would push it into swap or wake the OOM killer,
+    // which may pick the target: refuse before the target is stopped.
+    uint64_t need = static_cast<uint64_t>(static_cast<double>(s->planned_bytes_) * limits.need_factor);
+    uint64_t avail = available_memory();
+    if (avail && need > avail / 10 * 9)
+      throw Error(ErrorCode::Resources, "this needs about " + std::to_string(need >> 20) + " MiB (the target has " +
+                                            std::to_string(s->planned_bytes_ >> 20) +
+                                            " MiB of writable memory to copy) but only " + std::to_string(avail >> 20) +
+                                            " MiB are available; free memory, or run it on a copy (gcore), or "
+                                            "force it with --max-copy MIB");
+  }
   s->allocate();
   return s;
 }

@@ -20,8 +20,14 @@
 namespace pyinspect {
 
 struct SnapshotLimits {
-  uint64_t max_bytes = 0;  // 0: no limit; otherwise refuse (Error Resources) to copy more
+  // Refuse (Error Resources) to copy more than this. 0: as much as the machine's available
+  // memory allows, given that the whole job needs `need_factor` times the copy.
+  uint64_t max_bytes = 0;
+  double need_factor = 1.5;
 };
+
+// MemAvailable of /proc/meminfo, in bytes (0 if unknown).
+uint64_t available_memory();
 
 class HeapSnapshot : public Memory {
  public:

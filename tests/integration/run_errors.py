@@ -93,6 +93,10 @@ def refs_bad_input(ctx):
                 code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
                 one_line_error(code, out, err, want, pat)
                 check(all(st not in "tT" for st in thread_states(t.pid).values()), "%s left the target stopped" % args)
+            # Graphviz missing: a PATH without `dot`.
+            p = subprocess.run([ctx.pyinspect, "refs", pid, "--type", "Thread", "--svg", os.path.join(outdir, "g.svg")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PATH=outdir))
+            one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 9, "dot is not installed.*apt-get install graphviz")
             check(os.listdir(outdir) == [], "files left behind: %s" % os.listdir(outdir))
     shutil.rmtree(outdir, ignore_errors=True)
 
@@ -211,6 +215,24 @@ def heap_too_large(ctx):
         code, out, err = run_pyinspect(ctx.pyinspect, ["heap", str(t.pid), "--max-copy", "1"], check_exit=False)
         one_line_error(code, out, err, 10, "more than the limit of 1 MiB")
         check(all(s not in "tT" for s in thread_states(t.pid).values()), "the target is stopped")
+
+
+@case
+def heap_larger_than_memory(ctx):
+    """Without --max-copy, a copy the machine cannot hold is refused before the target is stopped
+    (the available memory is made small for the test)."""
+    for interp in spread(ctx):
+        with Target(interp, "census.py") as t:
+            for cmd in (["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
+                env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
+                p = subprocess.run([ctx.pyinspect] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 10, r"only 8 MiB are available.*--max-copy")
+                check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target is stopped")
+            # --max-copy overrides the estimate.
+            env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
+            p = subprocess.run([ctx.pyinspect, "heap", str(t.pid), "--max-copy", "100000", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
 
 
 def spread(ctx):
