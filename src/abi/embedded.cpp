@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "abi/layout.hpp"
@@ -26,11 +30,17 @@ std::optional<Layout> embedded_layout(const PyVersion& version) {
 }
 
 std::string embedded_versions() {
-  std::string out;
+  // In version order (2.7, 3.6, ..., 3.10, ...), not the tables' name order.
+  std::vector<std::pair<std::pair<int, int>, std::string>> versions;
   for (const EmbeddedTable* t = kEmbeddedTables; t->name; ++t) {
-    if (!out.empty()) out += ", ";
-    out += std::string(t->name).substr(8);
+    std::string v = std::string(t->name).substr(8);
+    int major = 0, minor = 0;
+    std::sscanf(v.c_str(), "%d.%d", &major, &minor);
+    versions.push_back({{major, minor}, v});
   }
+  std::sort(versions.begin(), versions.end());
+  std::string out;
+  for (const auto& [key, v] : versions) out += (out.empty() ? "" : ", ") + v;
   return out;
 }
 

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Installing like a real tool.
+
+  check_packaging.py --build BUILD_DIR --source SOURCE_DIR --check install|deb
+
+install: `cmake --install` into a temporary prefix puts the program, the man page, the bash
+completion and the documentation in place; the installed program runs and names the CPython
+versions it supports; the man page renders with man(1) and documents every command; the
+completion offers every option each command's --help lists, and every command.
+deb: `cpack -G DEB` makes a package whose contents are the same files, whose control data names
+its dependencies, and whose extracted program runs.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+COMMANDS = ["stack", "heap", "refs", "info", "abi"]
+
+
+def fail(msg):
+    print("FAIL packaging: " + msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    check(p.returncode == 0, "%s exited %d: %s" % (" ".join(cmd), p.returncode, p.stderr.decode()[-2000:]))
+    return p.stdout.decode()
+
+
+def help_options(pyinspect, command):
+    out = run([pyinspect, command, "--help"])
+    opts = set(re.findall(r"^\s+(?:-\w \[ )?(--[a-z][a-z-]*)", out, re.M))
+    opts.discard("--pid")
+    opts.discard("--action")
+    opts.discard("--binary")
+    return opts
+
+
+def completion(completion_file, words):
+    script = ('source %s\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_pyinspect\nprintf "%%s\\n" "${COMPREPLY[@]}"\n'
+              % (completion_file, " ".join("'%s'" % w for w in words), len(words) - 1))
+    return set(run(["bash", "-c", script]).split())
+
+
+def check_tree(root, pyinspect):
+    for rel in ["bin/pyinspect", "share/man/man1/pyinspect.1.gz", "share/bash-completion/completions/pyinspect",
+                "share/doc/pyinspect/README.md", "share/doc/pyinspect/usage.md", "share/doc/pyinspect/safety.md"]:
+        check(os.path.exists(os.path.join(root, rel)), "%s not installed" % rel)
+    exe = os.path.join(root, "bin", "pyinspect")
+    version = run([exe, "--version"])
+    check(re.match(r"pyinspect \d+\.\d+\.\d+\n", version), "--version: %r" % version)
+    for v in ["2.7", "3.6", "3.10", "3.13"]:
+        check(v in version, "--version does not name CPython %s: %r" % (v, version))
+    man = run(["man", "-l", os.path.join(root, "share/man/man1/pyinspect.1.gz")], env=dict(os.environ, MANWIDTH="100",
+                                                                                        MAN_KEEP_FORMATTING="0"))
+    man = re.sub(r".\x08", "", man)
+    for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "EXIT STATUS", "EXAMPLES"]:
+        check(re.search(r"^%s" % section, man, re.M), "man page has no %s section" % section)
+    for c in COMMANDS:
+        check(re.search(r"pyinspect %s" % c, man), "man page does not document `pyinspect %s`" % c)
+    check(version.split()[1] in man, "man page does not carry the version %s" % version.split()[1])
+    comp = os.path.join(root, "share/bash-completion/completions/pyinspect")
+    check(set(COMMANDS) <= completion(comp, ["pyinspect", ""]), "completion does not offer every command")
+    for c in COMMANDS:
+        want = help_options(pyinspect, c)
+        got = completion(comp, ["pyinspect", c, "--"] if c != "abi" else ["pyinspect", c, "dump", "--"])
+        missing = want - got
+        check(not missing, "completion for `%s` lacks %s" % (c, sorted(missing)))
+    got = completion(comp, ["pyinspect", "heap", "1", "--by", ""])
+    check(got == {"kind", "type", "module", "size"}, "completion of --by: %s" % got)
+    print("installed tree ok: program, man page (%d lines), completion for %d commands, docs"
+          % (len(man.splitlines()), len(COMMANDS)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--check", choices=["install", "deb"], required=True)
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    pyinspect = os.path.join(build, "pyinspect")
+    tmp = tempfile.mkdtemp(prefix="pyinspect-pkg-")
+    try:
+        if args.check == "install":
+            run(["cmake", "--install", build, "--prefix", os.path.join(tmp, "usr")])
+            check_tree(os.path.join(tmp, "usr"), pyinspect)
+        else:
+            run(["cpack", "-G", "DEB", "-B", tmp, "--config", os.path.join(build, "CPackConfig.cmake")], cwd=tmp)
+            debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+            check(len(debs) == 1, "cpack made %s" % debs)
+            deb = os.path.join(tmp, debs[0])
+            info = run(["dpkg-deb", "-I", deb])
+            for field in ["Package: pyinspect", "Depends: ", "Recommends: graphviz", "Architecture: "]:
+                check(field in info, "control data lacks %r:\n%s" % (field, info))
+            root = os.path.join(tmp, "root")
+            run(["dpkg-deb", "-x", deb, root])
+            check_tree(os.path.join(root, "usr"), pyinspect)
+            print("package %s ok" % debs[0])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok packaging.%s" % args.check)
+
+
+if __name__ == "__main__":
+    main()
