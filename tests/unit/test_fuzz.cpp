@@ -1602,7 +1602,6 @@ TEST_CASE("fuzz: GC lists") {
       // times.
       run.bound(walk.objects == closure.reported - before, "objects counted but not reported");
       run.bound(walk.objects <= 3 * (mapped / 8) + 3, "a GC list walked past its loop");
-      (void)head;
     }
     run.call("census closure", [&] {
       while (!closure.stack.empty()) {
