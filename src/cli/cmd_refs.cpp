@@ -168,7 +168,8 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   PythonProcess py(proc, mem, topts);
   int64_t pause_ns = 0;
   // The graph needs about as much again as the copy (docs/performance.md).
-  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, 2.0);
+  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, 2.0,
+                            !no_progress && isatty(STDERR_FILENO));
   HeapContext ctx(*snap, py.layout(), py.types());
   ObjectGraph graph(ctx, py, !no_progress && isatty(STDERR_FILENO));
   RefsResult r = compute_refs(graph, o);

@@ -11,6 +11,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "base/progress.hpp"
 #include "heap/address_set.hpp"
 #include "heap/heap_types.hpp"
 #include "heap/pymalloc.hpp"
@@ -25,7 +26,8 @@ namespace {
 class Walk : public ReferentVisitor {
  public:
   Walk(HeapContext& ctx, const HeapSnapshot& snap, HeapCensus& out, const CensusOptions& opts)
-      : ctx_(ctx), snap_(snap), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts) {
+      : ctx_(ctx), snap_(snap), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts), progress_(opts.progress) {
+    progress_.phase("walking the heap", "objects");
     // Diagnosis only: every object found, one "address type" line each.
     if (const char* path = std::getenv("PYINSPECT_DEBUG_OBJECTS"); path && *path) debug_ = std::fopen(path, "w");
   }
@@ -53,10 +55,9 @@ class Walk : public ReferentVisitor {
       RemoteAddr obj = stack_.back();
       stack_.pop_back();
       expand(obj);
-      if ((++seen_ & 0xfff) == 0) snap_.check_target("its heap was walked");
-      if (opts_.progress && (seen_ & 0xffff) == 0) {
-        std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(seen_));
-        std::fflush(stderr);
+      if ((++seen_ & 0xfff) == 0) {
+        snap_.check_target("its heap was walked");
+        progress_.update(seen_);
       }
     }
     running_ = false;
@@ -77,7 +78,7 @@ class Walk : public ReferentVisitor {
       }
       add(kind, *dict_type_, size);
     }
-    if (opts_.progress) std::fprintf(stderr, "\r%40s\r", "");
+    progress_.clear();
   }
 
  private:
@@ -222,6 +223,7 @@ class Walk : public ReferentVisitor {
   AddressSet visited_;
   HeapCensus& out_;
   const CensusOptions& opts_;
+  Progress progress_;
   std::vector<RemoteAddr> stack_;
   std::vector<std::pair<uint64_t, std::optional<uint64_t>>> dicts_;
   std::vector<std::pair<uint64_t, uint32_t>> owners_;  // (dict, kind of its owner), sorted at the end
@@ -326,11 +328,13 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 }  // namespace
 
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
-                                            int64_t& pause_ns, double need_factor) {
+                                            int64_t& pause_ns, double need_factor, bool progress) {
+  Progress bar(progress);
   SnapshotLimits limits;
   limits.max_bytes = max_copy_bytes;
   limits.need_factor = need_factor;
   auto snap = HeapSnapshot::plan(mem, limits);
+  bar.phase(nonblocking ? "copying the target's memory" : "copying the target's memory (the target is paused)");
   std::unique_ptr<ProcessPause> pause;
   if (!nonblocking) {
     pause = std::make_unique<ProcessPause>(pid);
@@ -367,7 +371,7 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   out.paused = !opts.nonblocking;
   out.memory.rss_bytes = py.process().rss_bytes();
 
-  auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns);
+  auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, 1.5, opts.progress);
   out.memory.copied_bytes = snap->copied_bytes();
   const Layout& l = py.layout();
   HeapContext ctx(*snap, l, py.types());

@@ -77,7 +77,8 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
 // target runs, copied while it is paused (unless nonblocking). pause_ns: how long it was stopped.
 class HeapSnapshot;
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
-                                            int64_t& pause_ns, double need_factor = 1.5);
+                                            int64_t& pause_ns, double need_factor = 1.5,
+                                            bool progress = false);
 // gc.garbage (the gc module's list of what the collector could not free), if it can be found.
 class HeapContext;
 std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py);

@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "base/progress.hpp"
 #include "heap/address_set.hpp"
 #include "heap/census.hpp"
 #include "heap/roots.hpp"
@@ -40,10 +41,9 @@ class Builder : public ReferentVisitor {
       auto [n, ti] = stack.back();
       stack.pop_back();
       current_ = n;
-      if ((++expanded_ & 0xfff) == 0) snap_.check_target("its object graph was built");
-      if (progress && (expanded_ & 0xffff) == 0) {
-        std::fprintf(stderr, "\rpyinspect: %llu objects...", static_cast<unsigned long long>(expanded_));
-        std::fflush(stderr);
+      if ((++expanded_ & 0xfff) == 0) {
+        snap_.check_target("its object graph was built");
+        if (progress) progress->update(expanded_);
       }
       for_each_referent(ctx_, n, *ti, *this);
     }
@@ -68,7 +68,7 @@ class Builder : public ReferentVisitor {
   std::vector<RootHit> root_hits;
   std::vector<std::pair<RemoteAddr, const TypeInfo*>> stack;
   const char* root_label_ = nullptr;
-  bool progress = false;
+  Progress* progress = nullptr;
 
  private:
   HeapContext& ctx_;
@@ -200,7 +200,9 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
   auto ms = [&t0] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
   set_ = std::make_unique<AddressSet>(snap->ranges());
   Builder b(ctx, *snap, *set_);
-  b.progress = progress;
+  Progress bar(progress);
+  bar.phase("walking the heap", "objects");
+  b.progress = &bar;
   RootFilter filter(b);
   RootStats rs = for_each_root(ctx, py, filter);
   warnings_ = rs.problems;
@@ -254,7 +256,7 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
     interp = next;
   }
   b.run();  // what the frames hold
-  if (progress) std::fprintf(stderr, "\r%40s\r", "");
+  bar.phase("indexing the references", "", 4);
 
   LOG_INFO("graph: walked in " << ms() << " ms");
   // Number the objects in address order.
@@ -267,6 +269,7 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
     types_.push_back(ti ? ti->id : 0);
   });
   LOG_INFO("graph: numbered at " << ms() << " ms");
+  bar.update(1, true);
   if (b.edges.size() >= UINT32_MAX)
     throw Error(ErrorCode::Resources, "more than 4 billion references: too many for pyinspect refs");
   std::vector<std::pair<uint32_t, uint32_t>> edges;
@@ -276,8 +279,11 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
     if (f != kNone && t != kNone) edges.emplace_back(f, t);  // both are members: never otherwise
   }
   std::vector<std::pair<uint64_t, uint64_t>>().swap(b.edges);
+  bar.update(2, true);
   compress(addrs_.size(), edges, true, out_start_, out_edges_);
+  bar.update(3, true);
   compress(addrs_.size(), edges, false, in_start_, in_edges_);
+  bar.clear();
   for (auto [dict, obj] : b.owners) owner_.emplace_back(set_->rank(dict), set_->rank(obj));
   std::sort(owner_.begin(), owner_.end());
   // The interpreter's roots first, then the threads' frames.
