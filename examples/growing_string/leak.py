@@ -1,45 +1,56 @@
 """A leak through a string that only ever grows.
 
-A long-running poller appends a line to an in-memory audit trail for every event it sees. The
-trail is a plain str kept on a module-level object and nothing ever trims it, so the process
-grows by about 100 KiB a second, for ever.
+A log shipper reads chunks of log text and forwards them; it also keeps everything it has sent
+"in case a resend is needed", by appending each chunk to one str on a module-level object.
+Nothing ever trims it, so the process grows by about 150 KiB a second, for ever.
 
     python examples/growing_string/leak.py &
 
-Prints "ready <pid>" once the trail holds 1 MiB, then keeps appending until it is killed.
+Prints "ready <pid>" once that string holds 1 MiB, then keeps appending until it is killed.
 """
 from __future__ import print_function
 
 import os
 import sys
+import threading
 import time
 
 
-class AuditTrail(object):
+class LogShipper(object):
     def __init__(self):
-        self.text = ""
+        self.sent = ""  # everything ever forwarded
 
-    def follow(self, events):
+    def run(self, source):
         announced = False
-        for event in events:
-            self.text += "%.6f %s\n" % (time.time(), event)
-            if not announced and len(self.text) >= 1 << 20:
+        for chunk in source:
+            self.forward(chunk)
+            self.sent += chunk  # the leak: appended to, never trimmed
+            if not announced and len(self.sent) >= 1 << 20:
                 print("ready", os.getpid())
                 sys.stdout.flush()
                 announced = True
 
+    def forward(self, chunk):
+        pass  # stands in for a network send
 
-def poll_events():
-    """Stands in for reading a socket or a queue: a batch of events every 10 ms."""
+
+def read_chunks():
+    """Stands in for reading a pipe or a socket: 16 KiB of log lines every 100 ms."""
     n = 0
     while True:
-        time.sleep(0.01)
-        for _ in range(10):
+        time.sleep(0.1)
+        lines = []
+        for _ in range(200):
             n += 1
-            yield "event=%d status=ok source=poller detail=%s" % (n, "x" * 40)
+            lines.append("%010d INFO request served status=200 bytes=512 client=10.0.0.7\n" % n)
+        yield "".join(lines)
 
 
-trail = AuditTrail()
+shipper = LogShipper()
 
 if __name__ == "__main__":
-    trail.follow(poll_events())
+    worker = threading.Thread(target=shipper.run, args=(read_chunks(),), name="shipper")
+    worker.daemon = True
+    worker.start()
+    while worker.is_alive():
+        worker.join(1.0)
