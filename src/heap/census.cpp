@@ -270,11 +270,11 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
     case Cat::FrozenSet:
     case Cat::Deque:
       if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)); n && ti.cat != Cat::Set && ti.cat != Cat::FrozenSet)
-        return std::to_string(*n) + " items";
-      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::set_used))) return std::to_string(*n) + " items";
+        return items_text(*n);
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::set_used))) return items_text(*n);
       break;
     case Cat::Dict:
-      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::dict_used))) return std::to_string(*n) + " items";
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.require(F::dict_used))) return items_text(*n);
       break;
     case Cat::Long:
     case Cat::Int27:

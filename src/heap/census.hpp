@@ -12,6 +12,9 @@
 
 namespace pyinspect {
 
+// "1 item", "3 items": a container's short description.
+inline std::string items_text(int64_t n) { return std::to_string(n) + (n == 1 ? " item" : " items"); }
+
 enum class GroupBy { Kind, Type, Module, Size };
 
 struct HeapRow {

@@ -392,16 +392,16 @@ std::string ObjectGraph::repr(uint32_t n) {
     case Cat::Tuple:
     case Cat::List:
     case Cat::Deque:
-      if (auto v = ctx_.mem.read_as<int64_t>(a + l.off(F::ob_size))) return std::to_string(*v) + " items";
+      if (auto v = ctx_.mem.read_as<int64_t>(a + l.off(F::ob_size))) return items_text(*v);
       break;
     case Cat::Dict:
     case Cat::OrderedDict:
     case Cat::DefaultDict:
-      if (auto v = ctx_.mem.read_as<int64_t>(a + l.require(F::dict_used))) return std::to_string(*v) + " items";
+      if (auto v = ctx_.mem.read_as<int64_t>(a + l.require(F::dict_used))) return items_text(*v);
       break;
     case Cat::Set:
     case Cat::FrozenSet:
-      if (auto v = ctx_.mem.read_as<int64_t>(a + l.require(F::set_used))) return std::to_string(*v) + " items";
+      if (auto v = ctx_.mem.read_as<int64_t>(a + l.require(F::set_used))) return items_text(*v);
       break;
     case Cat::Function: return name_at(l.has(F::func_qualname) ? F::func_qualname : F::func_name);
     case Cat::Code: return name_at(F::co_name);

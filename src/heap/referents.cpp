@@ -5,6 +5,7 @@
 // skipped, never trusted.
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "base/error.hpp"
 #include "heap/heap_types.hpp"
@@ -145,14 +146,21 @@ void Walker::set() {
   int64_t entry = l_.has(S::sz_setentry) ? l_.size(S::sz_setentry) : 16;
   int64_t key_off = l_.has(F::setentry_key) ? l_.off(F::setentry_key) : 0;
   int64_t n = *mask + 1;
-  std::vector<uint8_t> buf(static_cast<size_t>(n * entry));
-  if (!mem_.read(*table, buf.data(), buf.size())) return;
+  // In batches, as array() does: a corrupt mask must not make us allocate the table it claims
+  // (up to 16 GiB) before a read tells whether that much memory is there.
+  constexpr int64_t kBatch = 4096;
+  std::vector<uint8_t> buf;
   int64_t item = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint64_t key;
-    std::memcpy(&key, buf.data() + i * entry + key_off, 8);
-    // Deleted slots hold the static dummy key: an object too, counted once like any other.
-    if (key) emit(RemoteAddr(key), {EdgeKind::Item, item++, {}, nullptr});
+  for (int64_t first = 0; first < n; first += kBatch) {
+    int64_t k = std::min(kBatch, n - first);
+    buf.resize(static_cast<size_t>(k * entry));
+    if (!mem_.read(*table + first * entry, buf.data(), buf.size())) return;
+    for (int64_t i = 0; i < k; ++i) {
+      uint64_t key;
+      std::memcpy(&key, buf.data() + i * entry + key_off, 8);
+      // Deleted slots hold the static dummy key: an object too, counted once like any other.
+      if (key) emit(RemoteAddr(key), {EdgeKind::Item, item++, {}, nullptr});
+    }
   }
 }
 
@@ -172,7 +180,11 @@ void Walker::deque() {
   RemoteAddr b = *block;
   int64_t i = *index;
   std::vector<uint64_t> data(static_cast<size_t>(blocklen));
+  // A corrupt or torn block list may loop back on itself, and a corrupt length would then keep
+  // the walk going round: each block is read once.
+  std::unordered_set<RemoteAddr> seen;
   for (int64_t done = 0; done < *len && b;) {
+    if (!seen.insert(b).second) return;
     if (!mem_.read(b + data_off, data.data(), data.size() * 8)) return;
     for (; i < blocklen && done < *len; ++i, ++done)
       emit(RemoteAddr(data[static_cast<size_t>(i)]), {EdgeKind::Item, done, {}, nullptr});
