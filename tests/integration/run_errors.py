@@ -235,6 +235,49 @@ def heap_larger_than_memory(ctx):
             check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
 
 
+def on_terminal(cmd, env):
+    """Runs cmd with stdout and stderr on a pseudo-terminal; returns (exit code, bytes seen)."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(cmd[0], cmd, env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.WEXITSTATUS(status), out
+
+
+@case
+def terminal_and_pipes(ctx):
+    """Colour and progress only on a terminal; NO_COLOR and --color respected; a pipe gets plain
+    text with no escape sequence and stderr stays empty."""
+    esc = re.compile(rb"\x1b\[")
+    with Target(ctx.interp, "threads.py") as t:
+        for args in (["stack", str(t.pid)], ["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
+            base = dict(os.environ)
+            base.pop("NO_COLOR", None)
+            code, out = on_terminal([ctx.pyinspect] + args, base)
+            check(code == 0 and esc.search(out), "%s on a terminal: exit %d, no colour: %r" % (args[0], code, out[:200]))
+            if args[0] != "stack":
+                check(b"pyinspect: copying the target's memory" in out, "%s on a terminal: no progress line" % args[0])
+            code, out = on_terminal([ctx.pyinspect] + args, dict(base, NO_COLOR="1"))
+            # NO_COLOR: no colour; the progress line (stderr) may still redraw itself.
+            check(code == 0 and not re.search(rb"\x1b\[(1|3\d)m", out), "%s with NO_COLOR: %r" % (args[0], out[:200]))
+            p = subprocess.run([ctx.pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base)
+            check(p.returncode == 0 and not esc.search(p.stdout) and p.stderr == b"",
+                  "%s into a pipe: exit %d, stdout %r, stderr %r" % (args[0], p.returncode, p.stdout[:100], p.stderr[:200]))
+            p = subprocess.run([ctx.pyinspect, "--color=always"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base)
+            check(p.returncode == 0 and esc.search(p.stdout), "%s --color=always into a pipe: no colour" % args[0])
+
+
 def spread(ctx):
     """One interpreter of each family the issue names, when present: the newest 2.7, the newest
     3.x up to 3.10, the newest 3.11 or later."""
