@@ -162,7 +162,9 @@ class Walk : public ReferentVisitor {
     if (!keys || keys->null()) return;
     auto nentries = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_nentries));
     auto usable = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_usable));
-    if (!nentries || !usable) return;
+    // Counts past 2**42 are misreads (the sizes' bound), and their sum could overflow.
+    constexpr int64_t kMaxCount = int64_t{1} << 42;
+    if (!nentries || !usable || *nentries < 0 || *usable < 0 || *nentries > kMaxCount || *usable > kMaxCount) return;
     uint64_t bytes = static_cast<uint64_t>(*nentries + *usable) * 8;
     if (model == ID::Managed313) {
       if (!(ti.flags & tpflags::kInlineValues)) return;
@@ -245,6 +247,8 @@ class Walk : public ReferentVisitor {
       largest_;
 };
 
+}  // namespace
+
 std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
   auto quote = [](std::string s, size_t max) {
     bool cut = s.size() > max;
@@ -261,7 +265,7 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
       break;
     case Cat::Bytes:
       if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)))
-        if (auto b = ctx.mem.read_bytes(obj + ctx.l.require(F::bytes_sval), std::min<int64_t>(*n, 40)))
+        if (auto b = ctx.mem.read_bytes(obj + ctx.l.require(F::bytes_sval), std::min<int64_t>(*n, 41)))
           return "b" + quote(std::string(b->begin(), b->end()), 40);
       break;
     case Cat::Tuple:
@@ -284,6 +288,8 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
   }
   return ti.name;
 }
+
+namespace {
 
 // gc.garbage: objects the collector found unreachable but could not free (2.7: cycles with
 // __del__), looked up as the gc module's attribute.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "heap/heap_types.hpp"
 #include "runtime/model.hpp"
 #include "runtime/target.hpp"
 
@@ -91,5 +92,8 @@ PythonInfo python_info(PythonProcess& py, const Memory& mem);
 // Rows sorted by size (largest first), then count, then name.
 std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by);
 const char* group_title(GroupBy by);
+
+// A short description of an object for listings: a string's first characters, "N items"...
+std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti);
 
 }  // namespace pyinspect

@@ -159,6 +159,21 @@ std::optional<RemoteAddr> frame_code(HeapContext& ctx, RemoteAddr obj, const Typ
   return std::nullopt;
 }
 
+// A dict key as a Python literal, in full up to kMaxKey characters ("..." after the quote says it
+// was cut: the chain is then not valid Python, and says so).
+constexpr size_t kMaxKey = 200;
+std::string key_literal(std::string k) {
+  bool cut = k.size() > kMaxKey;
+  if (cut) k.resize(kMaxKey);
+  std::string out = "'";
+  for (char c : k) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\'' || c == '\\') out += std::string("\\") + c;
+    else out += c;
+  }
+  return out + (cut ? "'..." : "'");
+}
+
 // How `from` holds a reference, as a label.
 std::string label_of(HeapContext& ctx, RemoteAddr from, const TypeInfo* from_type, const Edge& e, bool is_iframe = false) {
   switch (e.kind) {
@@ -168,7 +183,7 @@ std::string label_of(HeapContext& ctx, RemoteAddr from, const TypeInfo* from_typ
       bool is_dict = from_type && (from_type->cat == Cat::Dict || from_type->cat == Cat::OrderedDict ||
                                    from_type->cat == Cat::DefaultDict);
       // 3.11+ instances keep their attributes' values in themselves: obj.name, not obj['name'].
-      if (auto k = ctx.reader.read_str(e.key, 40)) return is_dict || !from_type ? "['" + *k + "']" : *k;
+      if (auto k = ctx.reader.read_str(e.key, kMaxKey + 1)) return is_dict || !from_type ? "[" + key_literal(*k) + "]" : *k;
       if (auto i = ctx.reader.read_int(e.key)) return "[" + std::to_string(*i) + "]";
       return "[...]";
     }
@@ -389,6 +404,11 @@ std::string ObjectGraph::repr(uint32_t n) {
     case Cat::Bool:
       if (auto v = r.read_int(a)) return std::to_string(*v);
       break;
+    case Cat::Bytes: {
+      std::string b = short_repr(ctx_, a, ti);  // b'...' cut at 40 bytes
+      if (b.size() > 30) b = b.substr(0, 27) + "...'";
+      return b;
+    }
     case Cat::Tuple:
     case Cat::List:
     case Cat::Deque:

@@ -151,15 +151,21 @@ std::string step_text(const GraphRef& ref, bool from_frame, bool after_instance_
   return "." + label;
 }
 
-void find_chain(ObjectGraph& g, RefsResult& r) {
-  // Breadth first from the roots: the first time the target is reached, the path is one of the
-  // shortest. The interpreter's roots (sys.modules, builtins, ...) are tried first: what they
-  // hold stays alive for good; only if none leads to the target, the threads' frames too.
-  uint32_t target = r.starts.front();
+void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) {
+  // Breadth first from the roots: the first wanted object reached has one of the shortest
+  // chains. The interpreter's roots (sys.modules, builtins, ...) are tried first: what they hold
+  // stays alive for good; the threads' frames only for what the modules do not reach. The walk
+  // goes on to the end to count how many wanted objects any root reaches at all.
+  uint32_t target = ObjectGraph::kNone;
   std::vector<uint32_t> parent(g.size(), ObjectGraph::kNone);
   std::vector<int32_t> root_of(g.size(), -1);
   const auto& roots = g.roots();
-  bool found = false;
+  uint64_t reached = 0;
+  auto reach = [&](uint32_t n) {
+    if (!wanted[n]) return;
+    ++reached;
+    if (target == ObjectGraph::kNone) target = n;
+  };
   for (bool frames : {false, true}) {
     std::deque<uint32_t> queue;
     for (size_t i = 0; i < roots.size(); ++i) {
@@ -167,9 +173,9 @@ void find_chain(ObjectGraph& g, RefsResult& r) {
       if (roots[i].frame != frames || root_of[n] >= 0) continue;
       root_of[n] = static_cast<int32_t>(i);
       queue.push_back(n);
+      reach(n);
     }
-    found = root_of[target] >= 0;
-    while (!queue.empty() && !found) {
+    while (!queue.empty()) {
       uint32_t n = queue.front();
       queue.pop_front();
       auto [b, e] = g.out(n);
@@ -178,15 +184,14 @@ void find_chain(ObjectGraph& g, RefsResult& r) {
         if (root_of[m] >= 0) continue;
         root_of[m] = root_of[n];
         parent[m] = n;
-        if (m == target) {
-          found = true;
-          break;
-        }
+        reach(m);
         queue.push_back(m);
       }
     }
-    if (found) break;
   }
+  r.chain_reachable = reached;
+  bool found = target != ObjectGraph::kNone;
+  if (found) r.starts = {target};  // the chain is this object's
   if (!found) return;
   r.chain_found = true;
   for (uint32_t n = target; n != ObjectGraph::kNone; n = parent[n]) r.chain.push_back(n);
@@ -358,17 +363,27 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     r.starts.push_back(n);
     r.matched = 1;
   } else {
-    for (uint32_t n = 0; n < g.size(); ++n) {
-      if (!type_matches(g.type(n), o.type)) continue;
-      ++r.matched;
-      if (r.starts.size() < static_cast<size_t>(o.max_objects)) r.starts.push_back(n);
-    }
+    // The largest first (a growing string, the biggest cache), then by address.
+    std::vector<std::pair<uint64_t, uint32_t>> matches;
+    for (uint32_t n = 0; n < g.size(); ++n)
+      if (type_matches(g.type(n), o.type)) matches.emplace_back(g.size_of(n).value_or(0), n);
+    r.matched = matches.size();
+    size_t keep = std::min(matches.size(), static_cast<size_t>(o.max_objects));
+    std::partial_sort(matches.begin(), matches.begin() + static_cast<long>(keep), matches.end(),
+                      [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+    for (size_t i = 0; i < keep; ++i) r.starts.push_back(matches[i].second);
     if (r.matched == 0)
       throw Error(ErrorCode::NotFound, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
   }
   if (o.chain) {
     r.mode = "chain";
-    find_chain(g, r);
+    std::vector<bool> wanted(g.size(), false);
+    if (o.address) {
+      wanted[r.starts.front()] = true;
+    } else {
+      for (uint32_t n = 0; n < g.size(); ++n) wanted[n] = type_matches(g.type(n), o.type);
+    }
+    find_chain(g, r, wanted);
   } else if (o.cycles) {
     r.mode = "cycles";
     find_cycles(g, r);

@@ -63,6 +63,7 @@ struct RefsResult {
   std::string chain_text;            // sys.modules['app'].__dict__['REGISTRY'][3]
   std::vector<uint32_t> chain;       // node ids, root first
   bool chain_found = false;
+  uint64_t chain_reachable = 0;      // matching objects some root reaches
   std::vector<RefsCycle> cycles;
   uint64_t graph_objects = 0, graph_references = 0;
   int64_t pause_ns = 0, elapsed_ns = 0;

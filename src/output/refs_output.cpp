@@ -70,15 +70,19 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
   const char* bold = style.color ? "\033[1m" : "";
   const char* reset = style.color ? "\033[0m" : "";
   out << r.matched << (r.matched == 1 ? " object" : " objects") << " matched";
-  if (r.starts.size() < r.matched) out << " (showing " << r.starts.size() << "; --max-objects for more)";
+  if (r.mode == "chain" && r.matched > 1)
+    out << " (" << r.chain_reachable << " reachable from a root; the chain of the nearest)";
+  else if (r.mode != "chain" && r.starts.size() < r.matched)
+    out << " (showing the " << r.starts.size() << " largest; --max-objects for more)";
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
   if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 
   if (r.mode == "chain") {
     if (!r.chain_found) {
-      out << "No chain of references from a root (a module, a thread's frame, the interpreter) reaches it: "
-          << "it is kept alive only by a reference cycle, or by C code. Try --cycles or --backrefs.\n";
+      out << "No chain of references from a root (a module, a thread's frame, the interpreter) reaches "
+          << (r.matched == 1 ? "it: it is" : "any of them: they are")
+          << " kept alive only by reference cycles, or by C code. Try --cycles or --backrefs.\n";
       return;
     }
     out << bold << r.chain_text << reset << "\n";
@@ -130,7 +134,9 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
       const RefsEdge& edge = *it->second;
       uint32_t m = r.mode == "backrefs" ? edge.from : edge.to;
       out << std::string(static_cast<size_t>(indent) + 2, ' ')
-          << (r.mode == "backrefs" ? "<--" + edge.label + "-- " : "--" + edge.label + "--> ") << describe(*nodes[m]);
+          << (edge.label.empty() ? (r.mode == "backrefs" ? "<-- " : "--> ")
+                                 : (r.mode == "backrefs" ? "<--" + edge.label + "-- " : "--" + edge.label + "--> "))
+          << describe(*nodes[m]);
       walk(m, indent + 2);
     }
   };
@@ -212,7 +218,7 @@ nlohmann::json refs_json(const RefsResult& r) {
   if (r.mode == "chain") {
     nlohmann::json path = nlohmann::json::array();
     for (uint32_t n : r.chain) path.push_back(node_id(*byid[n]));
-    j["chain"] = {{"found", r.chain_found}, {"text", r.chain_text}, {"path", path}};
+    j["chain"] = {{"found", r.chain_found}, {"text", r.chain_text}, {"path", path}, {"reachable", r.chain_reachable}};
   }
   if (r.mode == "cycles") {
     nlohmann::json cycles = nlohmann::json::array();
