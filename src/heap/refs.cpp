@@ -211,6 +211,11 @@ void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) 
       after_dict = true;  // written as attribute access on the next step
       continue;
     }
+    if (ref.kind == EdgeKind::DictKey) {
+      text = "a key of " + text;  // no expression names a key; it ends the chain (keys hold nothing)
+      after_dict = false;
+      continue;
+    }
     text += step_text(ref, pt.cat == Cat::Frame, after_dict);
     after_dict = false;
   }

@@ -70,8 +70,12 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
   const char* bold = style.color ? "\033[1m" : "";
   const char* reset = style.color ? "\033[0m" : "";
   out << r.matched << (r.matched == 1 ? " object" : " objects") << " matched";
-  if (r.mode == "chain" && r.matched > 1)
+  if (r.mode == "chain" && r.matched > 1 && r.chain_reachable == 0)
+    out << " (none reachable from a root)";
+  else if (r.mode == "chain" && r.matched > 1)
     out << " (" << r.chain_reachable << " reachable from a root; the chain of the nearest)";
+  else if (r.mode != "chain" && r.starts.size() == 1 && r.matched > 1)
+    out << " (showing the largest; --max-objects for more)";
   else if (r.mode != "chain" && r.starts.size() < r.matched)
     out << " (showing the " << r.starts.size() << " largest; --max-objects for more)";
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
