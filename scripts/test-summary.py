@@ -16,8 +16,11 @@ def main():
         name = c.get("name")
         out = c.find("system-out")
         for line in (out.text or "").splitlines() if out is not None else []:
+            line = line.strip()
+            if "MESSAGE: fuzz: " in line:  # doctest's MESSAGE from the fuzz tests
+                line = line[line.index("fuzz: "):]
             if line.startswith(("repeat on ", "racing on ", "fuzz: ", "killed while paused ")):
-                budgets.append(line.strip())
+                budgets.append(line)
         failed = c.find("failure") is not None or c.get("status") in ("fail", "failed")
         skipped = c.find("skipped") is not None
         bucket = per[name.split("@", 1)[1]] if "@" in name else other
