@@ -264,7 +264,8 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
       if (auto s = ctx.reader.read_str(obj, 60)) return quote(*s, 50);
       break;
     case Cat::Bytes:
-      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)))
+      // A negative size read (a torn or foreign object) would become a huge read_bytes length.
+      if (auto n = ctx.mem.read_as<int64_t>(obj + ctx.l.off(F::ob_size)); n && *n >= 0)
         if (auto b = ctx.mem.read_bytes(obj + ctx.l.require(F::bytes_sval), std::min<int64_t>(*n, 41)))
           return "b" + quote(std::string(b->begin(), b->end()), 40);
       break;

@@ -160,12 +160,15 @@ const TypeInfo* HeapContext::info(RemoteAddr type) {
   return &types_.back();
 }
 
-// A type object is "ready" (Py_TPFLAGS_READY, set by PyType_Ready on every type in use), has a
-// sane size and a printable name: what stale or random memory rarely is.
+// A type object is "ready" (Py_TPFLAGS_READY, set by PyType_Ready on every type in use), has
+// sane sizes and a printable name: what stale or random memory rarely is. (The sizes rules multiply
+// the item size by a count of up to 2**42: a bounded item size keeps that in range.)
 bool HeapContext::plausible_type(RemoteAddr type) {
   auto flags = reader.type_flags(type);
   auto basicsize = mem.read_as<int64_t>(type + l.require(F::tp_basicsize));
+  auto itemsize = mem.read_as<int64_t>(type + l.require(F::tp_itemsize));
   if (!flags || !(*flags & (uint64_t{1} << 12)) || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
+  if (!itemsize || *itemsize < 0 || *itemsize > (1 << 20)) return false;
   auto name = reader.type_name(type);
   if (!name || name->empty()) return false;
   return std::all_of(name->begin(), name->end(), [](char c) { return c > ' ' && c < 127; });

@@ -119,10 +119,11 @@ void Walker::instance_parts() {
   } else if (ti_.dictoffset != 0) {
     int64_t off = ti_.dictoffset;
     if (off < 0) {
-      // Variable-size objects keep their dict after the items (_PyObject_GetDictPtr).
+      // Variable-size objects keep their dict after the items (_PyObject_GetDictPtr). A count
+      // beyond 2**42 is a misread (as for the sizes), and would overflow this sum.
       int64_t n = ob_size();
-      if (n < 0) n = -n;
-      off += (ti_.basicsize + n * ti_.itemsize + 7) & ~int64_t{7};
+      if (n >= -(int64_t{1} << 42) && n <= (int64_t{1} << 42))
+        off += (ti_.basicsize + (n < 0 ? -n : n) * ti_.itemsize + 7) & ~int64_t{7};
     }
     if (off > 0)
       if (auto d = mem_.read_ptr(obj_ + off)) emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
@@ -265,9 +266,13 @@ void Walker::frame() {
   auto code = mem_.read_ptr(obj_ + l_.require(F::fo_code));
   if (!code) return;
   int64_t n = mem_.read_as<int32_t>(*code + l_.require(F::co_nlocals)).value_or(0);
-  for (F names : {F::co_cellvars, F::co_freevars})
-    if (auto t = mem_.read_ptr(*code + l_.require(names)); t && !t->null())
-      n += mem_.read_as<int64_t>(*t + l_.off(F::ob_size)).value_or(0);
+  for (F names : {F::co_cellvars, F::co_freevars}) {
+    if (auto t = mem_.read_ptr(*code + l_.require(names)); t && !t->null()) {
+      int64_t k = mem_.read_as<int64_t>(*t + l_.off(F::ob_size)).value_or(0);
+      if (k < 0 || k > 100000) return;  // past the bound below; summed unchecked, it could overflow
+      n += k;
+    }
+  }
   if (n < 0 || n > 100000) return;
   RemoteAddr plus = obj_ + l_.require(F::fo_localsplus);
   array(plus, n, EdgeKind::Local);

@@ -90,7 +90,7 @@ Size long_size(HeapContext& c, RemoteAddr obj, const TypeInfo& type) {
     digits = static_cast<int64_t>(*tag >> 3);
   } else {
     auto n = member<int64_t>(c, obj, F::ob_size);
-    if (!n) return std::nullopt;
+    if (!n || !plausible(*n)) return std::nullopt;  // before llabs, which INT64_MIN overflows
     digits = std::llabs(*n);
   }
   if (!plausible_count(digits)) return std::nullopt;

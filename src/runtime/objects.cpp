@@ -202,7 +202,8 @@ std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
     sign = 1 - static_cast<int>(*tag & 3);
   } else {
     auto size = mem_.read_as<int64_t>(obj + l_.off(F::ob_size));
-    if (!size) return std::nullopt;
+    // Beyond 3 digits it does not fit (below); checked before negating, which INT64_MIN cannot be.
+    if (!size || *size < -3 || *size > 3) return std::nullopt;
     ndigits = *size < 0 ? -*size : *size;
     sign = *size < 0 ? -1 : 1;
   }

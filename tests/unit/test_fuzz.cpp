@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <span>
 #include <string>
@@ -37,6 +38,7 @@
 
 #include "base/error.hpp"
 #include "fake_python.hpp"
+#include "heap/census.hpp"
 #include "heap/heap_types.hpp"
 #include "heap/roots.hpp"
 #include "runtime/frames.hpp"
@@ -53,7 +55,7 @@ namespace {
 // Budget, seeds, and the limits each decoder call runs under
 
 constexpr auto kMaxCall = std::chrono::seconds(1);  // one call over a few hundred KiB of memory
-constexpr unsigned kWatchdogSeconds = 20;           // a call still running then hangs: abort
+constexpr unsigned kWatchdogSeconds = 20;           // an input still running then hangs: abort
 constexpr uint64_t kAllocationHeadroom = uint64_t{1} << 30;
 
 size_t env_number(const char* name, size_t fallback) {
@@ -82,7 +84,7 @@ uint64_t input_seed(uint64_t test_salt, size_t index) {
 
 char g_watchdog_message[512] = "fuzz: a decoder call did not return\n";
 
-extern "C" void on_watchdog(int) {
+void on_watchdog(int) {
   // Only async-signal-safe calls: the message was formatted before the call began.
   ssize_t ignored = write(STDERR_FILENO, g_watchdog_message, std::strlen(g_watchdog_message));
   (void)ignored;
@@ -131,25 +133,27 @@ class FuzzLimits {
   bool limited_ = false;
 };
 
-// Runs decoder calls: each under the watchdog and the time bound. Throwing pyinspect's Error is
-// an allowed outcome (a layout member missing, an unsupported version); any other exception,
-// std::bad_alloc included, fails the test.
+// Runs decoder calls: each under the time bound, each input under the watchdog. Throwing
+// pyinspect's Error is an allowed outcome (a layout member missing, an unsupported version); any
+// other exception, std::bad_alloc included, fails the test.
 class Runner {
  public:
   explicit Runner(const char* test) : test_(test), start_(std::chrono::steady_clock::now()) {}
+  ~Runner() { alarm(0); }
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
 
-  void input(const std::string& where) { where_ = where; }
-  const std::string& where() const { return where_; }
+  // A new input: its description, for messages, and the watchdog armed again.
+  void input(const std::string& where) {
+    where_ = where;
+    std::snprintf(g_watchdog_message, sizeof g_watchdog_message, "%s: no result within %u s (%s)\n", test_,
+                  kWatchdogSeconds, where_.c_str());
+    alarm(kWatchdogSeconds);
+  }
 
   template <class Fn>
   void call(const char* decoder, Fn&& fn) {
     ++calls_;
-    std::snprintf(g_watchdog_message, sizeof g_watchdog_message, "%s: %s did not return within %u s (%s)\n", test_,
-                  decoder, kWatchdogSeconds, where_.c_str());
-    struct Disarm {
-      ~Disarm() { alarm(0); }
-    } disarm;
-    alarm(kWatchdogSeconds);
     auto t0 = std::chrono::steady_clock::now();
     std::string unexpected;
     try {
@@ -198,7 +202,9 @@ Fmt fmt_of(const Layout& l) {
 // `entries` steps of a table as CPython writes it.
 Bytes valid_table(Fmt f, std::mt19937_64& rng, int entries) {
   Bytes t;
-  auto sbyte = [&](int lo, int hi) { return static_cast<uint8_t>(static_cast<int8_t>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)))); };
+  auto sbyte = [&](int lo, int hi) {
+    return static_cast<uint8_t>(static_cast<int8_t>(lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1))));
+  };
   for (int i = 0; i < entries; ++i) {
     switch (f) {
       case Fmt::Lnotab27:  // (address increment, line increment), both unsigned
@@ -265,7 +271,7 @@ class GuardedBytes {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Memory images: the fake memory's ranges as bytes, to copy, mutate and load again
+// Memory images: the fake memory's ranges as bytes
 
 struct Range {
   uint64_t start = 0;
@@ -318,23 +324,37 @@ constexpr int32_t kTObjectEx = 16;  // T_OBJECT_EX (Include/structmember.h)
 // _PyInterpreterFrame.owner (Include/internal/pycore_frame.h, 3.11+).
 constexpr uint8_t kOwnedByThread = 0, kOwnedByGenerator = 1, kOwnedByCStack = 3;
 
+// A member written when the structures were built: what the mutations aim at, by kind.
+enum class SiteKind : uint8_t { Count, Link, Item };
+struct SiteRef {
+  uint32_t offset;  // in its range
+  uint8_t width;    // 1, 4 or 8 bytes
+  SiteKind kind;    // a number; a pointer the decoders follow as structure (or null); an object
+};
+
 struct Base {
   Ver v{};
   Layout l;
   TypeAddrs types;
   Image image;
   std::vector<std::vector<uint32_t>> links;  // per range: the ranges its words point into
+  std::vector<std::vector<SiteRef>> sites;   // per range
   std::vector<uint64_t> anchors;             // objects and range starts, for pointer mutations
-  // Where decoders start.
+  // Where decoders start. Objects also grouped by type, so that each kind of object is as
+  // likely a start as any other, however many of it there are.
   std::vector<RemoteAddr> objects, types_made, strs, dicts, instances, codes, tstates, iframes, gc_heads;
+  std::vector<std::vector<RemoteAddr>> by_type;
   std::vector<std::pair<RemoteAddr, RemoteAddr>> split_tables;  // (shared keys, values)
   RemoteAddr active;                                            // threading._active
   std::string name_attr;                                        // the threads' name attribute
+  FakeMemory mem;                                               // the image, loaded
+  uint64_t mapped = 0;
 };
 
 class Builder {
  public:
-  explicit Builder(Ver v) : v_(v), l_(layout_for(v.major, v.minor)), py_(l_), rng_(0xb0117 + 100u * v.major + v.minor) {}
+  explicit Builder(Ver v)
+      : v_(v), l_(layout_for(v.major, v.minor)), py_(l_), rng_(0xb0117 + 100u * v.major + v.minor) {}
 
   Base build();
 
@@ -346,18 +366,49 @@ class Builder {
   bool has(F f) const { return l_.has(f); }
   int64_t off(F f) const { return l_.off(f); }
   int64_t sz(S s, int64_t fallback) const { return l_.has(s) ? l_.size(s) : fallback; }
+  // Every member the builder writes is a site the mutations aim at: a count, or a pointer.
+  struct Site {
+    uint64_t addr;
+    uint8_t width;
+    bool pointer;
+  };
+  void site(RemoteAddr a, uint8_t width, bool pointer) { sites_.push_back({a.value(), width, pointer}); }
+  void wp(RemoteAddr a, RemoteAddr v) {
+    py_.ptr(a, v);
+    site(a, 8, true);
+  }
+  void w64(RemoteAddr a, int64_t v) {
+    py_.i64(a, v);
+    site(a, 8, false);
+  }
+  void wu64(RemoteAddr a, uint64_t v) {
+    py_.u64(a, v);
+    site(a, 8, false);
+  }
+  void w32(RemoteAddr a, int32_t v) {
+    py_.i32(a, v);
+    site(a, 4, false);
+  }
+  void wu32(RemoteAddr a, uint32_t v) {
+    py_.u32(a, v);
+    site(a, 4, false);
+  }
+  void w8(RemoteAddr a, uint8_t v) {
+    py_.u8(a, v);
+    site(a, 1, false);
+  }
   // Members this version's layout has; the others are left out.
   void ptr(RemoteAddr o, F f, RemoteAddr v) {
-    if (has(f)) py_.ptr(o + off(f), v);
+    if (has(f)) wp(o + off(f), v);
   }
   void i64(RemoteAddr o, F f, int64_t v) {
-    if (has(f)) py_.i64(o + off(f), v);
+    if (has(f)) w64(o + off(f), v);
   }
   void i32(RemoteAddr o, F f, int32_t v) {
-    if (has(f)) py_.i32(o + off(f), v);
+    if (has(f)) w32(o + off(f), v);
   }
   void u8(RemoteAddr o, F f, uint8_t v) {
-    if (has(f)) py_.u8(o + off(f), v);
+    if (has(f)) w8(o + off(f), v);
   }
   // The size of an object that holds `fields`.
   int64_t extent(std::initializer_list<F> fields, int64_t at_least = 16) const {
@@ -374,14 +425,16 @@ class Builder {
     return a;
   }
   void shape(RemoteAddr type, int64_t basic, int64_t item, uint64_t flags, RemoteAddr base) {
-    py_.i64(py_.at(type, F::tp_basicsize), basic);
-    py_.i64(py_.at(type, F::tp_itemsize), item);
+    w64(py_.at(type, F::tp_basicsize), basic);
+    w64(py_.at(type, F::tp_itemsize), item);
     uint64_t old = *py_.mem.read_as<uint64_t>(py_.at(type, F::tp_flags));
-    py_.u64(py_.at(type, F::tp_flags), old | flags | kFlagReady);
+    wu64(py_.at(type, F::tp_flags), old | flags | kFlagReady);
     ptr(type, F::tp_base, base);
   }
   RemoteAddr static_type(const std::string& name, int64_t basic, int64_t item, uint64_t flags, RemoteAddr base) {
     RemoteAddr t = py_.type_object(name, 0);
+    site(t + off(F::ob_type), 8, true);
+    site(t + off(F::tp_name), 8, true);
     shape(t, basic, item, flags, base);
     types_made_.push_back(t);
     return t;
@@ -393,8 +446,8 @@ class Builder {
     int64_t head = gc ? gc_head_ : 0;
     RemoteAddr block = py_.alloc(static_cast<size_t>(pre + head + n));
     RemoteAddr o = block + pre + head;
-    py_.i64(o + off(F::ob_refcnt), 1);
-    py_.ptr(o + off(F::ob_type), type);
+    w64(o + off(F::ob_refcnt), 1);
+    wp(o + off(F::ob_type), type);
     if (gc) track(o + (-head));
     objects_.push_back(o);
     return o;
@@ -402,23 +455,41 @@ class Builder {
   void track(RemoteAddr node) {
     size_t g = tracked_++ % gen_heads_.size();
     RemoteAddr head = gen_heads_[g], tail = tails_[g];
-    py_.ptr(node + off(F::gc_next), head);
-    py_.ptr(node + off(F::gc_prev), tail);
+    wp(node + off(F::gc_next), head);
+    wp(node + off(F::gc_prev), tail);
     // 3.8+ set flag bits in the low bits of the links during a collection.
     uint64_t flag = l_.version.at_least(3, 8) && tracked_ % 7 == 0 ? 1 : 0;
-    py_.u64(tail + off(F::gc_next), node.value() | flag);
-    py_.ptr(head + off(F::gc_prev), node);
+    wp(tail + off(F::gc_next), RemoteAddr(node.value() | flag));
+    wp(head + off(F::gc_prev), node);
     tails_[g] = node;
   }
 
-  RemoteAddr str(const std::string& s) {
-    RemoteAddr o = py_.str(s);
+  // Strings and bytes made by FakePython, with their members as sites.
+  void str_sites(RemoteAddr o) {
+    site(o + off(F::ob_type), 8, true);
+    if (py2()) {
+      site(o + off(F::ob_size), 8, false);
+    } else {
+      site(o + off(F::uni_length), 8, false);
+      site(o + off(F::uni_state), 4, false);
+    }
     objects_.push_back(o);
     strs_.push_back(o);
+  }
+  RemoteAddr str(const std::string& s) {
+    RemoteAddr o = py_.str(s);
+    str_sites(o);
+    return o;
+  }
+  RemoteAddr unicode(const std::u32string& s, unsigned kind) {
+    RemoteAddr o = py_.unicode(s, kind);
+    str_sites(o);
     return o;
   }
   RemoteAddr bytes(const Bytes& b) {
     RemoteAddr o = py_.bytes(b);
+    site(o + off(F::ob_type), 8, true);
+    site(o + off(F::ob_size), 8, false);
     objects_.push_back(o);
     return o;
   }
@@ -430,26 +501,26 @@ class Builder {
     int64_t n = static_cast<int64_t>(digits.size());
     RemoteAddr o = obj(py_.types.long_, off(F::long_digit) + 4 * std::max<int64_t>(n, 1), false);
     if (l_.traits().long_tag)
-      py_.u64(o + off(F::long_tag), static_cast<uint64_t>(n) << 3 | (n == 0 ? 1 : sign < 0 ? 2 : 0));
+      wu64(o + off(F::long_tag), static_cast<uint64_t>(n) << 3 | (n == 0 ? 1 : sign < 0 ? 2 : 0));
     else
-      py_.i64(o + off(F::ob_size), sign < 0 ? -n : n);
-    for (int64_t i = 0; i < n; ++i) py_.u32(o + off(F::long_digit) + 4 * i, digits[static_cast<size_t>(i)]);
+      w64(o + off(F::ob_size), sign < 0 ? -n : n);
+    for (int64_t i = 0; i < n; ++i) wu32(o + off(F::long_digit) + 4 * i, digits[static_cast<size_t>(i)]);
     return o;
   }
   RemoteAddr tuple(const std::vector<RemoteAddr>& items) {
     int64_t n = static_cast<int64_t>(items.size());
     RemoteAddr o = obj(py_.types.tuple, off(F::tuple_item) + 8 * std::max<int64_t>(n, 1), true);
-    py_.i64(o + off(F::ob_size), n);
-    for (int64_t i = 0; i < n; ++i) py_.ptr(o + off(F::tuple_item) + 8 * i, items[static_cast<size_t>(i)]);
+    w64(o + off(F::ob_size), n);
+    for (int64_t i = 0; i < n; ++i) wp(o + off(F::tuple_item) + 8 * i, items[static_cast<size_t>(i)]);
     return o;
   }
   RemoteAddr list(const std::vector<RemoteAddr>& items) {
     int64_t n = static_cast<int64_t>(items.size());
     RemoteAddr o = obj(py_.types.list, sz(S::sz_PyListObject, 40), true);
     RemoteAddr arr = py_.alloc(static_cast<size_t>(8 * (n + 2)));
-    for (int64_t i = 0; i < n; ++i) py_.ptr(arr + 8 * i, items[static_cast<size_t>(i)]);
-    py_.i64(o + off(F::ob_size), n);
-    py_.ptr(o + off(F::list_item), arr);
+    for (int64_t i = 0; i < n; ++i) wp(arr + 8 * i, items[static_cast<size_t>(i)]);
+    w64(o + off(F::ob_size), n);
+    wp(o + off(F::list_item), arr);
     i64(o, F::list_allocated, n + 2);
     return o;
   }
@@ -469,9 +540,9 @@ class Builder {
     for (int64_t i = 0; i < n; ++i) {
       py_.put_bytes(k + idx + ((i * 5) % size) * width, &i, static_cast<size_t>(width));
       RemoteAddr e = k + idx + size * width + 24 * i;
-      py_.i64(e, 1000 + i);
-      py_.ptr(e + 8, entries[static_cast<size_t>(i)].first);
-      py_.ptr(e + 16, entries[static_cast<size_t>(i)].second);
+      w64(e, 1000 + i);
+      wp(e + 8, entries[static_cast<size_t>(i)].first);
+      wp(e + 16, entries[static_cast<size_t>(i)].second);
     }
     return k;
   }
@@ -495,11 +566,11 @@ class Builder {
     for (int64_t i = 0; i < n; ++i) {
       RemoteAddr e = k + idx + (int64_t{1} << log2_index) + esize * i;
       if (kind == 0) {
-        py_.i64(e, 2000 + i);
+        w64(e, 2000 + i);
         e = e + 8;
       }
-      py_.ptr(e, entries[static_cast<size_t>(i)].first);
-      py_.ptr(e + 8, entries[static_cast<size_t>(i)].second);
+      wp(e, entries[static_cast<size_t>(i)].first);
+      wp(e + 8, entries[static_cast<size_t>(i)].second);
     }
     return k;
   }
@@ -517,9 +588,9 @@ class Builder {
                                                                   : py_.alloc(static_cast<size_t>(slots * 24));
         for (int64_t i = 0; i < n; ++i) {
           RemoteAddr e = table + ((i * 3) % slots) * 24;
-          py_.i64(e, 3000 + i);
-          py_.ptr(e + 8, items[static_cast<size_t>(i)].first);
-          py_.ptr(e + 16, items[static_cast<size_t>(i)].second);
+          w64(e, 3000 + i);
+          wp(e + 8, items[static_cast<size_t>(i)].first);
+          wp(e + 16, items[static_cast<size_t>(i)].second);
         }
         i64(d, F::dict_fill, n);
         i64(d, F::dict_mask, slots - 1);
@@ -550,7 +621,7 @@ class Builder {
       u8(vals, F::dv_size, static_cast<uint8_t>(values.size()));
       u8(vals, F::dv_valid, 1);
     }
-    for (size_t i = 0; i < values.size(); ++i) py_.ptr(vals + values_header() + static_cast<int64_t>(8 * i), values[i]);
+    for (size_t i = 0; i < values.size(); ++i) wp(vals + values_header() + static_cast<int64_t>(8 * i), values[i]);
   }
 
   // A class statement: a PyHeapTypeObject with its name, module, MRO and __slots__ members
@@ -559,16 +630,16 @@ class Builder {
                        const std::vector<std::pair<std::string, int64_t>>& slots = {}) {
     int64_t md = sz(S::sz_PyMemberDef, 40), heap = sz(S::sz_PyHeapTypeObject, 900);
     RemoteAddr t = obj(py_.types.type, heap + md * static_cast<int64_t>(slots.size()), true);
-    py_.ptr(t + off(F::tp_name), cstring(name));
-    py_.i64(t + off(F::tp_basicsize), basic);
-    py_.u64(t + off(F::tp_flags), flags | kFlagHeap | kFlagReady);
+    wp(t + off(F::tp_name), cstring(name));
+    w64(t + off(F::tp_basicsize), basic);
+    wu64(t + off(F::tp_flags), flags | kFlagHeap | kFlagReady);
     ptr(t, F::tp_base, base);
     ptr(t, F::ht_name, str(name));
     ptr(t, F::ht_qualname, str(name));
     ptr(t, F::tp_dict, dict({{str("__module__"), str("app")}}));
     ptr(t, F::tp_mro, tuple({t, base, py_.types.object}));
     ptr(t, F::tp_bases, tuple({base}));
-    py_.i64(t + off(F::ob_size), static_cast<int64_t>(slots.size()));
+    w64(t + off(F::ob_size), static_cast<int64_t>(slots.size()));
     for (size_t i = 0; i < slots.size(); ++i) {
       RemoteAddr m = t + heap + md * static_cast<int64_t>(i);
       ptr(m, F::mdef_name, cstring(slots[i].first));
@@ -599,7 +670,7 @@ class Builder {
     i32(co, F::co_stacksize, 2);
     i32(co, F::co_firsttraceable, static_cast<int32_t>(rng_() % 2));
     if (v311())
-      py_.i64(co + off(F::ob_size), units);
+      w64(co + off(F::ob_size), units);
     else
       ptr(co, F::co_code, bytes(Bytes(static_cast<size_t>(2 * units), 0x64)));
     codes_.push_back(co);
@@ -615,9 +686,9 @@ class Builder {
     ptr(f, F::fo_globals, globals_);
     ptr(f, F::fo_builtins, builtins_);
     RemoteAddr plus = f + off(F::fo_localsplus);
-    py_.ptr(plus, pick());
-    py_.ptr(plus + 8, pick());
-    py_.ptr(plus + 16, pick());
+    wp(plus, pick());
+    wp(plus + 8, pick());
+    wp(plus + 16, pick());
     ptr(f, F::fo_valuestack, plus + 16);
     if (l_.version.is(3, 10))
       i32(f, F::fo_stacktop, 1);  // f_stackdepth
@@ -634,7 +705,7 @@ class Builder {
     ptr(f, F::if_func, func_);
     ptr(f, F::if_globals, globals_);
     ptr(f, F::if_builtins, builtins_);
-    for (int i = 0; i < 3; ++i) py_.ptr(f + off(F::if_localsplus) + 8 * i, pick());
+    for (int i = 0; i < 3; ++i) wp(f + off(F::if_localsplus) + 8 * i, pick());
     i32(f, F::if_stacktop, 3);
     u8(f, F::if_is_entry, prev.null() ? 1 : 0);
   }
@@ -691,11 +762,11 @@ class Builder {
     std::vector<RemoteAddr> out;
     if (model == ID::DictOffset) {
       RemoteAddr cls = heap_type(cls_name, 32, kFlagGc, py_.types.object);
-      py_.i64(cls + off(F::tp_dictoffset), 16);
-      py_.i64(cls + off(F::tp_weaklistoffset), 24);
+      w64(cls + off(F::tp_dictoffset), 16);
+      w64(cls + off(F::tp_weaklistoffset), 24);
       for (int k = 0; k < 2; ++k) {
         RemoteAddr o = obj(cls, 32, true);
-        py_.ptr(o + 16, dict(items));
+        wp(o + 16, dict(items));
         out.push_back(o);
       }
     } else {
@@ -708,15 +779,15 @@ class Builder {
       // Without a dict object.
       RemoteAddr o = obj(cls, 16 + inline_bytes, true, 16);
       if (model == ID::Managed311)
-        py_.ptr(o + (-4 * 8), vals);
+        wp(o + (-4 * 8), vals);
       else if (model == ID::Managed312)
-        py_.u64(o + (-3 * 8), vals.value() - 1);  // the values pointer minus one: tagged
+        wp(o + (-3 * 8), RemoteAddr(vals.value() - 1));  // the values pointer minus one: tagged
       else
         write_values(o + 16, values);
       out.push_back(o);
       // With one.
       RemoteAddr d = obj(cls, 16 + inline_bytes, true, 16);
-      py_.ptr(d + (-3 * 8), dict(items));
+      wp(d + (-3 * 8), dict(items));
       out.push_back(d);
     }
     for (RemoteAddr o : out) instances_.push_back(o);
@@ -741,6 +812,7 @@ class Builder {
   RemoteAddr globals_, builtins_, func_;
   std::vector<RemoteAddr> pool_, objects_, types_made_, strs_, dicts_, instances_, codes_, tstates_, iframes_;
   std::vector<std::pair<RemoteAddr, RemoteAddr>> split_tables_;
+  std::vector<Site> sites_;
 };
 
 Base Builder::build() {
@@ -754,8 +826,8 @@ Base Builder::build() {
   RemoteAddr gen_array = py_.alloc(static_cast<size_t>(gen_size * gens));
   for (int g = 0; g < gens; ++g) {
     RemoteAddr head = gen_array + g * gen_size + off(F::gcgen_head);
-    py_.ptr(head + off(F::gc_next), head);
-    py_.ptr(head + off(F::gc_prev), head);
+    wp(head + off(F::gc_next), head);
+    wp(head + off(F::gc_prev), head);
     gen_heads_.push_back(head);
     tails_.push_back(head);
   }
@@ -797,7 +869,8 @@ Base Builder::build() {
                            kFlagGc, t.object);
   t.weakref = static_type("weakref", extent({F::wr_object, F::wr_callback}), 0, kFlagGc, t.object);
   t.slice = static_type("slice", extent({F::slice_start, F::slice_stop, F::slice_step}), 0, kFlagGc, t.object);
-  t.range = static_type("range", extent({F::range_start, F::range_stop, F::range_step, F::range_length}), 0, 0, t.object);
+  t.range =
+      static_type("range", extent({F::range_start, F::range_stop, F::range_step, F::range_length}), 0, 0, t.object);
   t.traceback = static_type("traceback", extent({F::tb_next, F::tb_frame}), 0, kFlagGc, t.object);
   t.super = static_type("super", extent({F::super_type, F::super_obj, F::super_obj_type}), 0, kFlagGc, t.object);
   t.mappingproxy = static_type("mappingproxy", extent({F::mappingproxy_mapping}), 0, kFlagGc, t.object);
@@ -816,16 +889,19 @@ Base Builder::build() {
   // C types of extension modules, known by name.
   int64_t block_size = sz(S::sz_block, p2 ? 512 : 528);
   RemoteAddr deque_type = static_type("collections.deque", sz(S::sz_dequeobject, p2 ? 80 : 216), 0, kFlagGc, t.object);
-  RemoteAddr defdict_type = static_type("collections.defaultdict", extent({F::defdict_factory}, 56), 0, kFlagGc, t.dict);
-  RemoteAddr odict_type = p2 ? RemoteAddr() : static_type("collections.OrderedDict",
-      extent({F::odict_first, F::odict_fast_nodes_size, F::odict_inst_dict, F::odict_weakreflist}, 112), 0, kFlagGc, t.dict);
+  RemoteAddr defdict_type =
+      static_type("collections.defaultdict", extent({F::defdict_factory}, 56), 0, kFlagGc, t.dict);
+  int64_t odict_size =
+      extent({F::odict_first, F::odict_fast_nodes_size, F::odict_inst_dict, F::odict_weakreflist}, 112);
+  RemoteAddr odict_type = p2 ? RemoteAddr() : static_type("collections.OrderedDict", odict_size, 0, kFlagGc, t.dict);
   RemoteAddr array_type = static_type("array.array", 64, 0, kFlagGc, t.object);
-  RemoteAddr buffered_type =
-      static_type("_io.BufferedReader", extent({F::buffered_buffer, F::buffered_buffer_size}, 64), 0, kFlagGc, t.object);
+  RemoteAddr buffered_type = static_type(
+      "_io.BufferedReader", extent({F::buffered_buffer, F::buffered_buffer_size}, 64), 0, kFlagGc, t.object);
   RemoteAddr count_type = static_type("itertools.count", 48, 0, kFlagGc, t.object);  // modelled by no rule
 
   // Leaf objects: strings in every representation, numbers, bytes.
-  for (const char* s : {"x", "_name", "__module__", "app", "main", "worker", "/srv/app/main.py"}) pool_.push_back(str(s));
+  for (const char* s : {"x", "_name", "__module__", "app", "main", "worker", "/srv/app/main.py"})
+    pool_.push_back(str(s));
   pool_.push_back(str(std::string(300, 'q')));
   for (auto [sign, mag] : std::initializer_list<std::pair<int, uint64_t>>{
            {1, 0}, {1, 7}, {-1, 42}, {1, 1ull << 30}, {-1, 123456789012345ull}, {1, ~0ull >> 1}})
@@ -836,33 +912,30 @@ Base Builder::build() {
   pool_.push_back(f);
   if (p2) {
     RemoteAddr i = obj(t.int27, 24, false);
-    py_.i64(i + off(F::int_ival), -99);
+    w64(i + off(F::int_ival), -99);
     pool_.push_back(i);
     // unicode: length and a separate buffer of Py_UNICODE (4 bytes in this build).
     RemoteAddr u = obj(t.unicode, sz(S::sz_PyUnicodeObject, 48), false);
     RemoteAddr buf = py_.alloc(16);
     const uint32_t chars[] = {'n', 0xe4, 0x1f600};
     py_.put_bytes(buf, chars, sizeof chars);
-    py_.i64(u + off(F::uni27_length), 3);
-    py_.ptr(u + off(F::uni27_str), buf);
+    w64(u + off(F::uni27_length), 3);
+    wp(u + off(F::uni27_str), buf);
     pool_.push_back(u);
     strs_.push_back(u);
   } else {
     for (auto [text, kind] : std::initializer_list<std::pair<std::u32string, unsigned>>{
              {U"caf\u00e9", 1}, {U"\u20ac 20 \u03c9", 2}, {U"\U0001F600!", 4}}) {
-      RemoteAddr u = py_.unicode(text, kind);
-      objects_.push_back(u);
-      strs_.push_back(u);
-      pool_.push_back(u);
+      pool_.push_back(unicode(text, kind));
     }
     // A legacy string: PyUnicodeObject with its characters in a separate buffer, and a UTF-8 copy.
     RemoteAddr u = obj(t.unicode, sz(S::sz_PyUnicodeObject, 80), false);
     RemoteAddr data = py_.alloc(16);
     const uint16_t chars[] = {0x3a9, 'm', 'e', 'g', 'a', 0};
     py_.put_bytes(data, chars, sizeof chars);
-    py_.i64(u + off(F::uni_length), 5);
-    py_.u32(u + off(F::uni_state), py_.unicode_state(2, false, false));
-    py_.ptr(u + off(F::uni_data), data);
+    w64(u + off(F::uni_length), 5);
+    wu32(u + off(F::uni_state), py_.unicode_state(2, false, false));
+    wp(u + off(F::uni_data), data);
     RemoteAddr utf8 = py_.alloc(8);
     py_.put_bytes(utf8, "\xce\xa9mega", 6);
     ptr(u, F::uni_utf8, utf8);
@@ -892,7 +965,7 @@ Base Builder::build() {
     RemoteAddr s = obj(slots == 8 ? t.set : t.frozenset, sz(S::sz_PySetObject, 200), true);
     RemoteAddr table = slots == 8 && has(F::set_smalltable) ? s + off(F::set_smalltable)
                                                            : py_.alloc(static_cast<size_t>(slots * entry));
-    for (int64_t i = 0; i < slots; i += 3) py_.ptr(table + i * entry + key_off, pick());
+    for (int64_t i = 0; i < slots; i += 3) wp(table + i * entry + key_off, pick());
     i64(s, F::set_mask, slots - 1);
     i64(s, F::set_used, (slots + 2) / 3);
     i64(s, F::set_fill, (slots + 2) / 3);
@@ -903,7 +976,7 @@ Base Builder::build() {
   i64(ba, F::bytearray_alloc, 16);
   ptr(ba, F::bytearray_bytes, ba_bytes);
   ptr(ba, F::bytearray_start, ba_bytes);
-  py_.i64(ba + off(F::ob_size), 3);
+  w64(ba + off(F::ob_size), 3);
 
   // Functions, modules, code, frames, generators.
   globals_ = dict({{str("__name__"), str("app")}, {str("REGISTRY"), lst}});
@@ -955,7 +1028,7 @@ Base Builder::build() {
     RemoteAddr g = obj(t.gen, sz(S::sz_PyGenObject, 96) + iframe_size(), true);
     RemoteAddr gco = code("gen", 6);
     fill_iframe(g + off(F::gen_iframe), gco, RemoteAddr(), 2, kOwnedByGenerator);
-    py_.u8(g + off(F::gen_frame_state), static_cast<uint8_t>(-1));
+    w8(g + off(F::gen_frame_state), static_cast<uint8_t>(-1));
     ptr(g, F::gen_code, gco);
     ptr(g, F::gen_name, str("gen"));
     ptr(g, F::gen_qualname, str("App.gen"));
@@ -972,7 +1045,7 @@ Base Builder::build() {
   RemoteAddr dd = dict(items, defdict_type, extent({F::defdict_factory}, 56));
   ptr(dd, F::defdict_factory, t.list);
   if (odict_type) {
-    RemoteAddr od = dict(items, odict_type, extent({F::odict_first, F::odict_fast_nodes_size, F::odict_inst_dict}, 112));
+    RemoteAddr od = dict(items, odict_type, odict_size);
     ptr(od, F::odict_first, py_.alloc(32));
     i64(od, F::odict_fast_nodes_size, 8);
   }
@@ -983,27 +1056,28 @@ Base Builder::build() {
     int64_t right_off = has(F::block_rightlink) ? off(F::block_rightlink) : 8 + 8 * per_block;
     RemoteAddr b1 = py_.alloc(static_cast<size_t>(block_size)), b2 = py_.alloc(static_cast<size_t>(block_size));
     for (int64_t i = 0; i < per_block; ++i) {
-      py_.ptr(b1 + data_off + 8 * i, pick());
-      py_.ptr(b2 + data_off + 8 * i, pick());
+      wp(b1 + data_off + 8 * i, pick());
+      wp(b2 + data_off + 8 * i, pick());
     }
-    py_.ptr(b1 + right_off, b2);
+    wp(b1 + right_off, b2);
+    wp(b2 + right_off, RemoteAddr());
     ptr(b2, F::block_leftlink, b1);
     int64_t left = per_block / 2, len = per_block;
-    py_.ptr(dq + (has(F::deque_leftblock) ? off(F::deque_leftblock) : 16), b1);
+    wp(dq + (has(F::deque_leftblock) ? off(F::deque_leftblock) : 16), b1);
     ptr(dq, F::deque_rightblock, b2);
-    py_.i64(dq + (has(F::deque_leftindex) ? off(F::deque_leftindex) : 32), left);
+    w64(dq + (has(F::deque_leftindex) ? off(F::deque_leftindex) : 32), left);
     i64(dq, F::deque_rightindex, left + len - per_block - 1);
-    py_.i64(dq + (p2 ? 48 : off(F::ob_size)), len);
+    w64(dq + (p2 ? 48 : off(F::ob_size)), len);
   }
   {
     // arraymodule: ob_item at 24, allocated at 32, ob_descr at 40; arraydescr.itemsize at 4.
     RemoteAddr arr = obj(array_type, 64, true);
     RemoteAddr descr = py_.alloc(32);
-    py_.i32(descr + 4, 8);
-    py_.ptr(arr + 24, py_.alloc(32));
-    py_.i64(arr + 32, 4);
-    py_.ptr(arr + 40, descr);
-    py_.i64(arr + off(F::ob_size), 3);
+    w32(descr + 4, 8);
+    wp(arr + 24, py_.alloc(32));
+    w64(arr + 32, 4);
+    wp(arr + 40, descr);
+    w64(arr + off(F::ob_size), 3);
   }
   if (has(F::buffered_buffer)) {
     RemoteAddr br = obj(buffered_type, extent({F::buffered_buffer, F::buffered_buffer_size}, 64), true);
@@ -1012,14 +1086,26 @@ Base Builder::build() {
   }
   {
     RemoteAddr c = obj(count_type, 48, true);
-    for (int64_t w = 16; w < 48; w += 8) py_.ptr(c + w, pick());
+    for (int64_t w = 16; w < 48; w += 8) wp(c + w, pick());
   }
 
   // Classes and their instances.
+  if (l_.traits().instance_dict == Traits::InstanceDict::DictOffset) {
+    // class IntSub(int): var-sized, so its instances keep their __dict__ after the digits
+    // (tp_dictoffset -8, counted from the end of the items).
+    RemoteAddr intsub = heap_type("IntSub", off(F::long_digit) + 8, kFlagGc, t.long_);
+    w64(intsub + off(F::tp_itemsize), 4);
+    w64(intsub + off(F::tp_dictoffset), -8);
+    RemoteAddr o = obj(intsub, off(F::long_digit) + 24, true);
+    w64(o + off(F::ob_size), 1);
+    wu32(o + off(F::long_digit), 12345);
+    wp(o + (((off(F::long_digit) + 8 + 4 + 7) & ~int64_t{7}) - 8), dict({{str("extra"), pick()}}));
+    instances_.push_back(o);
+  }
   RemoteAddr slotted = heap_type("Slotted", 32, kFlagGc, t.object, {{"a", 16}, {"b", 24}});
   RemoteAddr so = obj(slotted, 32, true);
-  py_.ptr(so + 16, pick());
-  py_.ptr(so + 24, pick());
+  wp(so + 16, pick());
+  wp(so + 24, pick());
   instances_.push_back(so);
   const std::string name_attr = p2 ? "_Thread__name" : "_name";
   std::vector<RemoteAddr> names = {str(name_attr), str("x")};
@@ -1031,9 +1117,9 @@ Base Builder::build() {
     RemoteAddr s = obj(sub, sz(S::sz_PyUnicodeObject, 80), true);
     RemoteAddr data = py_.alloc(8);
     py_.put_bytes(data, "ab", 3);
-    py_.i64(s + off(F::uni_length), 2);
-    py_.u32(s + off(F::uni_state), py_.unicode_state(1, false, true));
-    py_.ptr(s + off(F::uni_data), data);
+    w64(s + off(F::uni_length), 2);
+    wu32(s + off(F::uni_state), py_.unicode_state(1, false, true));
+    wp(s + off(F::uni_data), data);
     strs_.push_back(s);
   } else {
     RemoteAddr cls = obj(t.class27, extent({F::class_bases, F::class_dict, F::class_name}), true);
@@ -1061,6 +1147,8 @@ Base Builder::build() {
   b.types = py_.types;
   b.image = capture(py_.mem, 0x100000, py_.alloc(0).value());
   const Image& img = b.image;
+  for (const auto& r : img.ranges) b.mem.add(RemoteAddr(r.start), r.bytes);
+  b.mapped = img.bytes();
   b.links.resize(img.ranges.size());
   for (size_t r = 0; r < img.ranges.size(); ++r) {
     const Bytes& by = img.ranges[r].bytes;
@@ -1075,6 +1163,25 @@ Base Builder::build() {
     b.anchors.push_back(img.ranges[r].start);
   }
   for (RemoteAddr o : objects_) b.anchors.push_back(o.value());
+  std::unordered_set<uint64_t> object_starts;
+  for (RemoteAddr o : objects_) object_starts.insert(o.value());
+  for (RemoteAddr o : types_made_) object_starts.insert(o.value());
+  b.sites.resize(img.ranges.size());
+  for (const Site& st : sites_) {
+    size_t r = img.find(st.addr);
+    if (r == Image::npos || st.addr + st.width > img.ranges[r].end()) continue;
+    SiteKind kind = SiteKind::Count;
+    if (st.pointer) {
+      uint64_t v = 0;
+      std::memcpy(&v, img.ranges[r].bytes.data() + (st.addr - img.ranges[r].start), 8);
+      kind = v && object_starts.count(v & ~uint64_t{7}) ? SiteKind::Item : SiteKind::Link;
+    }
+    b.sites[r].push_back({static_cast<uint32_t>(st.addr - img.ranges[r].start), st.width, kind});
+  }
+  std::map<uint64_t, std::vector<RemoteAddr>> typed;
+  for (RemoteAddr o : objects_)
+    if (auto ty = py_.mem.read_ptr(o + off(F::ob_type))) typed[ty->value()].push_back(o);
+  for (auto& [type, objs] : typed) b.by_type.push_back(std::move(objs));
   b.objects = objects_;
   b.types_made = types_made_;
   b.strs = strs_;
@@ -1091,8 +1198,8 @@ Base Builder::build() {
   return b;
 }
 
-const std::vector<Base>& bases() {
-  static const std::vector<Base> all = [] {
+std::vector<Base>& bases() {
+  static std::vector<Base> all = [] {
     std::vector<Base> out;
     for (const Ver& v : kVersions) out.push_back(Builder(v).build());
     return out;
@@ -1108,75 +1215,159 @@ const T& one_of(std::mt19937_64& rng, const std::vector<T>& v) {
   return v[rng() % v.size()];
 }
 
-// Copies `base`'s image, mutates it (mostly where a decoder started at `target` reads: its range
-// and the ranges it points to, two links deep) and loads it into `mem`. Returns the bytes mapped.
-uint64_t mutate_into(FakeMemory& mem, const Base& base, std::mt19937_64& rng, RemoteAddr target) {
-  Image img = base.image;
-  auto& ranges = img.ranges;
+// A mutated copy of a base's memory: the ranges it changes are replaced in the base's fake memory
+// while it lives, and put back after. Most mutations go where a decoder started at `target` reads
+// (its range, then the ranges it points to, two links deep), and most of those to the members the
+// structures were built with: counts made huge, negative or off by one, links made to loop back to
+// their own structure or to the start, pointers moved to other objects.
+class Mutation {
+ public:
+  Mutation(Base& base, std::mt19937_64& rng, RemoteAddr target);
+  ~Mutation() {
+    for (auto& [ri, r] : touched_) base_.mem.add(RemoteAddr(r.start), base_.image.ranges[ri].bytes);
+  }
+  Mutation(const Mutation&) = delete;
+  Mutation& operator=(const Mutation&) = delete;
+
+  const Memory& mem() const { return base_.mem; }
+  uint64_t mapped() const { return mapped_; }
+
+ private:
+  Range& touch(size_t ri) {
+    auto it = touched_.find(ri);
+    if (it == touched_.end()) it = touched_.emplace(ri, base_.image.ranges[ri]).first;
+    return it->second;
+  }
+
+  Base& base_;
+  std::map<size_t, Range> touched_;
+  uint64_t mapped_ = 0;
+};
+
+Mutation::Mutation(Base& base, std::mt19937_64& rng, RemoteAddr target) : base_(base) {
+  const Image& img = base.image;
+  const auto& ranges = img.ranges;
   std::vector<size_t> focus;
+  size_t near = 0;  // focus[0, near): the target's range and those it points to directly
   if (size_t r = img.find(target.value()); r != Image::npos) {
     focus.push_back(r);
     for (size_t depth = 0, from = 0; depth < 2; ++depth) {
       size_t to = focus.size();
-      for (size_t i = from; i < to && focus.size() < 48; ++i)
+      for (size_t i = from; i < to && focus.size() < 64; ++i)
         for (uint32_t n : base.links[focus[i]])
           if (std::find(focus.begin(), focus.end(), n) == focus.end()) focus.push_back(n);
+      if (depth == 0) near = focus.size();
       from = to;
     }
   }
-  auto pick_range = [&]() -> Range& {
-    if (!focus.empty() && rng() % 4 != 0) return ranges[focus[rng() % std::min<size_t>(focus.size(), 1 + rng() % 48)]];
-    return ranges[rng() % ranges.size()];
+  auto pick_range = [&]() -> size_t {
+    uint64_t p = rng() % 8;
+    if (focus.empty() || p == 0) return rng() % ranges.size();
+    if (p < 4) return focus[0];
+    if (p < 7 || near == focus.size()) return focus[rng() % near];
+    return focus[near + rng() % (focus.size() - near)];
   };
   auto randomize = [&](Range& r) {
-    for (auto& b : r.bytes) b = static_cast<uint8_t>(rng());
+    for (auto& byte : r.bytes) byte = static_cast<uint8_t>(rng());
   };
 
   uint64_t mode = rng() % 64;
   if (mode == 0) {
-    for (auto& r : ranges) randomize(r);  // pure random bytes everywhere
+    for (size_t i = 0; i < ranges.size(); ++i) randomize(touch(i));  // pure random bytes everywhere
   } else if (mode < 4) {
-    for (size_t f : focus) randomize(ranges[f]);  // pure random bytes where the decoder starts
+    for (size_t f : focus) randomize(touch(f));  // pure random bytes where the decoder starts
   }
   static const std::vector<uint64_t> huge = {
       uint64_t(INT64_MAX), uint64_t(INT64_MIN), ~uint64_t{0}, uint64_t{1} << 62, uint64_t{1} << 40, uint64_t{1} << 32,
-      uint64_t{1} << 31, uint64_t{1} << 24, uint64_t{1} << 20, 0x7fffffff, 0xffffffff, 0x80000000, 1000003};
+      uint64_t{1} << 31, uint64_t{1} << 30, uint64_t{1} << 24, uint64_t{1} << 20, 0x7fffffff, 0xffffffff, 1000003};
+  static const std::vector<uint64_t> ints32 = {0x80000000, 0x7fffffff, 0xffffffff, 0x40000000, 0xfffffffe, 0x10000};
+  static const std::vector<uint8_t> bytes = {0x00, 0xff, 0x80, 0x7f, 0x01, 0x40, 0x28, 0x3f};
   int count = 1 + static_cast<int>(rng() % 4);
-  if (rng() % 8 == 0) count += static_cast<int>(rng() % 32);
+  if (rng() % 4 == 0) count += static_cast<int>(rng() % 24);
   for (int m = 0; m < count; ++m) {
-    Range& r = pick_range();
+    size_t ri = pick_range();
+    Range& r = touch(ri);
     size_t n = r.bytes.size();
     if (n == 0) continue;
+    const auto& sites = base.sites[ri];
     size_t w = (rng() % ((n + 7) / 8)) * 8;
-    auto put = [&](uint64_t v, size_t width = 8) {
+    size_t width = 8;
+    uint64_t old = 0;
+    auto put = [&](uint64_t v) {
       for (size_t i = 0; i < width && w + i < n; ++i) r.bytes[w + i] = static_cast<uint8_t>(v >> (8 * i));
     };
-    switch (rng() % 16) {
+    if (!sites.empty() && rng() % 4 != 0) {
+      // A member: a link or a count most often, then an object pointer.
+      SiteKind want = rng() % 5 < 2 ? SiteKind::Link : rng() % 3 < 2 ? SiteKind::Count : SiteKind::Item;
+      std::vector<const SiteRef*> of_kind;
+      for (const auto& st : sites)
+        if (st.kind == want) of_kind.push_back(&st);
+      const SiteRef& st = of_kind.empty() ? sites[rng() % sites.size()] : *of_kind[rng() % of_kind.size()];
+      w = st.offset;
+      width = st.width;
+      if (w + width > n) continue;  // cut short by an earlier mutation
+      for (size_t i = 0; i < width; ++i) old |= static_cast<uint64_t>(r.bytes[w + i]) << (8 * i);
+      if (st.kind != SiteKind::Count) {
+        size_t to = img.find(old & ~uint64_t{7});
+        if (st.kind == SiteKind::Link && to != Image::npos && rng() % 3 == 0) {
+          // Where this link leads, a link back to there or to here: a loop of one or two steps
+          // further down the chain.
+          const auto& next_sites = base.sites[to];
+          std::vector<const SiteRef*> links;
+          for (const auto& ns : next_sites)
+            if (ns.kind == SiteKind::Link && ns.width == 8) links.push_back(&ns);
+          Range& tr = touch(to);
+          if (!links.empty() && links.back()->offset + 8u <= tr.bytes.size()) {
+            const SiteRef& ns = *links[rng() % links.size()];
+            if (ns.offset + 8u <= tr.bytes.size()) {
+              uint64_t back = rng() % 2 ? tr.start : r.start;
+              for (size_t i = 0; i < 8; ++i) tr.bytes[ns.offset + i] = static_cast<uint8_t>(back >> (8 * i));
+            }
+          }
+          continue;
+        }
+        switch (rng() % 8) {
+          case 0: put(r.start); break;                                             // its own structure: a loop
+          case 1: put(focus.empty() ? r.start : ranges[focus[0]].start); break;  // back to the start
+          case 2: put(ranges[focus.empty() ? ri : focus[rng() % focus.size()]].start); break;
+          case 3: put(0); break;
+          case 4: put(old + 8 * (rng() % 9) - 32); break;  // beside where it pointed
+          case 5: put(rng()); break;
+          default: put(one_of(rng, base.anchors)); break;
+        }
+      } else if (width == 8) {
+        switch (rng() % 6) {
+          case 0:
+          case 1: put(one_of(rng, huge) + (rng() % 2 ? 0 : rng() % 5 - 2)); break;
+          case 2: put(0 - old); break;
+          case 3: put(old + rng() % 3 - 1); break;
+          case 4: put(static_cast<uint64_t>(static_cast<int64_t>(rng() % 70) - 5)); break;
+          default: put(rng()); break;
+        }
+      } else if (width == 4) {
+        switch (rng() % 4) {
+          case 0: put(one_of(rng, ints32)); break;
+          case 1: put(old + rng() % 3 - 1); break;
+          case 2: put(rng() % 64); break;
+          default: put(rng()); break;
+        }
+      } else {
+        put(rng() % 2 ? one_of(rng, bytes) : rng() % 2 ? old ^ (1u << (rng() % 8)) : rng());
+      }
+      continue;
+    }
+    switch (rng() % 14) {
       case 0:
       case 1: r.bytes[rng() % n] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
       case 2: put(rng()); break;
       case 3:
       case 4: put(one_of(rng, base.anchors) + (rng() % 4 == 0 ? 8 * (rng() % 8) : 0)); break;  // another object
-      case 5: put(rng() % 2 ? r.start : r.start + w); break;  // itself: a loop
+      case 5: put(rng() % 2 ? r.start : r.start + w); break;        // itself: a loop
       case 6: put(r.start + 8 * (rng() % ((n + 7) / 8))); break;  // inside itself
-      case 7: {
-        uint64_t v = one_of(rng, huge);
-        put(rng() % 4 == 0 ? v : rng() % 2 ? v - rng() % 16 : v + rng() % 16);
-        break;
-      }
+      case 7: put(one_of(rng, huge)); break;
       case 8: put(static_cast<uint64_t>(static_cast<int64_t>(rng() % 13) - 4)); break;  // small, maybe negative
-      case 9: {
-        static const uint8_t bytes[] = {0x00, 0xff, 0x80, 0x7f, 0x01, 0x40};
-        r.bytes[rng() % n] = rng() % 2 ? bytes[rng() % sizeof bytes] : static_cast<uint8_t>(rng());
-        break;
-      }
+      case 9: r.bytes[rng() % n] = rng() % 2 ? one_of(rng, bytes) : static_cast<uint8_t>(rng()); break;
       case 10: {
-        static const std::vector<uint64_t> ints = {0x80000000, 0x7fffffff, 0xffffffff, 0x40000000, 0xfffffffe};
-        w = (rng() % ((n + 3) / 4)) * 4;
-        put(rng() % 2 ? one_of(rng, ints) : rng(), 4);
-        break;
-      }
-      case 11: {
         const Range& from = ranges[rng() % ranges.size()];
         if (from.bytes.size() >= 8) {
           uint64_t v;
@@ -1185,26 +1376,22 @@ uint64_t mutate_into(FakeMemory& mem, const Base& base, std::mt19937_64& rng, Re
         }
         break;
       }
-      case 12:
-        if (rng() % 2) {
-          r.bytes.resize(rng() % n);  // cut short
-        } else {
-          size_t len = std::min<size_t>(n - w, 1 + rng() % 64);
-          for (size_t i = 0; i < len; ++i) r.bytes[w + i] = static_cast<uint8_t>(rng());
-        }
+      case 11: {
+        size_t len = std::min<size_t>(n - w, 1 + rng() % 64);
+        for (size_t i = 0; i < len; ++i) r.bytes[w + i] = static_cast<uint8_t>(rng());
         break;
-      case 13:
+      }
+      case 12: r.bytes.resize(rng() % n); break;  // cut short
+      default:
         if (rng() % 4 == 0) r.bytes.clear();  // unmapped
         break;
-      default: put(one_of(rng, base.anchors)); break;
     }
   }
-  uint64_t mapped = 0;
-  for (auto& r : ranges) {
-    mapped += r.bytes.size();
-    if (!r.bytes.empty()) mem.add(RemoteAddr(r.start), std::move(r.bytes));
+  mapped_ = base.mapped;
+  for (const auto& [ri, r] : touched_) {
+    mapped_ = mapped_ - ranges[ri].bytes.size() + r.bytes.size();
+    base.mem.add(RemoteAddr(r.start), r.bytes);
   }
-  return mapped;
 }
 
 // Where a decoder starts: mostly one of `choices`, sometimes any object or range of the image,
@@ -1214,6 +1401,10 @@ RemoteAddr target(std::mt19937_64& rng, const Base& base, const std::vector<Remo
   if (r == 0) return RemoteAddr(rng() % 4 ? one_of(rng, base.anchors) + 1 + rng() % 7 : rng());
   if (r < 4 || choices.empty()) return RemoteAddr(one_of(rng, base.anchors));
   return one_of(rng, choices);
+}
+// An object, each type as likely as any other.
+RemoteAddr any_object(std::mt19937_64& rng, const Base& base) {
+  return target(rng, base, one_of(rng, base.by_type));
 }
 
 std::string describe(const Base& b, size_t input, uint64_t seed) {
@@ -1227,12 +1418,12 @@ std::string describe(const Base& b, size_t input, uint64_t seed) {
 // the versions in turn.
 template <class Body>
 void fuzz(const char* test, uint64_t salt, size_t default_count, Body&& body) {
-  const auto& all = bases();
+  auto& all = bases();
   FuzzLimits limits;
   Runner run(test);
   size_t n = iterations(default_count);
   for (size_t i = 0; i < n; ++i) {
-    const Base& b = all[i % all.size()];
+    Base& b = all[i % all.size()];
     uint64_t seed = input_seed(salt, i);
     std::mt19937_64 rng(seed);
     run.input(describe(b, i, seed));
@@ -1268,7 +1459,7 @@ TEST_CASE("fuzz: line tables") {
   FuzzLimits limits;
   GuardedBytes guard;
   Runner run("fuzz: line tables");
-  const size_t n = iterations(30000);
+  const size_t n = iterations(300000);
   for (size_t i = 0; i < n; ++i) {
     uint64_t seed = input_seed(1, i);
     std::mt19937_64 rng(seed);
@@ -1334,10 +1525,10 @@ TEST_CASE("fuzz: line tables") {
 // Frames: a thread state's chain and each frame's code, name, file and line.
 
 TEST_CASE("fuzz: frames") {
-  fuzz("fuzz: frames", 2, 6000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: frames", 2, 100000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     RemoteAddr start = target(rng, b, b.tstates);
-    FakeMemory mem;
-    mutate_into(mem, b, rng, start);
+    Mutation mut(b, rng, start);
+    const Memory& mem = mut.mem();
     ObjectReader r(mem, b.l, b.types);
     static const size_t limits[] = {1, 2, 3, 5, 16, 100000};
     size_t max_frames = limits[rng() % std::size(limits)];
@@ -1374,10 +1565,11 @@ TEST_CASE("fuzz: frames") {
 // Threads: every thread state of the list with its frames, and threading._active's names.
 
 TEST_CASE("fuzz: threads") {
-  fuzz("fuzz: threads", 3, 3000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: threads", 3, 60000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     RemoteAddr head = b.tstates.back();  // the first of the list
-    FakeMemory mem;
-    uint64_t mapped = mutate_into(mem, b, rng, rng() % 2 ? head : rng() % 2 ? b.active : target(rng, b, b.tstates));
+    Mutation mut(b, rng, rng() % 2 ? head : rng() % 2 ? b.active : target(rng, b, b.tstates));
+    const Memory& mem = mut.mem();
+    uint64_t mapped = mut.mapped();
     ObjectReader r(mem, b.l, b.types);
     FrameDecoder dec(r);
     // The thread states as the list links them (each once), and the ones built, whatever links
@@ -1423,10 +1615,12 @@ TEST_CASE("fuzz: threads") {
 // Objects: str, int, type names, instance dicts and attributes.
 
 TEST_CASE("fuzz: objects") {
-  fuzz("fuzz: objects", 4, 6000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
-    RemoteAddr obj = target(rng, b, rng() % 2 ? b.strs : rng() % 2 ? b.instances : b.objects);
-    FakeMemory mem;
-    mutate_into(mem, b, rng, obj);
+  fuzz("fuzz: objects", 4, 120000, [](Base& b, std::mt19937_64& rng, Runner& run) {
+    RemoteAddr obj = rng() % 3 == 0 ? target(rng, b, b.strs)
+                     : rng() % 2    ? target(rng, b, b.instances)
+                                    : any_object(rng, b);
+    Mutation mut(b, rng, obj);
+    const Memory& mem = mut.mem();
     ReadLimits limits;
     if (rng() % 4 == 0) limits.max_string_chars = 1 + rng() % 100;
     ObjectReader r(mem, b.l, b.types, limits);
@@ -1436,7 +1630,8 @@ TEST_CASE("fuzz: objects") {
     run.call("read_str", [&] { s = r.read_str(obj, max); });
     size_t chars = max ? max : limits.max_string_chars;
     run.bound(!s || s->size() <= 4 * chars, "read_str past its limit of characters");
-    static const std::string texts[] = {"x", "_name", "__module__", "MainThread", "caf\xc3\xa9", std::string(5000, 'q')};
+    static const std::string texts[] = {"x",          "_name",       "__module__",
+                                        "MainThread", "caf\xc3\xa9", std::string(5000, 'q')};
     const std::string& text = texts[rng() % std::size(texts)];
     run.call("str_equals", [&] { (void)r.str_equals(obj, text); });
     run.call("read_int", [&] { (void)r.read_int(obj); });
@@ -1457,12 +1652,13 @@ TEST_CASE("fuzz: objects") {
 // Dicts: 2.7 tables, 3.6-3.10 and 3.11+ keys (general, unicode, split), values arrays.
 
 TEST_CASE("fuzz: dicts") {
-  fuzz("fuzz: dicts", 5, 6000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: dicts", 5, 150000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     bool split = !b.split_tables.empty() && rng() % 3 == 0;
     std::pair<RemoteAddr, RemoteAddr> kv = split ? one_of(rng, b.split_tables) : std::pair<RemoteAddr, RemoteAddr>{};
     RemoteAddr d = split ? kv.first : target(rng, b, b.dicts);
-    FakeMemory mem;
-    uint64_t mapped = mutate_into(mem, b, rng, rng() % 4 || !split ? d : kv.second);
+    Mutation mut(b, rng, rng() % 4 || !split ? d : kv.second);
+    const Memory& mem = mut.mem();
+    uint64_t mapped = mut.mapped();
     ReadLimits limits;
     if (rng() % 4 == 0) limits.max_dict_entries = 1 + rng() % 64;
     ObjectReader r(mem, b.l, b.types, limits);
@@ -1487,17 +1683,17 @@ TEST_CASE("fuzz: dicts") {
 // Heap types: what the census learns from a type object (category, names, slots, MRO).
 
 TEST_CASE("fuzz: heap types") {
-  fuzz("fuzz: heap types", 6, 4000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: heap types", 6, 100000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     RemoteAddr t = target(rng, b, b.types_made);
-    FakeMemory mem;
-    mutate_into(mem, b, rng, t);
+    Mutation mut(b, rng, t);
+    const Memory& mem = mut.mem();
     std::unique_ptr<HeapContext> ctx;
     run.call("HeapContext", [&] { ctx = std::make_unique<HeapContext>(mem, b.l, b.types); });
     if (!ctx) return;
     size_t lookups = 0;
     std::vector<const TypeInfo*> infos;
     for (int k = 0; k < 3; ++k) {
-      RemoteAddr what = k == 0 ? t : target(rng, b, k == 1 ? b.types_made : b.objects);
+      RemoteAddr what = k == 0 ? t : k == 1 ? target(rng, b, b.types_made) : any_object(rng, b);
       ++lookups;
       run.call(k ? "HeapContext::type_of" : "HeapContext::info", [&] {
         const TypeInfo* ti = k ? ctx->type_of(what) : ctx->info(what);
@@ -1523,24 +1719,31 @@ TEST_CASE("fuzz: heap types") {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sizes: sys.getsizeof from outside, for every kind of object.
+// Sizes: sys.getsizeof from outside, for every kind of object, and the short description the
+// listings of large objects show.
 
 TEST_CASE("fuzz: sizes") {
-  fuzz("fuzz: sizes", 7, 6000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
-    RemoteAddr obj = target(rng, b, b.objects);
-    FakeMemory mem;
-    mutate_into(mem, b, rng, obj);
+  fuzz("fuzz: sizes", 7, 90000, [](Base& b, std::mt19937_64& rng, Runner& run) {
+    RemoteAddr obj = any_object(rng, b);
+    Mutation mut(b, rng, obj);
+    const Memory& mem = mut.mem();
     HeapContext ctx(mem, b.l, b.types);
     for (int k = 0; k < 3; ++k) {
-      RemoteAddr o = k == 0 ? obj : target(rng, b, b.objects);
+      RemoteAddr o = k == 0 ? obj : any_object(rng, b);
       // Its own type, or (one time in four) another object's: a type confused by a torn read.
-      RemoteAddr typed = rng() % 4 ? o : target(rng, b, b.objects);
+      RemoteAddr typed = rng() % 4 ? o : any_object(rng, b);
       std::optional<uint64_t> size;
+      std::string repr;
       run.call("object_size", [&] {
         if (const TypeInfo* ti = ctx.type_of(typed)) size = object_size(ctx, o, *ti);
       });
+      run.call("short_repr", [&] {
+        if (const TypeInfo* ti = ctx.type_of(typed)) repr = short_repr(ctx, o, *ti);
+      });
       // Sizes beyond 2**42 are refused as misreads; the header adds at most 48 bytes.
       run.bound(!size || *size <= (uint64_t{1} << 42) + 48, "an object size beyond 2**42");
+      // At most 60 characters of a string (each newline shown as two), 41 bytes, a count, a type name.
+      run.bound(repr.size() <= 4096, "a short description that is not short");
     }
   });
 }
@@ -1550,17 +1753,18 @@ TEST_CASE("fuzz: sizes") {
 // 3.11+ interpreter frames' locals.
 
 TEST_CASE("fuzz: referents") {
-  fuzz("fuzz: referents", 8, 6000, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: referents", 8, 150000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     bool frame = !b.iframes.empty() && rng() % 5 == 0;
-    RemoteAddr obj = frame ? one_of(rng, b.iframes) : target(rng, b, b.objects);
-    FakeMemory mem;
-    uint64_t mapped = mutate_into(mem, b, rng, obj);
+    RemoteAddr obj = frame ? one_of(rng, b.iframes) : any_object(rng, b);
+    Mutation mut(b, rng, obj);
+    const Memory& mem = mut.mem();
+    uint64_t mapped = mut.mapped();
     HeapContext ctx(mem, b.l, b.types);
     CountingVisitor v;
     if (frame) {
       run.call("for_each_frame_referent", [&] { for_each_frame_referent(ctx, obj, v); });
     } else {
-      RemoteAddr typed = rng() % 4 ? obj : target(rng, b, b.objects);
+      RemoteAddr typed = rng() % 4 ? obj : any_object(rng, b);
       run.call("for_each_referent", [&] {
         if (const TypeInfo* ti = ctx.type_of(typed)) for_each_referent(ctx, obj, *ti, v);
       });
@@ -1577,10 +1781,11 @@ TEST_CASE("fuzz: referents") {
 // size and referents.
 
 TEST_CASE("fuzz: GC lists") {
-  fuzz("fuzz: GC lists", 9, 1500, [](const Base& b, std::mt19937_64& rng, Runner& run) {
+  fuzz("fuzz: GC lists", 9, 8000, [](Base& b, std::mt19937_64& rng, Runner& run) {
     RemoteAddr head = one_of(rng, b.gc_heads);
-    FakeMemory mem;
-    uint64_t mapped = mutate_into(mem, b, rng, rng() % 2 ? head : target(rng, b, b.objects));
+    Mutation mut(b, rng, rng() % 2 ? head : any_object(rng, b));
+    const Memory& mem = mut.mem();
+    uint64_t mapped = mut.mapped();
     HeapContext ctx(mem, b.l, b.types);
     struct Closure : ReferentVisitor {
       HeapContext& ctx;
