@@ -59,12 +59,36 @@ BinaryLayout layout_of_binary(const std::string& path, const std::string& force_
 }
 }  // namespace
 
+namespace {
+// One way BINARY's layout differs from what pyinspect would use for it.
+struct Difference {
+  std::string id;      // the fields.def / sizes id, as in pyabi/*.json
+  std::string what;    // "PyCodeObject.co_code" or "sizeof(PyCodeObject)"
+  std::string kind;    // "table", "debug_offsets" or "versions" (found only outside fields.def's range)
+  int64_t dwarf = -1;  // -1: absent
+  int64_t other = -1;
+};
+
+nlohmann::json offset_json(int64_t v) {
+  return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
+
+std::string difference_text(const Difference& d) {
+  auto num = [](int64_t v) { return v < 0 ? std::string("absent") : std::to_string(v); };
+  if (d.kind == "versions") return d.what + ": found only when searching all types; fix its VERSIONS line in fields.def";
+  return d.what + ": DWARF " + num(d.dwarf) + (d.kind == "table" ? ", table " : ", as read from _Py_DebugOffsets ") +
+         num(d.other);
+}
+}  // namespace
+
 int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   po::options_description desc("Options");
   std::string action, binary, force_version, out_path;
+  bool json = false;
   desc.add_options()("action", po::value(&action)->required(), "dump or check")(
       "binary", po::value(&binary)->required(), "a CPython executable or libpython with DWARF")(
       "python", po::value(&force_version), "the binary's CPython version X.Y.Z, when it does not say")(
+      "json", po::bool_switch(&json), "check: print one JSON document (dump always prints JSON)")(
       "output,o", po::value(&out_path), "write the JSON here instead of stdout");
   po::positional_options_description pos;
   pos.add("action", 1).add("binary", 1);
@@ -72,6 +96,7 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   if (!parse_command("pyinspect abi dump|check BINARY [options]", args, desc, pos, vm)) return 0;
   if (action != "dump" && action != "check")
     throw Error(ErrorCode::Usage, "abi wants 'dump' or 'check', not '" + action + "'");
+  if (action == "check" && !out_path.empty()) throw Error(ErrorCode::Usage, "-o is for abi dump");
 
   BinaryLayout bl = layout_of_binary(binary, force_version);
   if (action == "dump") {
@@ -85,49 +110,58 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
     return 0;
   }
   const Layout& dw = bl.layout;
+  nlohmann::json doc;
+  doc["binary"] = binary;
+  doc["version"] = dw.version.str();
+  doc["debug_build"] = dw.debug_build;
+  doc["members"] = dw.known_fields();
   if (dw.debug_build) {
-    std::cout << binary << ": debug build; pyinspect reads it through DWARF only (no embedded table applies)\n";
+    // A debug build is read through its DWARF only: no embedded table applies.
+    doc["table"] = nullptr;
+    doc["differences"] = nlohmann::json::array();
+    doc["matches"] = nullptr;
+    if (json)
+      std::cout << dump_json(doc, 1) << "\n";
+    else
+      std::cout << binary << ": debug build; pyinspect reads it through DWARF only (no embedded table applies)\n";
     return 0;
   }
   auto emb = embedded_layout(dw.version);
   if (!emb) throw Error(ErrorCode::Unsupported, "no embedded table for CPython " + dw.version.short_str());
-  int differences = 0;
+  std::vector<Difference> diffs;
   for (size_t i = 0; i < kFieldCount; ++i) {
     F f = static_cast<F>(i);
-    if (dw.off(f) != emb->off(f)) {
-      std::cout << "  " << kFieldSpecs[i].type << "." << kFieldSpecs[i].path << ": DWARF " << dw.off(f) << ", table "
-                << emb->off(f) << "\n";
-      ++differences;
-    }
-    if (bl.debug_offsets && bl.debug_offsets->has(f) && bl.debug_offsets->off(f) != dw.off(f)) {
-      std::cout << "  " << kFieldSpecs[i].type << "." << kFieldSpecs[i].path << ": DWARF " << dw.off(f)
-                << ", as read from _Py_DebugOffsets " << bl.debug_offsets->off(f) << "\n";
-      ++differences;
-    }
-    if (bl.ranged.off(f) != dw.off(f)) {
-      std::cout << "  " << kFieldSpecs[i].type << "." << kFieldSpecs[i].path
-                << ": found only when searching all types; fix its VERSIONS line in fields.def\n";
-      ++differences;
-    }
+    std::string what = std::string(kFieldSpecs[i].type) + "." + kFieldSpecs[i].path;
+    if (dw.off(f) != emb->off(f)) diffs.push_back({kFieldSpecs[i].id, what, "table", dw.off(f), emb->off(f)});
+    if (bl.debug_offsets && bl.debug_offsets->has(f) && bl.debug_offsets->off(f) != dw.off(f))
+      diffs.push_back({kFieldSpecs[i].id, what, "debug_offsets", dw.off(f), bl.debug_offsets->off(f)});
+    if (bl.ranged.off(f) != dw.off(f)) diffs.push_back({kFieldSpecs[i].id, what, "versions", dw.off(f), bl.ranged.off(f)});
   }
   for (size_t i = 0; i < kSizeCount; ++i) {
     S s = static_cast<S>(i);
-    if (bl.debug_offsets && bl.debug_offsets->has(s) && bl.debug_offsets->size(s) != dw.size(s)) {
-      std::cout << "  sizeof(" << kSizeSpecs[i].type << "): DWARF " << dw.size(s) << ", as read from _Py_DebugOffsets "
-                << bl.debug_offsets->size(s) << "\n";
-      ++differences;
-    }
-    if (dw.size(s) != emb->size(s)) {
-      std::cout << "  sizeof(" << kSizeSpecs[i].type << "): DWARF " << dw.size(s) << ", table " << emb->size(s) << "\n";
-      ++differences;
-    }
+    std::string what = std::string("sizeof(") + kSizeSpecs[i].type + ")";
+    if (bl.debug_offsets && bl.debug_offsets->has(s) && bl.debug_offsets->size(s) != dw.size(s))
+      diffs.push_back({kSizeSpecs[i].id, what, "debug_offsets", dw.size(s), bl.debug_offsets->size(s)});
+    if (dw.size(s) != emb->size(s)) diffs.push_back({kSizeSpecs[i].id, what, "table", dw.size(s), emb->size(s)});
   }
+  if (json) {
+    doc["table"] = emb->origin;
+    doc["debug_offsets_members"] = bl.debug_offsets ? nlohmann::json(bl.debug_offsets->known_fields()) : nlohmann::json(nullptr);
+    auto& arr = doc["differences"] = nlohmann::json::array();
+    for (const auto& d : diffs)
+      arr.push_back({{"id", d.id}, {"member", d.what}, {"kind", d.kind}, {"dwarf", offset_json(d.dwarf)},
+                     {"other", offset_json(d.other)}});
+    doc["matches"] = diffs.empty();
+    std::cout << dump_json(doc, 1) << "\n";
+    return diffs.empty() ? 0 : 1;
+  }
+  for (const auto& d : diffs) std::cout << "  " << difference_text(d) << "\n";
   if (bl.debug_offsets)
     std::cout << "  (also checked the " << bl.debug_offsets->known_fields() << " members of its _Py_DebugOffsets)\n";
   std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields()
-            << " members): " << (differences ? std::to_string(differences) + " difference(s) from " : "matches ")
+            << " members): " << (diffs.empty() ? "matches " : std::to_string(diffs.size()) + " difference(s) from ")
             << emb->origin << "\n";
-  return differences ? 1 : 0;
+  return diffs.empty() ? 0 : 1;
 }
 
 }  // namespace pyinspect

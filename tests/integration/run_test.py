@@ -155,6 +155,38 @@ def abi_check(ctx):
     check(code == 0, "abi check exited %d" % code)
     if not ctx.interp["debug_build"]:
         check("matches embedded table" in out, "unexpected abi check output")
+    code, out, err = run_pyinspect(ctx.pyinspect, ["abi", "check", binary, "--python", ctx.interp["version"], "--json"],
+                                   check_exit=False)
+    doc = json.loads(out)
+    check(code == 0 and doc["differences"] == [], "abi check --json: exit %d, %r" % (code, doc["differences"][:3]))
+    check(doc["version"] == ctx.interp["version"] and doc["debug_build"] == ctx.interp["debug_build"],
+          "abi check --json describes %s (debug %s)" % (doc["version"], doc["debug_build"]))
+    if ctx.interp["debug_build"]:
+        return
+    check(doc["matches"] is True, "abi check --json: matches is %r" % doc["matches"])
+    # Checked against another version's table (the repository's pyabi/ file, made from that
+    # version's own DWARF): the differences it reports are exactly the members whose offsets differ
+    # between this binary's DWARF (as `abi dump` gives it) and that file.
+    major, minor = ctx.interp["version"].split(".")[:2]
+    other = "3.9" if (major, minor) != ("3", "9") else "3.10"
+    table_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pyabi", "cpython-%s.json" % other)
+    with open(table_path) as f:
+        table = json.load(f)
+    _, out, _ = run_pyinspect(ctx.pyinspect, ["abi", "dump", binary, "--python", other + ".0"])
+    dwarf = json.loads(out)
+    code, out, _ = run_pyinspect(ctx.pyinspect, ["abi", "check", binary, "--python", other + ".0", "--json"],
+                                 check_exit=False)
+    doc = json.loads(out)
+    expected = {}
+    for kind in ("fields", "sizes"):
+        for key in set(table[kind]) | set(dwarf[kind]):
+            if table[kind].get(key) != dwarf[kind].get(key):
+                expected[key] = (dwarf[kind].get(key), table[kind].get(key))
+    got = dict((d["id"], (d["dwarf"], d["other"])) for d in doc["differences"] if d["kind"] == "table")
+    check(expected, "this binary's layout equals the %s table: pick another version for the test" % other)
+    check(got == expected, "abi check against the %s table: %d differences, expected %d; first mismatches %r" % (
+        other, len(got), len(expected), sorted(set(got.items()) ^ set(expected.items()))[:4]))
+    check(code == 1 and doc["matches"] is False, "abi check with differences: exit %d, matches %r" % (code, doc["matches"]))
 
 
 @test("gdb", applies=lambda interp: not interp.get("stripped_libpython"))
