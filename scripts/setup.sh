@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libelf-dev libdw-dev libboost-program-options-dev
           nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev graphviz gdb python3 binutils
-          man-db dpkg-dev file)
+          man-db dpkg-dev file xdot xvfb xauth)
 # Debian's CPython 3.11 and its debug build + debug symbols, when the release has them: the test
 # suite uses them as a static, stripped build with separate debug info and as a debug build.
 optional=(python3.11 python3.11-dbg)

@@ -558,16 +558,19 @@ def refs_cycles(ctx):
 
 @test("refs-dot")
 def refs_dot(ctx):
-    """DOT that Graphviz accepts, with the same nodes and edges as --json; --svg renders it;
-    unwritable paths fail cleanly."""
+    """DOT that Graphviz accepts and xdot opens, with the same nodes and edges as --json; --svg
+    renders it; unwritable paths fail cleanly."""
     dot = shutil.which("dot")
     check(dot is not None, "Graphviz's dot is not installed (scripts/setup.sh installs it)")
+    xdot, xvfb_run = shutil.which("xdot"), shutil.which("xvfb-run")
+    check(xdot is not None and xvfb_run is not None, "xdot or xvfb-run is not installed (scripts/setup.sh installs them)")
     with Target(ctx.interp, "refs.py") as t:
         d = t.report["extra"]["objects"]
         out_dir = t.dir
+        opened = []  # (DOT path, its --json) for xdot below
         for mode in ([], ["--backrefs"], ["--chain"], ["--cycles"]):
             start = d["leaf"]["id"] if mode != ["--cycles"] else d["a"]["id"]
-            path = os.path.join(out_dir, "g.dot")
+            path = os.path.join(out_dir, "g%d.dot" % len(opened))
             svg = os.path.join(out_dir, "g.svg")
             run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--address", hex(start), "--dot", path, "--svg", svg] + mode)
             j = refs_json(ctx, t.pid, "--address", hex(start), *mode)
@@ -582,6 +585,18 @@ def refs_dot(ctx):
             check(("%x" % start) in text, "the start object is not in the DOT")
             with open(svg) as f:
                 check("<svg" in f.read(), "--svg did not write an SVG")
+            opened.append((path, j))
+        # Each file opens in xdot: its widget, under a virtual display, with no error to show.
+        with open(xdot) as f:
+            xdot_python = f.readline()[2:].strip()  # xdot's own interpreter, from its #! line
+        p = subprocess.run([xvfb_run, "-a", xdot_python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "xdot_open.py")] + [path for path, _ in opened],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+        check(p.returncode == 0, "xdot_open.py exited %d: %s" % (p.returncode, p.stderr[-2000:]))
+        for (path, j), r in zip(opened, json.loads(p.stdout)):
+            check(r["opened"] and not r["errors"], "xdot cannot open %s: %s" % (os.path.basename(path), r["errors"]))
+            check(r["nodes"] == len(j["nodes"]) and r["edges"] == len(j["edges"]),
+                  "xdot shows %d nodes, %d edges; json has %d, %d" % (r["nodes"], r["edges"], len(j["nodes"]), len(j["edges"])))
         code, _, err = run_pyinspect(ctx.pyinspect, ["refs", str(t.pid), "--type", "Leaf", "--dot", "/nonexistent/dir/g.dot"],
                                      check_exit=False)
         check(code == 9 and len(err.strip().splitlines()) == 1, "unwritable --dot: %d %r" % (code, err))
