@@ -5,8 +5,8 @@
 
 install: `cmake --install` into a temporary prefix puts the program, the man page, the bash
 completion and the documentation in place; the installed program runs and names the CPython
-versions it supports; the man page renders with man(1) and documents every command; the
-completion offers every option each command's --help lists, and every command.
+versions it supports; the man page renders with man(1) and documents every command and every
+option each command's --help lists; the completion offers every option each command's --help lists, and every command.
 deb: `cpack -G DEB` makes a package whose contents are the same files, whose control data names
 its dependencies, and whose extracted program runs.
 """
@@ -67,8 +67,13 @@ def check_tree(root, pyinspect):
     for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "EXIT STATUS", "EXAMPLES"]:
         check(re.search(r"^%s" % section, man, re.M), "man page has no %s section" % section)
     for c in COMMANDS:
-        check(re.search(r"pyinspect %s" % c, man), "man page does not document `pyinspect %s`" % c)
+        check(re.search(r"pyinspect\s+%s" % c, man), "man page does not document `pyinspect %s`" % c)
     check(version.split()[1] in man, "man page does not carry the version %s" % version.split()[1])
+    # An option broken at its hyphen by the line fill is one word; spaces a justified line widened, one.
+    flat = re.sub(r"\s+", " ", re.sub(r"-\n\s*", "-", man))
+    for c in COMMANDS:
+        missing = sorted(o for o in help_options(pyinspect, c) if not re.search(re.escape(o) + r"\b", flat))
+        check(not missing, "man page does not document `pyinspect %s` %s" % (c, " ".join(missing)))
     comp = os.path.join(root, "share/bash-completion/completions/pyinspect")
     check(set(COMMANDS) <= completion(comp, ["pyinspect", ""]), "completion does not offer every command")
     for c in COMMANDS:
