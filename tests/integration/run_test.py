@@ -589,9 +589,15 @@ def refs_dot(ctx):
         # Each file opens in xdot: its widget, under a virtual display, with no error to show.
         with open(xdot) as f:
             xdot_python = f.readline()[2:].strip()  # xdot's own interpreter, from its #! line
-        p = subprocess.run([xvfb_run, "-a", xdot_python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                            "xdot_open.py")] + [path for path, _ in opened],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+        # A display number of its own (tests run in parallel; -a moves on from a taken one), and a
+        # second try should two servers still race for it.
+        for attempt in range(2):
+            p = subprocess.run([xvfb_run, "-a", "-n", str(100 + (os.getpid() + attempt * 7919) % 20000), xdot_python,
+                                os.path.join(os.path.dirname(os.path.abspath(__file__)), "xdot_open.py")]
+                               + [path for path, _ in opened],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+            if p.returncode == 0 or "Xvfb failed to start" not in p.stderr:
+                break
         check(p.returncode == 0, "xdot_open.py exited %d: %s" % (p.returncode, p.stderr[-2000:]))
         for (path, j), r in zip(opened, json.loads(p.stdout)):
             check(r["opened"] and not r["errors"], "xdot cannot open %s: %s" % (os.path.basename(path), r["errors"]))
