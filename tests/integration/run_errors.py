@@ -188,13 +188,29 @@ def target_exits(ctx):
               "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
               "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
               "time.sleep(%f)\nos._exit(0)\n")
-    for i in range(60):
-        # 0 to 30 ms after "ready": before, during and after pyinspect's read, however fast the
-        # build of pyinspect (a sanitizer build reads several times slower).
-        delay = (i % 20) * 0.0015
+
+    def start(delay):
         p = subprocess.Popen([ctx.interp["path"], "-c", script % delay], stdout=subprocess.PIPE,
                              env=dict(os.environ, **(ctx.interp.get("env") or {})))
         check(p.stdout.readline() == b"ready\n", "target did not start")
+        return p
+
+    # How long a whole run takes on a target that stays (a sanitizer build is several times slower
+    # than a release build): the exits below are spread from 0 to 1.5 times that, so that they fall
+    # before, during and after the read whatever the build.
+    runs = []
+    for _ in range(3):
+        p = start(1000)
+        t0 = time.time()
+        run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], timeout=30)
+        runs.append(time.time() - t0)
+        p.kill()
+        p.wait()
+    span = 1.5 * sorted(runs)[1]
+    print("a run on a live target takes %.1f ms; exits spread over %.1f ms" % (sorted(runs)[1] * 1000, span * 1000))
+    for i in range(60):
+        delay = (i % 20) * span / 20
+        p = start(delay)
         t0 = time.time()
         code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False, timeout=30)
         elapsed = time.time() - t0
