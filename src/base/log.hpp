@@ -1,6 +1,6 @@
 #pragma once
-// Logging goes to stderr only, so stdout stays parseable (DESIGN principle 6). spdlog does the
-// writing, in log.cpp alone; this header is light so that every file may log:
+// Logging goes to stderr only, so stdout stays parseable (docs/architecture.md, principles: results on stdout). spdlog
+// does the writing, in log.cpp alone; this header is light so that every file may log:
 //   LOG_INFO("read " << n << " units of " << path);
 #include <cstdint>
 #include <sstream>

@@ -40,7 +40,8 @@ Options:
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission denied,
 5 not a Python process, 6 unsupported Python, 7 target exited, 8 unreadable target memory,
-9 cannot write output, 10 resource limit, 130 interrupted. See docs/exit-codes.md.
+9 cannot write output, 10 resource limit, 11 no matching object, 130 interrupted,
+128+N killed by signal N. See docs/exit-codes.md.
 )";
 
 void on_fatal_signal(int sig) {

@@ -1,7 +1,7 @@
 #pragma once
-// A copy of the target's writable memory, taken while it is paused (DESIGN principle 2): the
-// pause grows with the bytes copied, not with the number of objects; the census then runs on the
-// copy while the target runs on.
+// A copy of the target's writable memory, taken while it is paused (docs/architecture.md, principles: pause briefly):
+// the pause grows with the bytes copied, not with the number of objects; the census then runs on the copy while the
+// target runs on.
 //
 // Only pages the target actually has are copied: /proc/PID/pagemap says which pages of each
 // writable mapping are resident or swapped out; the others read as zeros (untouched anonymous
@@ -9,8 +9,8 @@
 // address space (thread stacks reserve megabytes they never touch).
 #include <sys/types.h>
 
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -86,7 +86,7 @@ bool ProcessMemory::raw_read(uint64_t addr, void* out, size_t len) const {
 
 bool ProcessMemory::read(RemoteAddr addr, void* out, size_t len) const {
   if (len == 0) return true;
-  // Principle 4: never hand the kernel an address the maps do not vouch for.
+  // Principles: trust nothing read. Never hand the kernel an address the maps do not vouch for.
   if (!maps_.readable(addr, len)) return false;
   return raw_read(addr.value(), out, len);
 }

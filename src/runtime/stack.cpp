@@ -176,7 +176,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   if (opts.nonblocking) {
     raw = read_raw_threads(py, mem, opts, snap);
   } else {
-    // Principle 2: the pause grows with bytes, not with reads. A first pass over the running
+    // Principles: pause briefly. The pause grows with bytes, not with reads. A first pass over the running
     // target finds which memory blocks hold the thread states and frames; the paused pass
     // fetches those blocks in one batch (a few system calls) and walks them locally, reading
     // on its own only what moved meanwhile.

@@ -1,4 +1,4 @@
-// Seeded fuzzing of every decoder over corrupt memory (DESIGN principle 4: a torn or corrupt object
+// Seeded fuzzing of every decoder over corrupt memory (docs/architecture.md, principles: trust nothing read; a torn or corrupt object
 // becomes a warning and a partial result, never a crash, a hang or an unbounded allocation).
 //
 // Each test case builds, for every embedded layout (2.7, 3.6-3.13), the structures CPython keeps:
