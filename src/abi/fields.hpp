@@ -8,8 +8,10 @@ enum class F : int {
 #define FIELD(id, type, path) id,
 #define SIZE(id, type)
 #define VERSIONS(type, a, b, c, d)
+#define OUTSIDE(type, a, b, c, d)
 #include "abi/fields.def"
 #undef VERSIONS
+#undef OUTSIDE
 #undef FIELD
 #undef SIZE
 };
@@ -18,8 +20,10 @@ enum class S : int {
 #define FIELD(id, type, path)
 #define SIZE(id, type) id,
 #define VERSIONS(type, a, b, c, d)
+#define OUTSIDE(type, a, b, c, d)
 #include "abi/fields.def"
 #undef VERSIONS
+#undef OUTSIDE
 #undef FIELD
 #undef SIZE
 };
@@ -38,8 +42,10 @@ inline constexpr FieldSpec kFieldSpecs[] = {
 #define FIELD(id, type, path) {#id, type, path},
 #define SIZE(id, type)
 #define VERSIONS(type, a, b, c, d)
+#define OUTSIDE(type, a, b, c, d)
 #include "abi/fields.def"
 #undef VERSIONS
+#undef OUTSIDE
 #undef FIELD
 #undef SIZE
 };
@@ -47,8 +53,10 @@ inline constexpr SizeSpec kSizeSpecs[] = {
 #define FIELD(id, type, path)
 #define SIZE(id, type) {#id, type},
 #define VERSIONS(type, a, b, c, d)
+#define OUTSIDE(type, a, b, c, d)
 #include "abi/fields.def"
 #undef VERSIONS
+#undef OUTSIDE
 #undef FIELD
 #undef SIZE
 };
@@ -60,10 +68,25 @@ inline constexpr TypeVersions kTypeVersions[] = {
 #define FIELD(id, type, path)
 #define SIZE(id, type)
 #define VERSIONS(type, a, b, c, d) {type, a, b, c, d},
+#define OUTSIDE(type, a, b, c, d)
 #include "abi/fields.def"
 #undef FIELD
 #undef SIZE
 #undef VERSIONS
+#undef OUTSIDE
+};
+
+// Types that live in an extension module, not in libpython, in these versions.
+inline constexpr TypeVersions kTypesOutside[] = {
+#define FIELD(id, type, path)
+#define SIZE(id, type)
+#define VERSIONS(type, a, b, c, d)
+#define OUTSIDE(type, a, b, c, d) {type, a, b, c, d},
+#include "abi/fields.def"
+#undef FIELD
+#undef SIZE
+#undef VERSIONS
+#undef OUTSIDE
 };
 
 inline constexpr size_t kFieldCount = sizeof kFieldSpecs / sizeof kFieldSpecs[0];

@@ -17,42 +17,10 @@ const char* layout_source_name(LayoutSource s) {
       return "DWARF";
     case LayoutSource::DebugOffsets:
       return "_Py_DebugOffsets";
+    case LayoutSource::Fixed:
+      return "fixed layout";
   }
   return "?";
-}
-
-Traits Traits::for_version(const PyVersion& v) {
-  Traits t;
-  t.python2 = v.major == 2;
-  t.lnotab_signed = v.at_least(3, 6);
-  if (v.at_least(3, 13))
-    t.frames = Traits::Frames::InterpreterFrames;
-  else if (v.at_least(3, 11))
-    t.frames = Traits::Frames::InterpreterFramesViaCFrame;
-  if (v.at_least(3, 11))
-    t.lines = Traits::LineTable::Locations311;
-  else if (v.is(3, 10))
-    t.lines = Traits::LineTable::Linetable310;
-  t.lasti_in_code_units = v.is(3, 10);
-  if (v.at_least(3, 12)) t.first_shim_owner = 3;
-  t.tagged_code_pointer = v.at_least(3, 14);
-  t.unicode_ready_bit = !v.at_least(3, 12);
-  if (v.at_least(3, 13))
-    t.instance_dict = Traits::InstanceDict::Managed313;
-  else if (v.at_least(3, 12))
-    t.instance_dict = Traits::InstanceDict::Managed312;
-  else if (v.at_least(3, 11))
-    t.instance_dict = Traits::InstanceDict::Managed311;
-  t.dict = v.major == 2 ? Traits::Dict::Dict27 : v.at_least(3, 11) ? Traits::Dict::Dict311 : Traits::Dict::Dict36;
-  t.long_tag = v.at_least(3, 12);
-  if (v.at_least(3, 10)) {
-    t.pool_size = 16 << 10;
-    t.arena_size = 1 << 20;
-  }
-  t.obmalloc = v.at_least(3, 13)   ? Traits::Obmalloc::InterpreterPointer
-               : v.at_least(3, 12) ? Traits::Obmalloc::InInterpreter
-                                   : Traits::Obmalloc::Statics;
-  return t;
 }
 
 int64_t Layout::require(F f) const {
@@ -121,12 +89,22 @@ Layout Layout::from_json(const nlohmann::json& j, LayoutSource src) {
   return l;
 }
 
+namespace {
+bool in_range(const TypeVersions& tv, const PyVersion& v) {
+  return v.at_least(tv.first_major, tv.first_minor) &&
+         (v.major < tv.last_major || (v.major == tv.last_major && v.minor <= tv.last_minor));
+}
+}  // namespace
+
+bool outside_libpython(const char* type, const PyVersion& v) {
+  for (const auto& tv : kTypesOutside)
+    if (std::string_view(tv.type) == type && in_range(tv, v)) return true;
+  return false;
+}
+
 bool type_expected(const char* type, const PyVersion& v) {
-  for (const auto& tv : kTypeVersions) {
-    if (std::string_view(tv.type) != type) continue;
-    return v.at_least(tv.first_major, tv.first_minor) &&
-           (v.major < tv.last_major || (v.major == tv.last_major && v.minor <= tv.last_minor));
-  }
+  for (const auto& tv : kTypeVersions)
+    if (std::string_view(tv.type) == type) return in_range(tv, v);
   return true;
 }
 
@@ -134,6 +112,7 @@ Layout layout_from_dwarf(DwarfTypes& dwarf, const PyVersion& version, bool all_t
   Layout l;
   l.set_version(version);
   for (size_t i = 0; i < kFieldCount; ++i) {
+    if (outside_libpython(kFieldSpecs[i].type, version)) continue;
     if (!all_types && !type_expected(kFieldSpecs[i].type, version)) continue;
     std::string paths = kFieldSpecs[i].path;
     size_t pos = 0;
@@ -149,6 +128,7 @@ Layout layout_from_dwarf(DwarfTypes& dwarf, const PyVersion& version, bool all_t
     }
   }
   for (size_t i = 0; i < kSizeCount; ++i) {
+    if (outside_libpython(kSizeSpecs[i].type, version)) continue;
     if (!all_types && !type_expected(kSizeSpecs[i].type, version)) continue;
     if (auto sz = dwarf.size_of(kSizeSpecs[i].type)) l.set(static_cast<S>(i), *sz);
   }

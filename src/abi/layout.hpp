@@ -1,49 +1,21 @@
 #pragma once
 // The layout of one CPython build: member offsets and struct sizes (fields.def), plus the facts
-// that follow from the version alone (traits). Runtime code asks the layout; it never compares
-// version numbers itself.
+// that follow from the version alone (abi/facts.hpp). Runtime code asks the layout; it never
+// compares version numbers itself.
 #include <array>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
+#include "abi/facts.hpp"
 #include "abi/fields.hpp"
 #include "abi/version.hpp"
 
 namespace pyinspect {
 
-enum class LayoutSource : uint8_t { None, Embedded, Dwarf, DebugOffsets };
+enum class LayoutSource : uint8_t { None, Embedded, Dwarf, DebugOffsets, Fixed };
 const char* layout_source_name(LayoutSource s);
-
-// Facts of a CPython version that are not struct members.
-struct Traits {
-  enum class Frames { FrameObjects, InterpreterFramesViaCFrame, InterpreterFrames };
-  enum class LineTable { Lnotab, Linetable310, Locations311 };
-  Frames frames = Frames::FrameObjects;
-  LineTable lines = LineTable::Lnotab;
-  bool lnotab_signed = true;         // 3.6+: line increments in co_lnotab are signed bytes
-  bool lasti_in_code_units = false;  // 3.10: f_lasti counts 2-byte code units
-  // 3.12+: frames whose owner is this or higher are not Python frames of their own (3.12-3.13:
-  // FRAME_OWNED_BY_CSTACK = 3; 3.14: FRAME_OWNED_BY_INTERPRETER = 3, FRAME_OWNED_BY_CSTACK = 4).
-  int first_shim_owner = -1;
-  bool tagged_code_pointer = false;  // 3.14+: f_executable is a tagged _PyStackRef
-  bool python2 = false;              // 2.7: str is PyStringObject, names are bytes
-  bool unicode_ready_bit = true;     // <=3.11: state has a `ready` bit
-  // Where an instance keeps its attributes when its type manages the dict itself.
-  enum class InstanceDict { DictOffset, Managed311, Managed312, Managed313 };
-  InstanceDict instance_dict = InstanceDict::DictOffset;
-  enum class Dict { Dict27, Dict36, Dict311 };
-  Dict dict = Dict::Dict36;
-  bool long_tag = false;  // 3.12+: PyLongObject has lv_tag instead of a signed ob_size
-  // pymalloc: pools and arenas of 4 KiB / 256 KiB up to 3.9, 16 KiB / 1 MiB from 3.10; its state
-  // is static up to 3.11, in the interpreter from 3.12, behind a pointer there from 3.13.
-  uint64_t pool_size = 4096, arena_size = 256 << 10;
-  enum class Obmalloc { Statics, InInterpreter, InterpreterPointer };
-  Obmalloc obmalloc = Obmalloc::Statics;
-
-  static Traits for_version(const PyVersion& v);
-};
 
 class Layout {
  public:
@@ -75,10 +47,10 @@ class Layout {
   void fill_from(const Layout& other);
   size_t known_fields() const;
 
-  const Traits& traits() const { return traits_; }
+  const Facts& facts() const { return facts_; }
   void set_version(const PyVersion& v) {
     version = v;
-    traits_ = Traits::for_version(v);
+    facts_ = Facts::for_version(v);
   }
 
   // pyabi/*.json form: {"format":1,"python":"3.11","fields":{id:off},"sizes":{id:size},...}
@@ -93,15 +65,23 @@ class Layout {
   std::array<int64_t, kFieldCount> off_{};
   std::array<int64_t, kSizeCount> size_{};
   std::array<LayoutSource, kFieldCount> src_{};
-  Traits traits_;
+  Facts facts_;
 };
 
 // Offsets from DWARF for every member of fields.def that the binary's debug info describes.
 // `all_types`: also search for types outside their VERSIONS range (slower; for abi dump/check).
 class DwarfTypes;
 Layout layout_from_dwarf(DwarfTypes& dwarf, const PyVersion& version, bool all_types = false);
-// Whether fields.def expects `type` to exist in `version`.
+// Whether fields.def expects `type` to exist in `version` (its VERSIONS line).
 bool type_expected(const char* type, const PyVersion& version);
+// Whether `type` lives in an extension module, not in libpython, in `version` (its OUTSIDE line):
+// never searched in libpython's DWARF, never in the embedded tables; fixed_layout() has it.
+bool outside_libpython(const char* type, const PyVersion& version);
+
+// The structs of extension modules (array, _struct, _ctypes; 2.7's _collections and _io), which
+// libpython's DWARF and the embedded tables do not describe: fixed x86-64 layouts per version
+// (fixed_layouts.cpp), filled in where nothing better is known.
+Layout fixed_layout(const PyVersion& version);
 
 // The table embedded at build time for this minor version (pyabi/), if any.
 std::optional<Layout> embedded_layout(const PyVersion& version);

@@ -168,16 +168,18 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   PythonProcess py(proc, mem, topts);
   int64_t pause_ns = 0;
   // The graph needs about as much again as the copy (docs/performance.md).
-  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, 2.0,
+  std::vector<std::string> pause_warnings;
+  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, pause_warnings, 2.0,
                             !no_progress && isatty(STDERR_FILENO));
   HeapContext ctx(*snap, py.layout(), py.types());
-  ObjectGraph graph(ctx, py, !no_progress && isatty(STDERR_FILENO));
+  ObjectGraph graph(ctx, *snap, py, !no_progress && isatty(STDERR_FILENO));
   RefsResult r = compute_refs(graph, o);
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
   r.paused = !nonblocking;
-  r.warnings = graph.warnings();
+  r.warnings = pause_warnings;
+  r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
 
   std::string dot_text = (dot_path.empty() && svg_path.empty() && png_path.empty()) ? "" : refs_dot(r);

@@ -26,7 +26,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")(
       "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
       "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
-      "how to find the interpreter list: auto, runtime, symbol, code, tstate, scan");
+      "how to find the interpreter list: auto, runtime, symbol, code, scan");
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;

@@ -93,10 +93,9 @@ class AddressSet {
 // like the start of a live object: a sane reference count, heap objects 16-byte aligned.
 inline bool plausible_object(const HeapContext& ctx, const Maps& maps, RemoteAddr p) {
   auto refcnt = ctx.mem.read_as<int64_t>(p);
-  if (!refcnt || *refcnt <= 0 || *refcnt > (int64_t{1} << 40)) {
-    // 3.12+ immortal objects keep UINT32_MAX (or more, in the low half) as their count.
-    if (!refcnt || !ctx.l.version.at_least(3, 12) || (*refcnt & 0xffffffff) != 0xffffffff) return false;
-  }
+  if (!refcnt) return false;
+  // An immortal object (3.12+) keeps a count of its own kind (abi/facts.hpp).
+  if ((*refcnt <= 0 || *refcnt > (int64_t{1} << 40)) && !ctx.l.facts().immortal(*refcnt)) return false;
   const MapEntry* m = maps.find(p);
   if ((p.value() & 15) && !(m && m->is_file())) return false;
   return true;

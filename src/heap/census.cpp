@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <array>
 #include <queue>
 #include <unordered_map>
 
@@ -17,51 +18,70 @@
 #include "heap/pymalloc.hpp"
 #include "heap/roots.hpp"
 #include "heap/snapshot.hpp"
+#include "heap/walker.hpp"
+#include "runtime/threads.hpp"
 #include "proc/pause.hpp"
 
 namespace pyinspect {
 
 namespace {
 
-class Walk : public ReferentVisitor {
+// The census's categories of how objects were reached (census.hpp, FoundThrough): what the
+// collector tracks and reaches, each kind of hidden reference, each kind of other root.
+enum class Origin : uint8_t {
+  Gc,
+  DictStrKey, CodeObject, TypeObject, Descriptor, OtherMember,
+  Interpreter, Interned, Thread, Frame,
+  Count
+};
+Origin origin_of(Hidden h) {
+  switch (h) {
+    case Hidden::DictStrKey: return Origin::DictStrKey;
+    case Hidden::CodeObject: return Origin::CodeObject;
+    case Hidden::TypeObject: return Origin::TypeObject;
+    case Hidden::Descriptor: return Origin::Descriptor;
+    default: return Origin::OtherMember;
+  }
+}
+Origin origin_of(RootKind r) {
+  switch (r) {
+    case RootKind::Gc: return Origin::Gc;
+    case RootKind::Interned: return Origin::Interned;
+    case RootKind::Thread: return Origin::Thread;
+    case RootKind::Frame: return Origin::Frame;
+    default: return Origin::Interpreter;
+  }
+}
+FoundThrough origin_info(Origin o) {
+  switch (o) {
+    case Origin::Gc:
+      return {"gc", "tracked by the garbage collector, and what they refer to as gc.get_referents() reports it"};
+    case Origin::DictStrKey: return {"dict-str-keys", "str keys of dicts, which dicts do not report to the collector"};
+    case Origin::CodeObject: return {"code-objects", "constants, names and tables of code objects (no GC objects)"};
+    case Origin::TypeObject:
+      return {"type-objects", "types' names and slots, and what static types hold (no GC objects)"};
+    case Origin::Descriptor: return {"descriptors", "descriptors' names"};
+    case Origin::OtherMember: return {"other-members", "other references the collector is not told of"};
+    case Origin::Interpreter:
+      return {"interpreter", "the interpreter's own state: import and codec state, hooks, static types' dicts"};
+    case Origin::Interned: return {"interned", "interned strings"};
+    case Origin::Thread: return {"threads", "thread states: their dicts, exceptions and contexts"};
+    case Origin::Frame: return {"frames", "locals of frames running on the threads' data stacks"};
+    case Origin::Count: break;
+  }
+  return {"?", "?"};
+}
+
+class Census : public HeapWalk {
  public:
-  Walk(HeapContext& ctx, const HeapSnapshot& snap, HeapCensus& out, const CensusOptions& opts)
-      : ctx_(ctx), snap_(snap), maps_(snap.maps()), visited_(snap.ranges()), out_(out), opts_(opts), progress_(opts.progress) {
+  Census(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& seen, HeapCensus& out, const CensusOptions& opts,
+         Progress& progress)
+      : HeapWalk(ctx, snap, seen, &progress, "its heap was walked"), out_(out), opts_(opts), progress_(progress) {
     progress_.phase("walking the heap", "objects");
-    // Diagnosis only: every object found, one "address type" line each.
-    if (const char* path = std::getenv("PYINSPECT_DEBUG_OBJECTS"); path && *path) debug_ = std::fopen(path, "w");
-  }
-  ~Walk() override {
-    if (debug_) std::fclose(debug_);
   }
 
-  // Roots and referents arrive here: queue every new object.
-  void visit(RemoteAddr child, const Edge& edge) override {
-    if (child.null() || (child.value() & 7)) return;
-    if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_.emplace_back(child.value(), current_kind_);
-    if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
-    if (!visited_.insert(child.value())) return;
-    if (!ctx_.type_of(child)) return;  // not an object after all (torn or stale pointer)
-    if (debug_) parents_[child.value()] = current_.value();
-    stack_.push_back(child);
-    // A root: follow it to the end now, so the stack never holds all the roots at once (the
-    // GC lists alone can be millions of objects).
-    if (!running_) run();
-  }
-
-  void run() {
-    running_ = true;
-    while (!stack_.empty()) {
-      RemoteAddr obj = stack_.back();
-      stack_.pop_back();
-      expand(obj);
-      if ((++seen_ & 0xfff) == 0) {
-        snap_.check_target("its heap was walked");
-        progress_.update(seen_);
-      }
-    }
-    running_ = false;
-  }
+  void set_origin(Origin o) { origin_ = o; }
+  bool by_root = false;  // each fresh root sets the origin of what it reaches (the last phase)
 
   // Dicts are classified last, when every owner ("dict of X") is known.
   void finish() {
@@ -80,6 +100,55 @@ class Walk : public ReferentVisitor {
     }
     progress_.clear();
   }
+
+  // The string-keyed tables of the result, from the numeric aggregates.
+  void publish() {
+    for (size_t k = 0; k < kind_agg_.size(); ++k)
+      if (kind_agg_[k].first) out_.by_kind[kind_names_[k]] = kind_agg_[k];
+    const auto& types = ctx_.all_types();
+    for (size_t t = 0; t < type_agg_.size(); ++t) {
+      if (!type_agg_[t].first) continue;
+      auto& ty = out_.by_type[types[t].name];
+      ty.first += type_agg_[t].first, ty.second += type_agg_[t].second;
+      auto& m = out_.by_module[types[t].module];
+      m.first += type_agg_[t].first, m.second += type_agg_[t].second;
+    }
+    for (auto [size, count] : size_agg_) out_.by_size[size] = count;
+    for (size_t o = 0; o < origins_.size(); ++o) {
+      FoundThrough f = origin_info(static_cast<Origin>(o));
+      f.objects = origins_[o].first, f.bytes = origins_[o].second;
+      out_.found_through.push_back(f);
+    }
+    auto top_types = [&](const std::vector<std::pair<uint32_t, uint64_t>>& by_id) {
+      std::vector<std::pair<std::string, uint64_t>> v;
+      for (auto [id, n] : by_id) v.emplace_back(types[id].name, n);
+      std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+      return v;
+    };
+    out_.unknown_size_types = top_types(unknown_types_);
+    out_.referents_unreadable = referents_unreadable();
+    out_.referents_missing_member = referents_missing_member();
+    out_.referents_problem_types = top_types(unreadable_by_type());
+  }
+
+  std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> take_largest() {
+    std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> v;
+    while (!largest_.empty()) {
+      v.push_back(largest_.top());
+      largest_.pop();
+    }
+    std::reverse(v.begin(), v.end());
+    return v;
+  }
+
+ protected:
+  void on_root(RemoteAddr, const Edge& edge, bool fresh) override {
+    if (by_root && fresh) origin_ = origin_of(edge.root);
+  }
+  void on_reference(RemoteAddr, RemoteAddr to, const Edge& edge) override {
+    if (edge.kind == EdgeKind::InstanceDict && current_kind_ != kNoKind) owners_.emplace_back(to.value(), current_kind_);
+  }
+  void on_expand(RemoteAddr obj, const TypeInfo& ti) override;
 
  private:
   static constexpr uint32_t kNoKind = UINT32_MAX;
@@ -108,7 +177,6 @@ class Walk : public ReferentVisitor {
   // Aggregates by number (type id, kind id): strings only once per type and kind, at the end.
   void add(uint32_t kind, const TypeInfo& type, std::optional<uint64_t> size) {
     uint64_t s = size.value_or(0);
-    if (!size) ++out_.unknown_size_objects;
     ++out_.total_objects;
     out_.total_size += s;
     if (kind >= kind_agg_.size()) kind_agg_.resize(kind + 1);
@@ -125,23 +193,6 @@ class Walk : public ReferentVisitor {
     return k;
   }
 
- public:
-  // The string-keyed tables of the result, from the numeric aggregates.
-  void publish() {
-    for (size_t k = 0; k < kind_agg_.size(); ++k)
-      if (kind_agg_[k].first) out_.by_kind[kind_names_[k]] = kind_agg_[k];
-    const auto& types = ctx_.all_types();
-    for (size_t t = 0; t < type_agg_.size(); ++t) {
-      if (!type_agg_[t].first) continue;
-      auto& ty = out_.by_type[types[t].name];
-      ty.first += type_agg_[t].first, ty.second += type_agg_[t].second;
-      auto& m = out_.by_module[types[t].module];
-      m.first += type_agg_[t].first, m.second += type_agg_[t].second;
-    }
-    for (auto [size, count] : size_agg_) out_.by_size[size] = count;
-  }
-
- private:
   void note_largest(RemoteAddr obj, const TypeInfo& ti, uint64_t size) {
     if (opts_.largest == 0) return;
     if (largest_.size() < opts_.largest) {
@@ -152,23 +203,30 @@ class Walk : public ReferentVisitor {
     }
   }
 
+  void note_unknown_size(const TypeInfo& ti, const ObjectSize& size) {
+    ++out_.unknown_size_objects;
+    ++out_.unknown_size_reasons[size_problem_text(size.problem)];
+    auto it = std::find_if(unknown_types_.begin(), unknown_types_.end(), [&](const auto& p) { return p.first == ti.id; });
+    if (it == unknown_types_.end())
+      unknown_types_.emplace_back(ti.id, 1);
+    else
+      ++it->second;
+  }
+
   // 3.11+: attribute values kept without a dict object, and the bytes they take.
   void note_dictless(RemoteAddr obj, const TypeInfo& ti) {
-    using ID = Traits::InstanceDict;
-    ID model = ctx_.l.traits().instance_dict;
-    if (model == ID::DictOffset || !(ti.flags & tpflags::kManagedDict)) return;
-    if (ctx_.reader.instance_dict(obj)) return;
-    auto keys = ctx_.mem.read_ptr(ti.addr + ctx_.l.require(F::ht_cached_keys));
-    if (!keys || keys->null()) return;
-    auto nentries = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_nentries));
-    auto usable = ctx_.mem.read_as<int64_t>(*keys + ctx_.l.require(F::dk_usable));
+    const Facts& facts = ctx_.l.facts();
+    if (facts.instance_dict == Facts::InstanceDict::DictOffset || !(ti.flags & facts.flag_managed_dict)) return;
+    auto st = ctx_.reader.instance_storage(obj, ti.shape());
+    if (!st || !st->values) return;
+    auto nentries = ctx_.mem.read_as<int64_t>(st->keys + ctx_.l.require(F::dk_nentries));
+    auto usable = ctx_.mem.read_as<int64_t>(st->keys + ctx_.l.require(F::dk_usable));
     // Counts past 2**42 are misreads (the sizes' bound), and their sum could overflow.
     constexpr int64_t kMaxCount = int64_t{1} << 42;
     if (!nentries || !usable || *nentries < 0 || *usable < 0 || *nentries > kMaxCount || *usable > kMaxCount) return;
     uint64_t bytes = static_cast<uint64_t>(*nentries + *usable) * 8;
-    if (model == ID::Managed313) {
-      if (!(ti.flags & tpflags::kInlineValues)) return;
-      auto capacity = ctx_.mem.read_as<uint8_t>(obj + ti.basicsize + ctx_.l.require(F::dv_capacity));
+    if (st->inline_values) {
+      auto capacity = ctx_.mem.read_as<uint8_t>(st->values + ctx_.l.require(F::dv_capacity));
       if (!capacity) return;
       bytes = ctx_.l.require(F::dv_values) + uint64_t{*capacity} * 8;  // header + slots, after the object
     }
@@ -176,57 +234,11 @@ class Walk : public ReferentVisitor {
     out_.memory.dictless_values_bytes += bytes;
   }
 
-  void expand(RemoteAddr obj) {
-    const TypeInfo* ti = ctx_.type_of(obj);
-    if (!ti) return;
-    if (debug_) {
-      uint64_t parent = parents_[obj.value()];
-      const TypeInfo* pt = parent ? ctx_.type_of(RemoteAddr(parent)) : nullptr;
-      std::fprintf(debug_, "%llu %s <- %s %llx\n", static_cast<unsigned long long>(obj.value()), ti->name.c_str(),
-                   pt ? pt->name.c_str() : "root", static_cast<unsigned long long>(parent));
-    }
-    current_ = obj;
-    std::optional<uint64_t> size = object_size(ctx_, obj, *ti);
-    if (size) {
-      out_.memory.object_bytes += *size;
-      note_largest(obj, *ti, *size);
-    }
-    note_dictless(obj, *ti);
-    if (ti->cat == Cat::Dict && ti->addr == ctx_.t.dict) {
-      dicts_.emplace_back(obj.value(), size);
-      dict_type_ = ti;
-      current_kind_ = kNoKind;
-    } else if (ti->cat == Cat::Instance27) {
-      current_kind_ = classic_kind(obj);
-      add(current_kind_, *ti, size);
-    } else {
-      current_kind_ = kind_of_type(*ti);
-      add(current_kind_, *ti, size);
-    }
-    for_each_referent(ctx_, obj, *ti, *this);
-    current_kind_ = kNoKind;
-  }
-
- public:
-  std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> take_largest() {
-    std::vector<std::tuple<uint64_t, uint64_t, uint32_t>> v;
-    while (!largest_.empty()) {
-      v.push_back(largest_.top());
-      largest_.pop();
-    }
-    std::reverse(v.begin(), v.end());
-    return v;
-  }
-
- private:
-  HeapContext& ctx_;
-  const HeapSnapshot& snap_;
-  const Maps& maps_;
-  AddressSet visited_;
   HeapCensus& out_;
   const CensusOptions& opts_;
-  Progress progress_;
-  std::vector<RemoteAddr> stack_;
+  Progress& progress_;
+  Origin origin_ = Origin::Gc;
+  std::array<std::pair<uint64_t, uint64_t>, static_cast<size_t>(Origin::Count)> origins_{};
   std::vector<std::pair<uint64_t, std::optional<uint64_t>>> dicts_;
   std::vector<std::pair<uint64_t, uint32_t>> owners_;  // (dict, kind of its owner), sorted at the end
   std::unordered_map<std::string, uint32_t> kind_ids_;
@@ -235,17 +247,38 @@ class Walk : public ReferentVisitor {
   std::vector<std::pair<uint64_t, uint64_t>> kind_agg_, type_agg_;
   std::vector<uint32_t> type_kind_;
   std::unordered_map<uint64_t, uint64_t> size_agg_;
+  std::vector<std::pair<uint32_t, uint64_t>> unknown_types_;  // (type id, objects)
   const TypeInfo* dict_type_ = nullptr;
   uint32_t current_kind_ = kNoKind;
-  uint64_t seen_ = 0;
-  bool running_ = false;
-  FILE* debug_ = nullptr;
-  RemoteAddr current_;
-  std::unordered_map<uint64_t, uint64_t> parents_;
   std::priority_queue<std::tuple<uint64_t, uint64_t, uint32_t>, std::vector<std::tuple<uint64_t, uint64_t, uint32_t>>,
                       std::greater<>>
       largest_;
 };
+
+void Census::on_expand(RemoteAddr obj, const TypeInfo& ti) {
+  ObjectSize size = object_size(ctx_, obj, ti);
+  if (size.bytes) {
+    out_.memory.object_bytes += *size.bytes;
+    note_largest(obj, ti, *size.bytes);
+  } else {
+    note_unknown_size(ti, size);
+  }
+  auto& o = origins_[static_cast<size_t>(origin_)];
+  ++o.first, o.second += size.bytes.value_or(0);
+  if (opts_.each_object) opts_.each_object({obj.value(), ti.name, size.bytes});
+  note_dictless(obj, ti);
+  if (ti.cat == Cat::Dict && ti.addr == ctx_.t.dict) {
+    dicts_.emplace_back(obj.value(), size.bytes);
+    dict_type_ = &ti;
+    current_kind_ = kNoKind;
+  } else if (ti.cat == Cat::Instance27) {
+    current_kind_ = classic_kind(obj);
+    add(current_kind_, ti, size.bytes);
+  } else {
+    current_kind_ = kind_of_type(ti);
+    add(current_kind_, ti, size.bytes);
+  }
+}
 
 }  // namespace
 
@@ -297,8 +330,10 @@ namespace {
 }  // namespace
 
 std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py) {
-  auto interp = py.first_interpreter(ctx.mem);
-  if (!interp || !ctx.l.has(F::is_modules)) return std::nullopt;
+  // The main interpreter's (the last in the list).
+  NodeList interps = interpreters(py, ctx.mem);
+  if (interps.nodes.empty() || !ctx.l.has(F::is_modules)) return std::nullopt;
+  auto interp = std::optional<RemoteAddr>(interps.nodes.back());
   auto modules = ctx.mem.read_ptr(*interp + ctx.l.off(F::is_modules));
   auto gc = modules ? ctx.reader.dict_get(*modules, "gc") : std::nullopt;
   auto gcdict = gc ? ctx.mem.read_ptr(*gc + ctx.l.require(F::md_dict)) : std::nullopt;
@@ -335,7 +370,8 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 }  // namespace
 
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
-                                            int64_t& pause_ns, double need_factor, bool progress) {
+                                            int64_t& pause_ns, std::vector<std::string>& warnings,
+                                            double need_factor, bool progress) {
   Progress bar(progress);
   SnapshotLimits limits;
   limits.max_bytes = max_copy_bytes;
@@ -343,32 +379,41 @@ std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool no
   auto snap = HeapSnapshot::plan(mem, limits);
   bar.phase(nonblocking ? "copying the target's memory" : "copying the target's memory (the target is paused)");
   std::unique_ptr<ProcessPause> pause;
-  if (!nonblocking) {
-    pause = std::make_unique<ProcessPause>(pid);
-    ProcessPause::test_hold(pid);
-  }
+  if (!nonblocking) pause = std::make_unique<ProcessPause>(pid);
   snap->copy();
   snap->check_target("its memory was copied");
   if (pause) {
+    if (size_t n = pause->unstopped().size())
+      warnings.push_back(std::to_string(n) + (n == 1 ? " thread" : " threads") +
+                         " did not stop (in uninterruptible sleep): what they changed meanwhile may be torn");
     pause->resume();
     pause_ns = pause->duration().count();
   }
   return snap;
 }
 
-PythonInfo python_info(PythonProcess& py, const Memory& mem) {
-  PythonInfo p;
-  const Layout& l = py.layout();
-  p.version = py.full_version(mem).str();
-  p.binary = py.binary().target_path;
-  p.shared_library = py.shared_library();
-  p.executable = py.executable();
-  p.layout_source = l.origin;
-  p.debug_file = py.dwarf_file();
-  p.interpreter_head = py.interpreter_head_how();
-  p.debug_build = l.debug_build;
-  return p;
+namespace {
+// The census's walk, in the order that lets it say how each object was reached (FoundThrough):
+// what the collector tracks and reaches as gc.get_referents() sees it, then each reference it does
+// not see, then the other roots.
+void walk_census(Census& census, HeapContext& ctx, const PythonProcess& py, HeapCensus& out) {
+  census.defer_hidden(true);
+  RootStats tracked = for_each_tracked(ctx, py, census);
+  census.run();
+  census.defer_hidden(false);
+  for (const auto& d : census.take_deferred()) {
+    census.set_origin(origin_of(d.why));
+    census.visit(RemoteAddr(d.addr), {EdgeKind::Other, -1, {}, "hidden", Hidden::No, RootKind::None});
+  }
+  census.by_root = true;
+  RootStats others = for_each_other_root(ctx, py, census);
+  census.run();
+  out.gc_tracked = tracked.gc_tracked;
+  for (auto* stats : {&tracked, &others})
+    for (auto& p : stats->problems) out.warnings.push_back(p);
+  if (tracked.generations == 0) out.warnings.push_back("the garbage collector's lists were not found");
 }
+}  // namespace
 
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
@@ -378,21 +423,19 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   out.paused = !opts.nonblocking;
   out.memory.rss_bytes = py.process().rss_bytes();
 
-  auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, 1.5, opts.progress);
+  auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, out.warnings, 1.5,
+                            opts.progress);
   out.memory.copied_bytes = snap->copied_bytes();
-  const Layout& l = py.layout();
-  HeapContext ctx(*snap, l, py.types());
+  HeapContext ctx(*snap, py.layout(), py.types());
   out.python = python_info(py, *snap);
 
-  Walk walk(ctx, *snap, out, opts);
-  RootStats roots = for_each_root(ctx, py, walk);
-  out.gc_tracked = roots.gc_tracked;
-  for (auto& p : roots.problems) out.warnings.push_back(p);
-  if (roots.generations == 0) out.warnings.push_back("the garbage collector's lists were not found");
-  walk.run();
-  walk.finish();
-  walk.publish();
-  for (auto [size, addr, type_id] : walk.take_largest()) {
+  AddressSet seen(snap->ranges());
+  Progress progress(opts.progress);
+  Census census(ctx, *snap, seen, out, opts, progress);
+  walk_census(census, ctx, py, out);
+  census.finish();
+  census.publish();
+  for (auto [size, addr, type_id] : census.take_largest()) {
     const TypeInfo& ti = ctx.all_types()[type_id];
     out.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});
   }

@@ -2,6 +2,8 @@
 // `pyinspect heap`: a census of every live object, guppy-style, from a copy of the target's
 // memory (the target is paused only while the copy is made).
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "heap/heap_types.hpp"
 #include "runtime/model.hpp"
+#include "runtime/stack.hpp"
 #include "runtime/target.hpp"
 
 namespace pyinspect {
@@ -50,14 +53,33 @@ struct MemorySummary {
   std::vector<HeapRow> garbage_kinds;
 };
 
+// How the census reached a set of objects, in the order it walks (docs/heap.md, "Counting like
+// gc"): first what the garbage collector tracks and what it reaches as gc.get_referents() reports
+// it; then, through references gc.get_referents() does not report, by reason; then from the
+// interpreter's other roots, by root. An in-process census built on gc (guppy, objgraph, a loop
+// over gc.get_objects()) sees the first group only.
+struct FoundThrough {
+  const char* id;     // "gc", "dict-str-keys", ... (JSON)
+  const char* what;   // a line of explanation (text)
+  uint64_t objects = 0, bytes = 0;
+};
+
 struct HeapCensus {
   int pid = 0;
   std::string command;
   PythonInfo python;
   uint64_t total_objects = 0;
   uint64_t total_size = 0;
-  uint64_t unknown_size_objects = 0;  // a __sizeof__ written in Python: counted, size 0
   uint64_t gc_tracked = 0;
+  std::vector<FoundThrough> found_through;
+  // Objects counted with size 0 because their size could not be known, by reason, and the types
+  // they are of (the most common first).
+  uint64_t unknown_size_objects = 0;
+  std::map<std::string, uint64_t> unknown_size_reasons;  // size_problem_text -> objects
+  std::vector<std::pair<std::string, uint64_t>> unknown_size_types;
+  // Objects whose references could not all be read: what they hold may be missing.
+  uint64_t referents_unreadable = 0, referents_missing_member = 0;
+  std::vector<std::pair<std::string, uint64_t>> referents_problem_types;
   // Aggregates from which every grouping is made.
   std::map<std::string, std::pair<uint64_t, uint64_t>> by_kind, by_type, by_module;
   std::map<uint64_t, uint64_t> by_size;  // exact size -> count
@@ -68,26 +90,33 @@ struct HeapCensus {
   std::vector<std::string> warnings;
 };
 
+// One object of the census, for --list-objects.
+struct ListedObject {
+  uint64_t address;
+  const std::string& type;
+  std::optional<uint64_t> size;
+};
+
 struct CensusOptions {
   bool nonblocking = false;
   size_t largest = 0;
   bool progress = false;          // a progress line on stderr
   uint64_t max_copy_bytes = 0;    // refuse to copy more (0: no limit)
+  std::function<void(const ListedObject&)> each_object;  // called for every object, if set
 };
 
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts);
 
 // The copy of the target's writable memory the census and refs work on: planned while the
-// target runs, copied while it is paused (unless nonblocking). pause_ns: how long it was stopped.
+// target runs, copied while it is paused (unless nonblocking). pause_ns: how long it was stopped;
+// warnings: threads that did not stop.
 class HeapSnapshot;
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
-                                            int64_t& pause_ns, double need_factor = 1.5,
-                                            bool progress = false);
+                                            int64_t& pause_ns, std::vector<std::string>& warnings,
+                                            double need_factor = 1.5, bool progress = false);
 // gc.garbage (the gc module's list of what the collector could not free), if it can be found.
 class HeapContext;
 std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py);
-// The PythonInfo of a target, for the output.
-PythonInfo python_info(PythonProcess& py, const Memory& mem);
 
 // Rows sorted by size (largest first), then count, then name.
 std::vector<HeapRow> group_rows(const HeapCensus& c, GroupBy by);

@@ -11,90 +11,40 @@
 #include "heap/address_set.hpp"
 #include "heap/census.hpp"
 #include "heap/roots.hpp"
+#include "heap/walker.hpp"
 #include "runtime/frames.hpp"
 
 namespace pyinspect {
 
-namespace {
+namespace graph_detail {
 
 // Walks the heap from the roots, marking every object in an AddressSet and collecting the
 // references between them by address (node numbers exist only once the set is complete).
-class Builder : public ReferentVisitor {
+class Builder : public HeapWalk {
  public:
-  Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set) : ctx_(ctx), snap_(snap), maps_(snap.maps()), set_(set) {}
-  void visit(RemoteAddr child, const Edge& edge) override {
-    if (child.null() || (child.value() & 7)) return;
-    if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
-    if (!node(child)) return;
-    if (current_) {
-      edges.emplace_back(current_.value(), child.value());
-      if (edge.kind == EdgeKind::InstanceDict) owners.emplace_back(child.value(), current_.value());
-    } else if (root_label_) {
-      root_hits.push_back({child.value(), root_label_});
-    }
-    if (!running_) run();
-  }
-  void run() {
-    running_ = true;
-    RemoteAddr saved = current_;
-    while (!stack.empty()) {
-      auto [n, ti] = stack.back();
-      stack.pop_back();
-      current_ = n;
-      if ((++expanded_ & 0xfff) == 0) {
-        snap_.check_target("its object graph was built");
-        if (progress) progress->update(expanded_);
-      }
-      for_each_referent(ctx_, n, *ti, *this);
-    }
-    current_ = saved;
-    running_ = false;
-  }
-  // True if a is an object (queued to be walked when first seen).
-  bool node(RemoteAddr a) {
-    if (set_.contains(a.value())) return true;
-    const TypeInfo* ti = ctx_.type_of(a);
-    if (!ti) return false;
-    if (!set_.insert(a.value())) return false;  // outside the copied memory
-    stack.emplace_back(a, ti);
-    return true;
-  }
+  Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set, Progress* progress)
+      : HeapWalk(ctx, snap, set, progress, "its object graph was built") {}
 
   std::vector<std::pair<uint64_t, uint64_t>> edges, owners;  // (from, to), (dict, owner)
   struct RootHit {
     uint64_t addr;
-    const char* label;
+    std::string label;
+    bool frame;
   };
-  std::vector<RootHit> root_hits;
-  std::vector<std::pair<RemoteAddr, const TypeInfo*>> stack;
-  const char* root_label_ = nullptr;
-  Progress* progress = nullptr;
+  std::vector<RootHit> roots;
 
- private:
-  HeapContext& ctx_;
-  const HeapSnapshot& snap_;
-  const Maps& maps_;
-  AddressSet& set_;
-  RemoteAddr current_;
-  uint64_t expanded_ = 0;
-  bool running_ = false;
-};
-
-// Root visitor: only the interpreter's named roots become chain roots (every tracked object is
-// in a GC list; that is no reason for it to be alive).
-class RootFilter : public ReferentVisitor {
- public:
-  explicit RootFilter(Builder& b) : b_(b) {}
-  void visit(RemoteAddr child, const Edge& edge) override {
-    const char* label = nullptr;
-    if (edge.kind == EdgeKind::Other && edge.name && std::string_view(edge.name) != "gc") label = edge.name;
-    b_.root_label_ = label;
-    b_.visit(child, edge);
-    b_.root_label_ = nullptr;
+ protected:
+  void on_expand(RemoteAddr, const TypeInfo&) override {}
+  void on_reference(RemoteAddr from, RemoteAddr to, const Edge& edge) override {
+    edges.emplace_back(from.value(), to.value());
+    if (edge.kind == EdgeKind::InstanceDict) owners.emplace_back(to.value(), from.value());
   }
-
- private:
-  Builder& b_;
+  // Every tracked object is in a GC list; that is no reason for it to be alive: only the other
+  // roots start chains.
+  void on_root(RemoteAddr obj, const Edge& edge, bool) override {
+    if (edge.root == RootKind::Gc || edge.root == RootKind::None) return;
+    roots.push_back({obj.value(), edge.name ? edge.name : "?", edge.root == RootKind::Frame});
+  }
 };
 
 // Sort (a, b) pairs into compressed rows by a: start[a]..start[a+1] index `out`.
@@ -110,52 +60,24 @@ void compress(size_t nodes, const std::vector<std::pair<uint32_t, uint32_t>>& pa
     out[fill[key]++] = val;
   }
 }
-}  // namespace
+}  // namespace graph_detail
+using graph_detail::Builder;
+using graph_detail::compress;
 
 namespace {
-
-// The name of local slot i of a frame running `code` (its variables, then cells and free
-// variables); "stack" for the value stack above them.
-std::string local_name(HeapContext& ctx, RemoteAddr code, int64_t i) {
-  const Layout& l = ctx.l;
-  std::vector<F> tuples;
-  if (l.has(F::co_localsplusnames))
-    tuples = {F::co_localsplusnames};
-  else
-    tuples = {F::co_varnames, F::co_cellvars, F::co_freevars};
-  for (F f : tuples) {
-    if (!l.has(f)) continue;
-    auto t = ctx.mem.read_ptr(code + l.off(f));
-    if (!t || t->null()) continue;
-    auto n = ctx.mem.read_as<int64_t>(*t + l.off(F::ob_size));
-    if (!n || *n < 0) return "local " + std::to_string(i);
-    if (i < *n) {
-      auto item = ctx.mem.read_ptr(*t + l.require(F::tuple_item) + i * 8);
-      auto name = item ? ctx.reader.read_str(*item, 60) : std::nullopt;
-      return name ? *name : "local " + std::to_string(i);
-    }
-    i -= *n;
-  }
-  return "stack";
-}
 
 // The code a frame-like object runs: a frame object, a 3.11+ generator (its embedded frame), or a
 // 3.11+ _PyInterpreterFrame (is_iframe).
 std::optional<RemoteAddr> frame_code(HeapContext& ctx, RemoteAddr obj, const TypeInfo* ti, bool is_iframe) {
   const Layout& l = ctx.l;
-  auto iframe_code = [&](RemoteAddr f) -> std::optional<RemoteAddr> {
-    auto c = ctx.mem.read_as<uint64_t>(f + l.require(F::if_code));
-    if (!c) return std::nullopt;
-    return RemoteAddr(l.traits().tagged_code_pointer ? (*c & ~uint64_t{7}) : *c);
-  };
-  if (is_iframe) return iframe_code(obj);
+  if (is_iframe) return interp_frame_code(ctx.reader, obj);
   if (!ti) return std::nullopt;
   if (ti->cat == Cat::Frame) {
-    if (l.traits().frames == Traits::Frames::FrameObjects) return ctx.mem.read_ptr(obj + l.require(F::fo_code));
+    if (l.facts().frames == Facts::Frames::FrameObjects) return ctx.mem.read_ptr(obj + l.require(F::fo_code));
     auto f = ctx.mem.read_ptr(obj + l.require(F::fo_frame));
-    return f ? iframe_code(*f) : std::nullopt;
+    return f ? interp_frame_code(ctx.reader, *f) : std::nullopt;
   }
-  if (ti->cat == Cat::Generator && l.has(F::gen_iframe)) return iframe_code(obj + l.off(F::gen_iframe));
+  if (ti->cat == Cat::Generator && l.has(F::gen_iframe)) return interp_frame_code(ctx.reader, obj + l.off(F::gen_iframe));
   return std::nullopt;
 }
 
@@ -191,7 +113,7 @@ std::string label_of(HeapContext& ctx, RemoteAddr from, const TypeInfo* from_typ
     case EdgeKind::Type: return "__class__";
     case EdgeKind::Local: {
       if (e.name) return e.name;
-      if (auto code = frame_code(ctx, from, from_type, is_iframe)) return local_name(ctx, *code, e.index);
+      if (auto code = frame_code(ctx, from, from_type, is_iframe)) return local_name(ctx.reader, *code, e.index);
       return "local " + std::to_string(e.index);
     }
     case EdgeKind::Slot:
@@ -208,82 +130,48 @@ uint32_t ObjectGraph::find(RemoteAddr a) const { return set_ && !a.null() ? set_
 
 ObjectGraph::~ObjectGraph() = default;
 
-ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progress) : ctx_(ctx) {
-  const auto* snap = dynamic_cast<const HeapSnapshot*>(&ctx.mem);
-  if (!snap) throw Error(ErrorCode::Internal, "the object graph needs a snapshot of the target's memory");
+ObjectGraph::ObjectGraph(HeapContext& ctx, const HeapSnapshot& snap, const PythonProcess& py, bool progress) : ctx_(ctx) {
   auto t0 = std::chrono::steady_clock::now();
   auto ms = [&t0] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
-  set_ = std::make_unique<AddressSet>(snap->ranges());
-  Builder b(ctx, *snap, *set_);
+  set_ = std::make_unique<AddressSet>(snap.ranges());
   Progress bar(progress);
   bar.phase("walking the heap", "objects");
-  b.progress = &bar;
-  RootFilter filter(b);
-  RootStats rs = for_each_root(ctx, py, filter);
-  warnings_ = rs.problems;
-  if (rs.generations == 0) warnings_.push_back("the garbage collector's lists were not found");
-
-  // Threads: their frames are what keeps their locals alive. (<=3.10 frames are objects;
-  // 3.11+ frames live on the thread's data stack and their locals are the roots.)
-  struct PendingRoot {
-    uint64_t addr;
-    std::string label;
-  };
-  std::vector<PendingRoot> frame_roots;
-  const Layout& l = ctx.l;
-  auto interp = py.first_interpreter(ctx.mem);
-  std::unordered_set<RemoteAddr> interps;
-  while (interp && !interp->null() && interps.insert(*interp).second && interps.size() < 64) {
-    auto ts = ctx.mem.read_ptr(*interp + l.require(F::is_tstate_head));
-    std::unordered_set<RemoteAddr> seen;
-    while (ts && !ts->null() && seen.insert(*ts).second && seen.size() < 10000) {
-      int tid = 0;
-      if (l.has(F::ts_native_thread_id)) tid = ctx.mem.read_as<int32_t>(*ts + l.off(F::ts_native_thread_id)).value_or(0);
-      FrameWalk walk = walk_frames(ctx.reader, *ts, 1 << 16);
-      FrameDecoder dec(ctx.reader);
-      for (const auto& f : walk.frames) {
-        auto fi = dec.decode(f);
-        std::string where = (tid ? "[thread " + std::to_string(tid) + "] " : std::string()) +
-                            (fi ? fi->function : std::string("?")) + "()";
-        if (l.traits().frames == Traits::Frames::FrameObjects) {
-          if (b.node(f.frame)) frame_roots.push_back({f.frame.value(), where});
-        } else {
-          struct LocalRoots : ReferentVisitor {
-            Builder& b;
-            HeapContext& ctx;
-            RemoteAddr frame;
-            std::vector<PendingRoot>& roots;
-            std::string where;
-            LocalRoots(Builder& bb, HeapContext& c, RemoteAddr f, std::vector<PendingRoot>& r, std::string w)
-                : b(bb), ctx(c), frame(f), roots(r), where(std::move(w)) {}
-            void visit(RemoteAddr child, const Edge& e) override {
-              if (e.kind != EdgeKind::Local || child.null() || (child.value() & 7) || !b.node(child)) return;
-              roots.push_back({child.value(), where + ": " + label_of(ctx, frame, nullptr, e, true)});
-            }
-          } lr(b, ctx, f.frame, frame_roots, where);
-          for_each_frame_referent(ctx, f.frame, lr);
-        }
-      }
-      ts = ctx.mem.read_ptr(*ts + l.require(F::ts_next));
-    }
-    auto next = ctx.mem.read_ptr(*interp + l.require(F::is_next));
-    if (!next) break;
-    interp = next;
-  }
-  b.run();  // what the frames hold
-  bar.phase("indexing the references", "", 4);
-
+  Builder b(ctx, snap, *set_, &bar);
+  walk(b, py);
   LOG_INFO("graph: walked in " << ms() << " ms");
-  // Number the objects in address order.
+  bar.phase("indexing the references", "", 4);
+  index(b, bar);
+  bar.clear();
+  if (auto gl = gc_garbage_list(ctx, py)) garbage_ = find(*gl);
+  LOG_INFO("graph: " << addrs_.size() << " objects, " << out_edges_.size() << " references, " << roots_.size()
+                     << " roots, in " << ms() << " ms");
+}
+
+// Every object once, from the same roots as the census: what the collector tracks, then the
+// interpreter's and the threads' roots (the frames' among them).
+void ObjectGraph::walk(Builder& b, const PythonProcess& py) {
+  RootStats tracked = for_each_tracked(ctx_, py, b);
+  b.run();
+  RootStats others = for_each_other_root(ctx_, py, b);
+  b.run();
+  for (auto* stats : {&tracked, &others})
+    for (auto& p : stats->problems) warnings_.push_back(p);
+  if (tracked.generations == 0) warnings_.push_back("the garbage collector's lists were not found");
+  if (uint64_t n = b.referents_unreadable() + b.referents_missing_member())
+    warnings_.push_back(std::to_string(n) + " objects' references could not all be read: the graph may lack some");
+}
+
+// Numbers the objects in address order and turns the references into compressed adjacency
+// arrays, forward and backward.
+void ObjectGraph::index(Builder& b, Progress& bar) {
   set_->build_rank();
   addrs_.reserve(set_->size());
   types_.reserve(set_->size());
   set_->for_each([&](uint64_t a) {
     addrs_.push_back(a);
-    const TypeInfo* ti = ctx.type_of(RemoteAddr(a));
+    const TypeInfo* ti = ctx_.type_of(RemoteAddr(a));
     types_.push_back(ti ? ti->id : 0);
   });
-  LOG_INFO("graph: numbered at " << ms() << " ms");
   bar.update(1, true);
   if (b.edges.size() >= UINT32_MAX)
     throw Error(ErrorCode::Resources, "more than 4 billion references: too many for pyinspect refs");
@@ -298,15 +186,13 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progres
   compress(addrs_.size(), edges, true, out_start_, out_edges_);
   bar.update(3, true);
   compress(addrs_.size(), edges, false, in_start_, in_edges_);
-  bar.clear();
   for (auto [dict, obj] : b.owners) owner_.emplace_back(set_->rank(dict), set_->rank(obj));
   std::sort(owner_.begin(), owner_.end());
   // The interpreter's roots first, then the threads' frames.
-  for (const auto& h : b.root_hits) roots_.push_back({set_->rank(h.addr), h.label, false});
-  for (const auto& r : frame_roots) roots_.push_back({set_->rank(r.addr), r.label, true});
-  if (auto gl = gc_garbage_list(ctx, py)) garbage_ = find(*gl);
-  LOG_INFO("graph: " << addrs_.size() << " objects, " << out_edges_.size() << " references, " << roots_.size()
-                     << " roots, in " << ms() << " ms");
+  for (const auto& h : b.roots)
+    if (!h.frame) roots_.push_back({set_->rank(h.addr), h.label, false});
+  for (const auto& h : b.roots)
+    if (h.frame) roots_.push_back({set_->rank(h.addr), h.label, true});
 }
 
 std::vector<std::string> ObjectGraph::root_labels(uint32_t n) const {
@@ -316,7 +202,7 @@ std::vector<std::string> ObjectGraph::root_labels(uint32_t n) const {
   return out;
 }
 
-std::optional<uint64_t> ObjectGraph::size_of(uint32_t n) { return object_size(ctx_, addr(n), type(n)); }
+std::optional<uint64_t> ObjectGraph::size_of(uint32_t n) { return object_size(ctx_, addr(n), type(n)).bytes; }
 
 std::string ObjectGraph::kind(uint32_t n) {
   const TypeInfo& ti = type(n);
@@ -401,7 +287,6 @@ std::string ObjectGraph::repr(uint32_t n) {
       break;
     case Cat::Long:
     case Cat::Int27:
-    case Cat::Bool:
       if (auto v = r.read_int(a)) return std::to_string(*v);
       break;
     case Cat::Bytes: {

@@ -14,6 +14,10 @@
 namespace pyinspect {
 
 class AddressSet;
+class Progress;
+namespace graph_detail {
+class Builder;
+}
 
 struct GraphRoot {
   uint32_t node;
@@ -32,9 +36,9 @@ class ObjectGraph {
  public:
   static constexpr uint32_t kNone = UINT32_MAX;
 
-  // Walks the heap in `ctx` (a snapshot of the target) from the same roots as the census.
-  // progress: a count of the objects walked on stderr, every 65536.
-  ObjectGraph(HeapContext& ctx, const PythonProcess& py, bool progress = false);
+  // Walks the heap of `snap` (ctx reads it) from the same roots as the census.
+  // progress: a progress line on stderr.
+  ObjectGraph(HeapContext& ctx, const HeapSnapshot& snap, const PythonProcess& py, bool progress = false);
   ~ObjectGraph();
 
   size_t size() const { return addrs_.size(); }
@@ -74,6 +78,9 @@ class ObjectGraph {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
+  void walk(graph_detail::Builder& b, const PythonProcess& py);
+  void index(graph_detail::Builder& b, Progress& bar);
+
   HeapContext& ctx_;
   std::unique_ptr<AddressSet> set_;  // the objects; node n is the n-th by address
   std::vector<uint64_t> addrs_;

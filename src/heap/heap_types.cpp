@@ -7,20 +7,18 @@
 namespace pyinspect {
 
 namespace {
-constexpr uint64_t kLongSubclass = 1ull << 24, kListSubclass = 1ull << 25, kTupleSubclass = 1ull << 26,
-                   kBytesSubclass = 1ull << 27, kUnicodeSubclass = 1ull << 28, kDictSubclass = 1ull << 29,
-                   kBaseExcSubclass = 1ull << 30, kTypeSubclass = 1ull << 31, kIntSubclass27 = 1ull << 23;
+using namespace tpflags;
 constexpr int kTObject = 6, kTObjectEx = 16;  // PyMemberDef types that hold a PyObject*
 }  // namespace
 
 const char* cat_name(Cat c) {
   static const char* const names[] = {
-      "other", "object", "type", "NoneType", "int (2.7)", "int", "bool", "float", "complex", "str (2.7)",
+      "other", "object", "type", "NoneType", "int (2.7)", "int", "float", "complex", "str (2.7)",
       "unicode (2.7)", "str", "bytes", "bytearray", "tuple", "list", "dict", "set", "frozenset", "deque",
       "OrderedDict", "defaultdict", "code", "frame", "function", "method", "builtin function", "module", "cell",
       "generator", "coroutine", "async generator", "weakref", "property", "classmethod", "staticmethod", "slice",
       "range", "memoryview", "exception", "traceback", "mappingproxy", "method-wrapper", "descriptor",
-      "member descriptor", "super", "array", "buffered io", "instance (2.7)", "classobj (2.7)"};
+      "member descriptor", "super", "array", "buffered io", "struct", "StgDict", "instance (2.7)", "classobj (2.7)"};
   static_assert(sizeof names / sizeof names[0] == static_cast<size_t>(Cat::Count));
   return names[static_cast<size_t>(c)];
 }
@@ -30,16 +28,15 @@ HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs&
   auto add = [&](RemoteAddr a, Cat c) {
     if (a) builtin_cats_[a.value()] = c;
   };
-  const bool py2 = l.traits().python2;
+  const bool unicode_is_str = l.facts().strings == Facts::Strings::Pep393;
   add(t.object, Cat::Object);
   add(t.type, Cat::Type);
   add(t.int27, Cat::Int27);
-  add(t.long_, Cat::Long);
-  add(t.bool_, Cat::Bool);
+  add(t.long_, Cat::Long);  // bool derives from it (2.7: from int), and is classified by its base
   add(t.float_, Cat::Float);
   add(t.complex, Cat::Complex);
   add(t.str27, Cat::Str27);
-  add(t.unicode, py2 ? Cat::Unicode27 : Cat::Str);
+  add(t.unicode, unicode_is_str ? Cat::Str : Cat::Unicode27);
   add(t.bytes, Cat::Bytes);
   add(t.bytearray, Cat::ByteArray);
   add(t.tuple, Cat::Tuple);
@@ -112,12 +109,21 @@ Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
       if (*name == "array.array") c = Cat::Array;
       if (*name == "_io.BufferedReader" || *name == "_io.BufferedWriter" || *name == "_io.BufferedRandom")
         c = Cat::Buffered;
+      if (*name == "_struct.Struct") c = Cat::Struct;
       if (c != Cat::Other) {
         builtin_cats_[cur.value()] = c;
         builtin = cur;
         return c;
       }
     }
+    // ctypes' StgDict, the dict of every ctypes type, has a C __sizeof__ of its own; its tp_name
+    // has no module (2.7-3.12).
+    if (!heap && l.has(F::stgdict_proto))
+      if (auto name = reader.type_name(cur); name && *name == "StgDict") {
+        builtin_cats_[cur.value()] = Cat::StgDict;
+        builtin = cur;
+        return Cat::StgDict;
+      }
     auto base = mem.read_ptr(cur + l.require(F::tp_base));
     if (!base || base->null()) break;
     cur = *base;
@@ -130,10 +136,11 @@ Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
   if (flags & kDictSubclass) return Cat::Dict;
   if (flags & kListSubclass) return Cat::List;
   if (flags & kTupleSubclass) return Cat::Tuple;
-  if (flags & kUnicodeSubclass) return l.traits().python2 ? Cat::Unicode27 : Cat::Str;
-  if (flags & kBytesSubclass) return l.traits().python2 ? Cat::Str27 : Cat::Bytes;
+  const bool py3_strings = l.facts().strings == Facts::Strings::Pep393;
+  if (flags & kUnicodeSubclass) return py3_strings ? Cat::Str : Cat::Unicode27;
+  if (flags & kBytesSubclass) return py3_strings ? Cat::Bytes : Cat::Str27;
   if (flags & kLongSubclass) return Cat::Long;
-  if (l.traits().python2 && (flags & kIntSubclass27)) return Cat::Int27;
+  if (l.facts().int_type && (flags & kIntSubclass27)) return Cat::Int27;
   return Cat::Other;
 }
 
@@ -151,7 +158,7 @@ const TypeInfo* HeapContext::info(RemoteAddr type) {
   if (!meta) return nullptr;
   auto meta_flags = reader.type_flags(*meta);
   bool is_type = *meta == t.type || (meta_flags && (*meta_flags & kTypeSubclass)) ||
-                 (l.traits().python2 && *meta == t.class27);
+                 (l.facts().classic_classes && *meta == t.class27);
   if (!is_type || !plausible_type(type)) return nullptr;
   TypeInfo ti = build(type);
   ti.id = static_cast<uint32_t>(types_.size());
@@ -167,7 +174,7 @@ bool HeapContext::plausible_type(RemoteAddr type) {
   auto flags = reader.type_flags(type);
   auto basicsize = mem.read_as<int64_t>(type + l.require(F::tp_basicsize));
   auto itemsize = mem.read_as<int64_t>(type + l.require(F::tp_itemsize));
-  if (!flags || !(*flags & (uint64_t{1} << 12)) || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
+  if (!flags || !(*flags & kReady) || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
   if (!itemsize || *itemsize < 0 || *itemsize > (1 << 20)) return false;
   auto name = reader.type_name(type);
   if (!name || name->empty()) return false;
@@ -188,19 +195,28 @@ TypeInfo HeapContext::build(RemoteAddr type) {
   ti.heap = ti.flags & tpflags::kHeapType;
   ti.gc = ti.flags & tpflags::kHaveGc;
   ti.cat = classify(type, ti.builtin);
+  name_type(ti, *s);
+  read_slots(ti);
+  read_mro(ti, *s);
+  if (!ti.heap && l.has(F::tp_del))
+    if (auto del = s->ptr(l.off(F::tp_del)); del && !del->null()) ti.has_finalizer = true;
+  return ti;
+}
 
-  // Names: builtins bare, others module.QualName (as guppy and objgraph show them).
+// As the type's own __module__ and __qualname__ give it: builtins bare, others module.QualName
+// (as guppy and objgraph show them). A heap type's module is its dict's __module__ and its name
+// ht_qualname; a static type's tp_name is "module.Name", or "Name" for builtins.
+void HeapContext::name_type(TypeInfo& ti, const StructBytes& s) {
   std::string tp_name;
-  if (auto p = s->ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("?");
-  const bool py2 = l.traits().python2;
-  const std::string builtins = py2 ? "__builtin__" : "builtins";
+  if (auto p = s.ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("?");
+  const std::string builtins = l.facts().builtins_module;
   if (ti.heap) {
     std::string qual;
     if (l.has(F::ht_qualname))
-      if (auto q = mem.read_ptr(type + l.off(F::ht_qualname))) qual = reader.read_str(*q, 256).value_or("");
+      if (auto q = mem.read_ptr(ti.addr + l.off(F::ht_qualname))) qual = reader.read_str(*q, 256).value_or("");
     if (qual.empty()) qual = tp_name;
     std::string module;
-    if (auto d = s->ptr(l.off(F::tp_dict)); d && !d->null())
+    if (auto d = s.ptr(l.off(F::tp_dict)); d && !d->null())
       if (auto m = reader.dict_get(*d, "__module__")) module = reader.read_str(*m, 256).value_or("");
     ti.module = module.empty() ? builtins : module;
     ti.name = ti.module == builtins ? qual : ti.module + "." + qual;
@@ -212,14 +228,16 @@ TypeInfo HeapContext::build(RemoteAddr type) {
     ti.module = dot == std::string::npos ? builtins : tp_name.substr(0, dot);
     ti.name = tp_name;
   }
+}
 
-  // __slots__: PyMemberDefs stored after the heap type object (at Py_TYPE(type)->tp_basicsize),
-  // Py_SIZE(type) of them, for this type and each heap base.
-  int64_t md_name = l.has(F::mdef_name) ? l.off(F::mdef_name) : 0;
-  int64_t md_type = l.has(F::mdef_type) ? l.off(F::mdef_type) : 8;
-  int64_t md_offset = l.has(F::mdef_offset) ? l.off(F::mdef_offset) : 16;
-  int64_t md_size = l.has(S::sz_PyMemberDef) ? l.size(S::sz_PyMemberDef) : 40;
-  RemoteAddr cur = type;
+// __slots__: PyMemberDefs stored after the heap type object (at Py_TYPE(type)->tp_basicsize),
+// Py_SIZE(type) of them, for this type and each heap base. A layout without PyMemberDef (one read
+// from _Py_DebugOffsets alone) knows no slots.
+void HeapContext::read_slots(TypeInfo& ti) {
+  if (!l.has(F::mdef_name) || !l.has(F::mdef_type) || !l.has(F::mdef_offset) || !l.has(S::sz_PyMemberDef)) return;
+  int64_t md_name = l.off(F::mdef_name), md_type = l.off(F::mdef_type), md_offset = l.off(F::mdef_offset);
+  int64_t md_size = l.size(S::sz_PyMemberDef);
+  RemoteAddr cur = ti.addr;
   for (int depth = 0; depth < 64 && cur; ++depth) {
     auto flags = reader.type_flags(cur);
     if (!flags || !(*flags & tpflags::kHeapType)) break;
@@ -245,37 +263,36 @@ TypeInfo HeapContext::build(RemoteAddr type) {
     if (!base) break;
     cur = *base;
   }
+}
 
-  // Python-level __sizeof__ and __del__ in the MRO's heap classes.
-  if (auto mro = s->ptr(l.off(F::tp_mro)); mro && !mro->null()) {
-    auto n = mem.read_as<int64_t>(*mro + l.off(F::ob_size));
-    bool sizeof_found = false;
-    for (int64_t i = 0; n && i < std::min<int64_t>(*n, 64); ++i) {
-      auto k = mem.read_ptr(*mro + l.off(F::tuple_item) + 8 * i);
-      if (!k) break;
-      auto kflags = reader.type_flags(*k);
-      bool kheap = kflags && (*kflags & tpflags::kHeapType);
-      auto kd = mem.read_ptr(*k + l.off(F::tp_dict));
-      if (!kheap) {
-        sizeof_found = true;  // a C type's __sizeof__ decides from here on
-        continue;
-      }
-      if (!kd || kd->null()) continue;
-      if (!sizeof_found) {
-        // A heap type made from a C spec (array.array 3.10+, deque 3.12+) holds its C
-        // __sizeof__ as a method descriptor; only anything else is written in Python.
-        if (auto sz = reader.dict_get(*kd, "__sizeof__")) {
-          sizeof_found = true;
-          auto st = reader.type_of(*sz);
-          ti.python_sizeof = !(st && (*st == t.method_descr || *st == t.wrapper_descr));
-        }
-      }
-      if (reader.dict_get(*kd, "__del__")) ti.has_finalizer = true;
+// A __sizeof__ written in Python, and __del__, in the MRO's heap classes.
+void HeapContext::read_mro(TypeInfo& ti, const StructBytes& s) {
+  auto mro = s.ptr(l.off(F::tp_mro));
+  if (!mro || mro->null()) return;
+  auto n = mem.read_as<int64_t>(*mro + l.off(F::ob_size));
+  bool sizeof_found = false;
+  for (int64_t i = 0; n && i < std::min<int64_t>(*n, 64); ++i) {
+    auto k = mem.read_ptr(*mro + l.off(F::tuple_item) + 8 * i);
+    if (!k) break;
+    auto kflags = reader.type_flags(*k);
+    bool kheap = kflags && (*kflags & tpflags::kHeapType);
+    auto kd = mem.read_ptr(*k + l.off(F::tp_dict));
+    if (!kheap) {
+      sizeof_found = true;  // a C type's __sizeof__ decides from here on
+      continue;
     }
+    if (!kd || kd->null()) continue;
+    if (!sizeof_found) {
+      // A heap type made from a C spec (array.array 3.10+, deque 3.12+) holds its C __sizeof__
+      // as a method descriptor; only anything else is written in Python.
+      if (auto sz = reader.dict_get(*kd, "__sizeof__")) {
+        sizeof_found = true;
+        auto st = reader.type_of(*sz);
+        ti.python_sizeof = !(st && (*st == t.method_descr || *st == t.wrapper_descr));
+      }
+    }
+    if (reader.dict_get(*kd, "__del__")) ti.has_finalizer = true;
   }
-  if (!ti.heap && l.has(F::tp_del))
-    if (auto del = s->ptr(l.off(F::tp_del)); del && !del->null()) ti.has_finalizer = true;
-  return ti;
 }
 
 }  // namespace pyinspect

@@ -26,8 +26,7 @@ enum class Cat : uint8_t {
   Type,
   NoneType,
   Int27,
-  Long,
-  Bool,
+  Long,      // int (3.x), long (2.7), and bool, which derives from one of them
   Float,
   Complex,
   Str27,
@@ -69,6 +68,8 @@ enum class Cat : uint8_t {
   Super,
   Array,             // array.array (an extension type)
   Buffered,          // _io.BufferedReader / Writer / Random
+  Struct,            // _struct.Struct
+  StgDict,           // ctypes' StgDict (2.7-3.12), the dict of every ctypes type
   Instance27,        // 2.7 classic instance
   Class27,           // 2.7 classic class
   Count
@@ -91,6 +92,8 @@ struct TypeInfo {
   std::vector<std::pair<int64_t, std::string>> slots;
   std::string name;    // builtins bare ("dict"), others "module.QualName" ("__main__.ObjectA")
   std::string module;  // "builtins" for builtins (2.7: "__builtin__")
+
+  ObjectReader::TypeShape shape() const { return {addr, flags, basicsize, itemsize, dictoffset}; }
 };
 
 class HeapContext {
@@ -108,18 +111,15 @@ class HeapContext {
   const TypeInfo* info(RemoteAddr type);
   const std::deque<TypeInfo>& all_types() const { return types_; }
 
-  // sizeof(PyGC_Head) for this build (16 from 3.8; 32 or 24 on 2.7-3.7, read from memory).
+  // sizeof(PyGC_Head) for this build (16 from 3.8; 32 or 24 on 2.7-3.7).
   int64_t gc_head_size() const { return gc_head_; }
   void set_gc_head_size(int64_t v) { gc_head_ = v; }
 
-  // Fixed layouts of things outside libpython's DWARF (2.7's _collections is an extension).
-  struct Fallback {
-    int64_t deque_leftindex = -1, deque_len = -1;
-  };
-  Fallback fallback;
-
  private:
   TypeInfo build(RemoteAddr type);
+  void name_type(TypeInfo& ti, const StructBytes& type_struct);
+  void read_slots(TypeInfo& ti);
+  void read_mro(TypeInfo& ti, const StructBytes& type_struct);
   bool plausible_type(RemoteAddr type);
   Cat classify(RemoteAddr type, RemoteAddr& builtin);
   std::unordered_map<RemoteAddr, uint32_t> index_;
@@ -130,9 +130,19 @@ class HeapContext {
 
 // --- per-object rules (sizes.cpp, referents.cpp) ---
 
-// sys.getsizeof(obj) as the target would compute it; nullopt when it cannot be known from
-// outside (a __sizeof__ written in Python) or the object cannot be read.
-std::optional<uint64_t> object_size(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type);
+// sys.getsizeof(obj) as the target would compute it, or why it could not be known.
+struct ObjectSize {
+  enum class Problem : uint8_t {
+    None,
+    PythonSizeof,   // a class in its MRO defines __sizeof__ in Python: only running it would tell
+    Unreadable,     // a member its __sizeof__ reads could not be read (or was out of range)
+    MissingMember,  // this build's layout lacks a member its __sizeof__ reads
+  };
+  std::optional<uint64_t> bytes;
+  Problem problem = Problem::None;
+};
+ObjectSize object_size(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type);
+const char* size_problem_text(ObjectSize::Problem p);
 
 // How a reference is held, for labelling graph edges; the census ignores it.
 enum class EdgeKind : uint8_t {
@@ -147,11 +157,36 @@ enum class EdgeKind : uint8_t {
   Guess,         // a word of an object pyinspect does not model that may be a reference
   Other,
 };
+// A reference the garbage collector's tp_traverse does not report (so neither does
+// gc.get_referents()), and why: what an in-process census built on gc cannot see.
+enum class Hidden : uint8_t {
+  No,
+  DictStrKey,   // the str keys of a dict whose keys are all str (dict_traverse skips them)
+  CodeObject,   // a code object's constants, names and tables (code is no GC object)
+  TypeObject,   // a type's names and slots, and everything a static type holds (no GC object)
+  Descriptor,   // a descriptor's name and qualified name
+  Other,        // another member that traversal leaves out
+  Count
+};
+
+// Where a root comes from (heap/roots.hpp); None for a reference one object holds.
+enum class RootKind : uint8_t {
+  None,
+  Gc,           // an object the garbage collector tracks (in a GC list)
+  Interpreter,  // sys.modules, sys, builtins, the import and codec state, fork and audit hooks
+  Interned,     // the interned strings
+  Thread,       // a thread state's dict, exceptions, context, profile and trace functions
+  Frame,        // the locals of a frame running on a thread's data stack (3.11+)
+  Count
+};
+
 struct Edge {
   EdgeKind kind = EdgeKind::Other;
   int64_t index = -1;
   RemoteAddr key;
   const char* name = nullptr;
+  Hidden hidden = Hidden::No;
+  RootKind root = RootKind::None;
 };
 
 class ReferentVisitor {
@@ -162,8 +197,12 @@ class ReferentVisitor {
 
 // Every object `obj` refers to, as gc.get_referents() would report it, plus the references
 // CPython keeps outside tp_traverse that keep objects alive (code objects' constants and names,
-// the instance attributes of 3.11+ values). Children are not validated beyond being non-null and
-// aligned: the census checks them.
-void for_each_referent(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type, ReferentVisitor& visit);
+// the instance attributes of 3.11+ values), marked `hidden`. Children are not validated beyond
+// being non-null and aligned: the census checks them.
+// Whether every reference could be read: Unreadable when some memory it needed could not be read
+// (the references found are still reported), MissingMember when this build's layout lacks a
+// member the type's rule needs.
+enum class ReferentStatus : uint8_t { Complete, Unreadable, MissingMember };
+ReferentStatus for_each_referent(HeapContext& ctx, RemoteAddr obj, const TypeInfo& type, ReferentVisitor& visit);
 
 }  // namespace pyinspect

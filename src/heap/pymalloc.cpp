@@ -1,18 +1,19 @@
 #include "heap/pymalloc.hpp"
 
 #include "base/log.hpp"
+#include "runtime/threads.hpp"
 
 namespace pyinspect {
 
 void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
   const Layout& l = ctx.l;
   const Memory& mem = ctx.mem;
-  const Traits& t = l.traits();
+  const Facts& t = l.facts();
   if (!l.has(F::arena_address) || !l.has(S::sz_arena_object) || !l.has(F::pool_count)) return;
 
   std::optional<RemoteAddr> arenas;
   std::optional<uint32_t> maxarenas;
-  if (t.obmalloc == Traits::Obmalloc::Statics) {
+  if (t.obmalloc == Facts::Obmalloc::Statics) {
     // obmalloc.c's statics: in the symbol table only.
     auto a = py.binary().static_symbol("arenas");
     auto n = py.binary().static_symbol("maxarenas");
@@ -20,16 +21,13 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
     arenas = mem.read_ptr(*a);
     maxarenas = mem.read_as<uint32_t>(*n);
   } else {
-    auto interp = py.first_interpreter(mem);
-    if (!interp || !l.has(F::is_obmalloc) || !l.has(F::obm_arenas) || !l.has(F::obm_maxarenas)) return;
-    // Walk to the main interpreter (the last): its state is the one the process mostly uses.
-    for (int i = 0; i < 1024; ++i) {
-      auto next = mem.read_ptr(*interp + l.require(F::is_next));
-      if (!next || next->null()) break;
-      interp = next;
-    }
+    if (!l.has(F::is_obmalloc) || !l.has(F::obm_arenas) || !l.has(F::obm_maxarenas)) return;
+    // The main interpreter (the last): its state is the one the process mostly uses.
+    NodeList interps = interpreters(py, mem);
+    if (interps.nodes.empty()) return;
+    auto interp = std::optional<RemoteAddr>(interps.nodes.back());
     RemoteAddr state = *interp + l.off(F::is_obmalloc);
-    if (t.obmalloc == Traits::Obmalloc::InterpreterPointer) {
+    if (t.obmalloc == Facts::Obmalloc::InterpreterPointer) {
       auto p = mem.read_ptr(state);
       if (!p || p->null()) return;
       state = *p;
@@ -59,7 +57,7 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
       auto maxnext = mem.read_as<uint32_t>(RemoteAddr(p) + l.require(F::pool_maxnextoffset));
       if (!count || !maxnext || *count == 0 || *maxnext >= pool) continue;
       uint64_t block = pool - *maxnext;  // exact block size of the pool's class
-      uint64_t header = l.has(S::sz_pool_header) ? l.size(S::sz_pool_header) : 48;
+      uint64_t header = l.require(S::sz_pool_header);
       uint64_t capacity = (pool - header) / block;
       m.pool_bytes_used += uint64_t{*count} * block;
       if (capacity > *count) m.pool_bytes_free += (capacity - *count) * block;

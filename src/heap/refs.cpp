@@ -357,7 +357,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
   RefsResult r;
   r.graph_objects = g.size();
   r.graph_references = g.edges();
-  r.python2 = g.context().l.traits().python2;
+  r.finalizers_block_collection = g.context().l.facts().finalizers_block_collection;
   if (o.address) {
     uint32_t n = g.find(RemoteAddr(*o.address));
     if (n == ObjectGraph::kNone) {

@@ -67,7 +67,7 @@ struct RefsResult {
   std::vector<RefsCycle> cycles;
   uint64_t graph_objects = 0, graph_references = 0;
   int64_t pause_ns = 0, elapsed_ns = 0;
-  bool python2 = false;
+  bool finalizers_block_collection = false;  // 2.7: a cycle with __del__ is never freed
   bool paused = true;                 // false with --nonblocking: the graph may be torn
   std::vector<std::string> warnings;
 };

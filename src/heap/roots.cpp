@@ -1,10 +1,11 @@
 #include "heap/roots.hpp"
 
-#include <unordered_set>
+#include <algorithm>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "runtime/frames.hpp"
+#include "runtime/threads.hpp"
 
 namespace pyinspect {
 
@@ -20,6 +21,103 @@ std::vector<RemoteAddr> generations_at(const Layout& l, RemoteAddr gcstate) {
   if (l.has(F::gcs_permanent)) out.push_back(gcstate + l.off(F::gcs_permanent));
   return out;
 }
+
+// A PyObject* member of a runtime struct as a root, if this build has it and it is set.
+void member_root(HeapContext& ctx, RemoteAddr base, F f, RootKind kind, const char* label, ReferentVisitor& visitor) {
+  if (!ctx.l.has(f)) return;
+  if (auto p = ctx.mem.read_ptr(base + ctx.l.off(f)); p && !p->null())
+    visitor.visit(*p, {EdgeKind::Other, -1, {}, label, Hidden::No, kind});
+}
+
+void interned_root(HeapContext& ctx, std::optional<RemoteAddr> dict, ReferentVisitor& visitor) {
+  if (dict && ctx.reader.has_type(*dict, ctx.t.dict))
+    visitor.visit(*dict, {EdgeKind::Other, -1, {}, "interned strings", Hidden::No, RootKind::Interned});
+}
+
+void interpreter_roots(HeapContext& ctx, RemoteAddr interp, ReferentVisitor& visitor) {
+  static const std::pair<F, const char*> kMembers[] = {
+      {F::is_modules, "sys.modules"},
+      {F::is_sysdict, "sys"},
+      {F::is_builtins, "builtins"},
+      {F::is_dict, "interpreter dict"},
+      {F::is_modules_by_index, "modules by index"},
+      {F::is_importlib, "importlib"},
+      {F::is_import_func, "__import__"},
+      {F::is_builtins_copy, "builtins copy"},
+      {F::is_codec_search_path, "codec search path"},
+      {F::is_codec_search_cache, "codec search cache"},
+      {F::is_codec_error_registry, "codec error registry"},
+      {F::is_before_forkers, "os.register_at_fork"},
+      {F::is_after_forkers_parent, "os.register_at_fork"},
+      {F::is_after_forkers_child, "os.register_at_fork"},
+      {F::is_audit_hooks, "audit hooks"},
+  };
+  for (auto [f, label] : kMembers) member_root(ctx, interp, f, RootKind::Interpreter, label, visitor);
+  // 3.12+: the interned strings belong to the interpreter.
+  if (ctx.l.has(F::is_interned)) interned_root(ctx, ctx.mem.read_ptr(interp + ctx.l.off(F::is_interned)), visitor);
+}
+
+void thread_roots(HeapContext& ctx, RemoteAddr ts, ReferentVisitor& visitor) {
+  static const std::pair<F, const char*> kMembers[] = {
+      {F::ts_dict, "thread dict"},
+      {F::ts_async_exc, "thread's pending async exception"},
+      {F::ts_curexc_type, "thread's current exception"},
+      {F::ts_curexc_value, "thread's current exception"},
+      {F::ts_curexc_traceback, "thread's current exception"},
+      {F::ts_exc_type, "thread's handled exception"},
+      {F::ts_exc_value, "thread's handled exception"},
+      {F::ts_exc_traceback, "thread's handled exception"},
+      {F::ts_context, "thread's context"},
+      {F::ts_c_profileobj, "thread's profile function"},
+      {F::ts_c_traceobj, "thread's trace function"},
+      {F::ts_async_gen_firstiter, "thread's async generator hooks"},
+      {F::ts_async_gen_finalizer, "thread's async generator hooks"},
+      {F::ts_threading_local_key, "thread's threading.local key"},
+      {F::ts_threading_local_sentinel, "thread's threading.local key"},
+  };
+  for (auto [f, label] : kMembers) member_root(ctx, ts, f, RootKind::Thread, label, visitor);
+}
+
+// What a thread's running frames hold: <=3.10 the frame objects, 3.11+ (frames on the data stack,
+// held by no object) what each frame refers to. Labelled "[thread TID] function(): local".
+class FrameRoots : public ReferentVisitor {
+ public:
+  FrameRoots(HeapContext& ctx, ReferentVisitor& inner) : ctx_(ctx), inner_(inner) {}
+
+  void thread(RemoteAddr ts, RootStats& stats) {
+    const Layout& l = ctx_.l;
+    int tid = l.has(F::ts_native_thread_id) ? ctx_.mem.read_as<int32_t>(ts + l.off(F::ts_native_thread_id)).value_or(0) : 0;
+    FrameWalk walk = walk_frames(ctx_.reader, ts, ThreadWalkLimits{}.frames);
+    if (walk.truncated) stats.problems.push_back("a thread's frames could not be walked to the end: " + walk.problem);
+    FrameDecoder decoder(ctx_.reader);
+    for (const auto& f : walk.frames) {
+      auto fi = decoder.decode(f);
+      where_ = (tid ? "[thread " + std::to_string(tid) + "] " : std::string()) + (fi ? fi->function : std::string("?")) + "()";
+      if (l.facts().frames == Facts::Frames::FrameObjects) {
+        inner_.visit(f.frame, {EdgeKind::Other, -1, {}, where_.c_str(), Hidden::No, RootKind::Frame});
+      } else {
+        code_ = f.code;
+        for_each_frame_referent(ctx_, f.frame, *this);
+      }
+      ++stats.frames;
+    }
+  }
+
+  void visit(RemoteAddr child, const Edge& e) override {
+    label_ = where_ + ": " +
+             (e.kind == EdgeKind::Local ? local_name(ctx_.reader, code_, e.index) : std::string(e.name ? e.name : "?"));
+    Edge root = e;
+    root.name = label_.c_str();
+    root.root = RootKind::Frame;
+    inner_.visit(child, root);
+  }
+
+ private:
+  HeapContext& ctx_;
+  ReferentVisitor& inner_;
+  std::string where_, label_;
+  RemoteAddr code_;
+};
 }  // namespace
 
 std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProcess& py, RemoteAddr interp) {
@@ -40,14 +138,14 @@ std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProces
 GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor& visitor) {
   const int64_t head_size = ctx.gc_head_size();
   const int64_t next_off = ctx.l.require(F::gc_next);
-  Edge tracked{EdgeKind::Other, -1, {}, "gc"};
+  const Edge tracked{EdgeKind::Other, -1, {}, "gc", Hidden::No, RootKind::Gc};
   GcListWalk out;
   auto next = ctx.mem.read_ptr(head + next_off);
   // A list copied while the target ran (--nonblocking) may loop without coming back to its
   // head: Brent's cycle detection stops the walk after at most twice the loop's length.
   uint64_t tortoise = head.value(), power = 1, lam = 0;
   bool looped = false;
-  // 3.8+ keep flags in the low bits of the links during a collection: mask them.
+  // The links point at 16-aligned GC headers; the low bits may carry a collection's flags (3.8+).
   while (next && (next->value() & ~uint64_t{7}) != head.value() && out.objects < kMaxTracked) {
     RemoteAddr node(next->value() & ~uint64_t{7});
     if (node.null()) break;
@@ -68,61 +166,47 @@ GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor
   return out;
 }
 
-RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor) {
-  const Layout& l = ctx.l;
-  const Memory& mem = ctx.mem;
+RootStats for_each_tracked(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor) {
   RootStats stats;
-
-  std::unordered_set<RemoteAddr> interps;
-  auto interp = py.first_interpreter(mem);
+  NodeList interps = interpreters(py, ctx.mem);
+  if (!interps.complete) stats.problems.push_back(interps.problem);
   std::vector<RemoteAddr> heads_done;
-  while (interp && !interp->null() && interps.size() < 1024 && interps.insert(*interp).second) {
+  for (RemoteAddr interp : interps.nodes) {
     ++stats.interpreters;
     // The GC lists (shared by all interpreters before 3.9: walked once).
-    for (RemoteAddr gen : gc_generation_heads(ctx, py, *interp)) {
+    for (RemoteAddr gen : gc_generation_heads(ctx, py, interp)) {
       if (std::find(heads_done.begin(), heads_done.end(), gen) != heads_done.end()) continue;
       heads_done.push_back(gen);
       ++stats.generations;
-      GcListWalk walk = for_each_gc_object(ctx, gen + l.require(F::gcgen_head), visitor);
+      GcListWalk walk = for_each_gc_object(ctx, gen + ctx.l.require(F::gcgen_head), visitor);
       if (!walk.complete) stats.problems.push_back("a GC list could not be walked to its end");
       stats.gc_tracked += walk.objects;
     }
-    // Interpreter roots.
-    for (auto [f, name] : std::initializer_list<std::pair<F, const char*>>{
-             {F::is_modules, "sys.modules"}, {F::is_sysdict, "sys"}, {F::is_builtins, "builtins"},
-             {F::is_dict, "interpreter dict"}})
-      if (l.has(f))
-        if (auto p = mem.read_ptr(*interp + l.off(f)); p && !p->null()) visitor.visit(*p, {EdgeKind::Other, -1, {}, name});
-    if (l.has(F::is_interned))
-      if (auto p = mem.read_ptr(*interp + l.off(F::is_interned)); p && ctx.reader.has_type(*p, ctx.t.dict))
-        visitor.visit(*p, {EdgeKind::Other, -1, {}, "interned strings"});
-    // Frames on the threads' data stacks (3.11+): their locals are held by no object.
-    if (l.traits().frames != Traits::Frames::FrameObjects) {
-      auto ts = mem.read_ptr(*interp + l.require(F::is_tstate_head));
-      std::unordered_set<RemoteAddr> seen;
-      while (ts && !ts->null() && seen.size() < 100000 && seen.insert(*ts).second) {
-        FrameWalk walk = walk_frames(ctx.reader, *ts, 1 << 20);
-        for (const auto& f : walk.frames) {
-          for_each_frame_referent(ctx, f.frame, visitor);
-          ++stats.frames;
-        }
-        for (F f : {F::ts_dict, F::ts_async_exc, F::ts_curexc_value})
-          if (l.has(f))
-            if (auto p = mem.read_ptr(*ts + l.off(f)); p && !p->null()) visitor.visit(*p, {EdgeKind::Other, -1, {}, "thread"});
-        ts = mem.read_ptr(*ts + l.require(F::ts_next));
-      }
-    }
-    auto next = mem.read_ptr(*interp + l.require(F::is_next));
-    if (!next) break;
-    interp = next;
   }
-  // Interned strings before 3.12: a static dict in unicodeobject.c (only in the symbol table).
-  if (auto p = py.binary().static_symbol("interned"))
-    if (auto d = mem.read_ptr(*p); d && ctx.reader.has_type(*d, ctx.t.dict))
-      visitor.visit(*d, {EdgeKind::Other, -1, {}, "interned strings"});
-  if (py.runtime() && l.has(F::rt_interned))
-    if (auto d = mem.read_ptr(py.runtime() + l.off(F::rt_interned)); d && ctx.reader.has_type(*d, ctx.t.dict))
-      visitor.visit(*d, {EdgeKind::Other, -1, {}, "interned strings"});
+  return stats;
+}
+
+RootStats for_each_other_root(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor) {
+  const Layout& l = ctx.l;
+  RootStats stats;
+  NodeList interps = interpreters(py, ctx.mem);
+  if (!interps.complete) stats.problems.push_back(interps.problem);
+  FrameRoots frames(ctx, visitor);
+  for (RemoteAddr interp : interps.nodes) {
+    ++stats.interpreters;
+    interpreter_roots(ctx, interp, visitor);
+    NodeList states = thread_states(l, ctx.mem, interp);
+    if (!states.complete) stats.problems.push_back(states.problem);
+    for (RemoteAddr ts : states.nodes) {
+      ++stats.threads;
+      thread_roots(ctx, ts, visitor);
+      frames.thread(ts, stats);
+    }
+  }
+  // Interned strings before 3.12: a static dict in unicodeobject.c (only in the symbol table);
+  // 3.12's are in the runtime state.
+  if (auto p = py.binary().static_symbol("interned")) interned_root(ctx, ctx.mem.read_ptr(*p), visitor);
+  if (py.runtime() && l.has(F::rt_interned)) interned_root(ctx, ctx.mem.read_ptr(py.runtime() + l.off(F::rt_interned)), visitor);
   return stats;
 }
 

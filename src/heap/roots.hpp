@@ -1,8 +1,9 @@
 #pragma once
-// Where the census starts: every object the garbage collector tracks (all generations and the
-// permanent one), and the roots no tracked object may reach: each interpreter's modules, sys and
-// builtins dicts, the interned strings, and the locals of frames running on threads' data
-// stacks (3.11+).
+// Where the census and the object graph start. First what the garbage collector tracks (every
+// generation and the permanent one, as gc.get_objects() returns it); then the roots no tracked
+// object may reach: each interpreter's modules, sys, builtins and the rest of its state (import,
+// codecs, fork and audit hooks), the interned strings, each thread state's members (its dict,
+// exceptions, context) and, 3.11+, the frames running on the threads' data stacks.
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,15 +17,18 @@ struct RootStats {
   uint64_t gc_tracked = 0;  // objects found in the GC lists
   int generations = 0;      // lists walked
   int interpreters = 0;
+  int threads = 0;
   int frames = 0;           // 3.11+ interpreter frames whose locals were used as roots
   std::vector<std::string> problems;  // lists that could not be walked completely
 };
 
-// Calls `root(obj, edge)` for every root object. `visitor` receives the frame-local roots with
-// their labels (as from a referent walk of the frame).
-RootStats for_each_root(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor);
+// Calls `visitor.visit(obj, edge)` for every object in a GC list, edge {Other, root Gc, "gc"}.
+RootStats for_each_tracked(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor);
+// Every other root, edge {Other, its RootKind, its label} (frame locals: as a frame's referents,
+// {Local, root Frame}).
+RootStats for_each_other_root(HeapContext& ctx, const PythonProcess& py, ReferentVisitor& visitor);
 
-// The GC lists alone (for refs: which objects are tracked).
+// The gc_generation structs of one interpreter (for refs: which objects are tracked).
 std::vector<RemoteAddr> gc_generation_heads(HeapContext& ctx, const PythonProcess& py, RemoteAddr interp);
 
 // One GC list, from `head` (the PyGC_Head of a gc_generation) round to it again: calls `visitor`
@@ -37,6 +41,6 @@ struct GcListWalk {
 GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor& visitor);
 
 // Referents of one _PyInterpreterFrame (3.11+): code, function, namespaces, live locals.
-void for_each_frame_referent(HeapContext& ctx, RemoteAddr frame, ReferentVisitor& visitor);
+ReferentStatus for_each_frame_referent(HeapContext& ctx, RemoteAddr frame, ReferentVisitor& visitor);
 
 }  // namespace pyinspect

@@ -25,6 +25,28 @@ std::string mib(uint64_t bytes) {
   return buf;
 }
 
+// "dict (12), str (3), ..." for the first few types of a (type, count) list.
+std::string top_list(const std::vector<std::pair<std::string, uint64_t>>& types) {
+  std::string s;
+  for (size_t i = 0; i < types.size() && i < 5; ++i)
+    s += (i ? ", " : "") + types[i].first + " (" + std::to_string(types[i].second) + ")";
+  if (types.size() > 5) s += ", ...";
+  return s;
+}
+
+// Where the objects came from, against what a census built on gc would see (docs/heap.md).
+void print_found_through(std::ostream& out, const HeapCensus& c) {
+  if (c.found_through.empty()) return;
+  out << "\nHow the " << c.total_objects << " objects were found (a census built on gc sees the first line only):\n";
+  char line[64];
+  for (const auto& f : c.found_through) {
+    if (!f.objects) continue;
+    std::snprintf(line, sizeof line, "  %10llu objects %10s  ", static_cast<unsigned long long>(f.objects),
+                  mib(f.bytes).c_str());
+    out << line << f.what << "\n";
+  }
+}
+
 const char* by_name(GroupBy by) {
   switch (by) {
     case GroupBy::Kind: return "kind";
@@ -88,8 +110,16 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
       out << (i ? ", " : " ") << m.garbage_kinds[i].count << " " << m.garbage_kinds[i].kind;
     out << "\n";
   }
-  if (c.unknown_size_objects)
-    out << c.unknown_size_objects << " objects have a __sizeof__ written in Python: counted with size 0\n";
+  if (c.unknown_size_objects) {
+    out << c.unknown_size_objects << " objects counted with size 0, their size unknown:";
+    for (const auto& [why, n] : c.unknown_size_reasons) out << " " << n << " because of " << why << ";";
+    out << " types " << top_list(c.unknown_size_types) << "\n";
+  }
+  if (uint64_t n = c.referents_unreadable + c.referents_missing_member)
+    out << (style.color ? "\033[33m" : "") << n << " objects' references could not all be read (" << c.referents_unreadable
+        << " unreadable memory, " << c.referents_missing_member << " a member this build's layout lacks): what they hold "
+        << "may be missing; types " << top_list(c.referents_problem_types) << (style.color ? "\033[0m" : "") << "\n";
+  print_found_through(out, c);
   if (!c.paused)
     out << "(copied without pausing the target: counts and sizes may be inconsistent)\n";
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
@@ -160,6 +190,13 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
                           {"pool_bytes_used", m.pool_bytes_used},
                           {"pool_bytes_free", m.pool_bytes_free},
                           {"arena_bytes_free", m.arena_bytes_free}};
+  nlohmann::json found = nlohmann::json::array();
+  for (const auto& f : c.found_through) found.push_back({{"how", f.id}, {"objects", f.objects}, {"bytes", f.bytes}});
+  auto types_json = [](const std::vector<std::pair<std::string, uint64_t>>& v) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, n] : v) j[k] = n;
+    return j;
+  };
   return {{"pid", c.pid},
           {"command", c.command},
           {"python", python_json(c.python)},
@@ -167,7 +204,13 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
           {"total_objects", c.total_objects},
           {"total_size", c.total_size},
           {"total_rows", rows.size()},
+          {"found_through", found},
           {"unknown_size_objects", c.unknown_size_objects},
+          {"unknown_size_reasons", c.unknown_size_reasons},
+          {"unknown_size_types", types_json(c.unknown_size_types)},
+          {"referents_unreadable", c.referents_unreadable},
+          {"referents_missing_member", c.referents_missing_member},
+          {"referents_problem_types", types_json(c.referents_problem_types)},
           {"gc_tracked", c.gc_tracked},
           {"rows", jrows},
           {"largest", largest},

@@ -44,7 +44,7 @@ std::string dot_escape(const std::string& s) {
 
 std::vector<std::string> cycle_status(const RefsResult& r, const RefsCycle& c) {
   std::vector<std::string> out;
-  bool uncollectable = c.finalizer && r.python2;
+  bool uncollectable = c.finalizer && r.finalizers_block_collection;
   if (c.in_garbage) {
     out.push_back("In gc.garbage: the collector found this cycle unreachable but could not free it" +
                   std::string(uncollectable ? " (Python 2 does not free cycles whose objects define __del__)" : "") +
@@ -235,7 +235,7 @@ nlohmann::json refs_json(const RefsResult& r) {
                         {"kinds", kinds},
                         {"size", c.size},
                         {"finalizer", c.finalizer},
-                        {"collectable", !(c.finalizer && r.python2)},
+                        {"collectable", !(c.finalizer && r.finalizers_block_collection)},
                         {"referrers", c.referrers},
                         {"reachable", c.reachable},
                         {"in_garbage", c.in_garbage},

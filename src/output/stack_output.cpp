@@ -41,21 +41,32 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
     if (!t.name.empty()) out << " \"" << t.name << "\"";
     std::string state;
     if (t.holds_gil) state = c.green() + "holds GIL" + c.reset() + ", ";
-    state += t.state == "sleeping" && !t.holds_gil ? "idle" : t.state;
+    state += t.state;
     out << " (" << state;
     if (snap.interpreters > 1) out << ", interpreter " << t.interpreter_id;
+    if (t.stopped == false) out << ", " << c.yellow() << "not stopped" << c.reset();
     out << ")";
     if (style.show_addresses) out << " tstate=" << log::hex(t.tstate_address) << " ident=" << log::hex(t.thread_id);
     out << "\n";
     if (t.frames.empty()) out << c.dim() << "    (no Python frames)" << c.reset() << "\n";
     for (const auto& f : t.frames) {
+      if (f.unreadable) {
+        out << "    " << c.yellow() << "??? (frame " << log::hex(f.frame_address) << ": its code object "
+            << log::hex(f.code_address) << " could not be read)" << c.reset() << "\n";
+        continue;
+      }
       out << "    " << c.cyan() << f.function << c.reset() << " (" << f.file << ":"
           << (f.line >= 0 ? std::to_string(f.line) : std::string("?")) << ")";
       if (style.show_addresses) out << " code=" << log::hex(f.code_address);
       out << "\n";
     }
     for (const auto& w : t.warnings) out << c.yellow() << "    [stack incomplete: " << w << "]" << c.reset() << "\n";
+    if (t.torn) out << c.yellow() << "    [stack changed while it was read: it may be inconsistent]" << c.reset() << "\n";
   }
+  if (snap.threads_not_stopped)
+    out << c.yellow() << snap.threads_not_stopped
+        << (snap.threads_not_stopped == 1 ? " thread" : " threads")
+        << " did not stop (in uninterruptible sleep): read while running" << c.reset() << "\n";
   for (const auto& w : snap.warnings) out << c.yellow() << "warning: " << w << c.reset() << "\n";
 }
 
@@ -75,12 +86,15 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
   nlohmann::json threads = nlohmann::json::array();
   for (const auto& t : snap.threads) {
     nlohmann::json frames = nlohmann::json::array();
-    for (const auto& f : t.frames)
-      frames.push_back({{"function", f.function},
-                        {"name", f.name},
-                        {"file", f.file},
-                        {"line", f.line >= 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
-                        {"first_line", f.first_line}});
+    for (const auto& f : t.frames) {
+      nlohmann::json jf = {{"function", f.function},
+                           {"name", f.name},
+                           {"file", f.file},
+                           {"line", f.line >= 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
+                           {"first_line", f.first_line}};
+      if (f.unreadable) jf.update({{"unreadable", true}, {"frame_address", f.frame_address}, {"code_address", f.code_address}});
+      frames.push_back(jf);
+    }
     threads.push_back({{"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json(nullptr)},
                        {"thread_id", t.thread_id},
                        {"name", t.name},
@@ -88,6 +102,8 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
                        {"holds_gil", t.holds_gil},
                        {"state", t.state},
                        {"interpreter_id", t.interpreter_id},
+                       {"stopped", t.stopped ? nlohmann::json(*t.stopped) : nlohmann::json(nullptr)},
+                       {"torn", t.torn},
                        {"truncated", t.truncated},
                        {"warnings", t.warnings},
                        {"frames", frames}});
@@ -99,6 +115,7 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
           {"pause_us", snap.pause_ns / 1000.0},
           {"elapsed_us", snap.elapsed_ns / 1000.0},
           {"interpreters", snap.interpreters},
+          {"threads_not_stopped", snap.threads_not_stopped},
           {"torn", snap.torn},
           {"warnings", snap.warnings},
           {"threads", threads}};

@@ -104,7 +104,8 @@ StoppedThread::~StoppedThread() {
   emergency_remove_tracee(tid_);  // also when it went away by itself
 }
 
-ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pid) {
+ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout, std::chrono::milliseconds d_state_grace)
+    : pid_(pid) {
   start_ = std::chrono::steady_clock::now();
   auto deadline = start_ + timeout;
   sigset_t chld;
@@ -129,7 +130,7 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
       }
       if (pass == 0) start_ = std::chrono::steady_clock::now();
       for (auto& t : threads_) t->interrupt();
-      wait_all(deadline);
+      wait_all(deadline, d_state_grace);
       if (!added) break;
     }
   } catch (...) {
@@ -137,42 +138,46 @@ ProcessPause::ProcessPause(int pid, std::chrono::milliseconds timeout) : pid_(pi
     throw;
   }
   stopped_at_ = std::chrono::steady_clock::now();
-  for (auto& t : threads_) unstopped_ += (!t->stopped() && t->attached()) ? 1 : 0;
-  if (unstopped_ > 0)
-    LOG_WARN(unstopped_ << " thread(s) of process " << pid << " did not stop within " << timeout.count()
-                        << " ms; reading them anyway");
+  for (auto& t : threads_)
+    if (!t->stopped() && t->attached()) unstopped_.push_back(t->tid());
+  if (!unstopped_.empty())
+    LOG_INFO(unstopped_.size() << " thread(s) of process " << pid << " did not stop; reading them anyway");
   if (threads_.empty()) {
     resume();
     throw Error(ErrorCode::TargetExited, "process " + std::to_string(pid) + " exited while being read");
   }
 }
 
-void ProcessPause::wait_all(std::chrono::steady_clock::time_point deadline) {
+void ProcessPause::wait_all(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds d_state_grace) {
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
+  const auto grace_end = std::chrono::steady_clock::now() + d_state_grace;
   for (;;) {
     bool all = true;
-    for (auto& t : threads_) all = t->poll() && all;
+    for (auto& t : threads_) all = (t->given_up() || t->poll()) && all;
     if (all) return;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return;
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+    if (now >= grace_end) {
+      // Whoever still runs is either about to stop or asleep in the kernel: stop waiting for the
+      // sleepers in D, they stop only once their wait is over.
+      bool others = false;
+      for (auto& t : threads_) {
+        if (t->given_up() || t->stopped() || !t->attached()) continue;
+        auto info = Process::task_info(pid_, t->tid());
+        if (info && info->state == 'D')
+          t->give_up();
+        else
+          others = true;
+      }
+      if (!others) return;
+    }
+    auto wake = now < grace_end ? std::min(deadline, grace_end) : deadline;
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - now).count();
     timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
     // A stop that happened since the poll above left SIGCHLD pending, so this returns at once.
     sigtimedwait(&chld, nullptr, &ts);
-  }
-}
-
-void ProcessPause::test_hold(int pid) {
-  const char* ms = std::getenv("PYINSPECT_TEST_HOLD_PAUSE_MS");
-  if (!ms || !*ms) return;
-  long v = std::strtol(ms, nullptr, 10);
-  if (v <= 0 || v > 60000) return;
-  for (long slept = 0; slept < v && Process::is_alive(pid); slept += 5) {
-    timespec ts{0, 5 * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
   }
 }
 

@@ -32,6 +32,9 @@ class StoppedThread {
   bool poll();
   bool stopped() const { return stopped_; }
   bool attached() const { return attached_; }
+  // No longer waited for: it sat in uninterruptible sleep (D) past the grace period.
+  bool given_up() const { return given_up_; }
+  void give_up() { given_up_ = true; }
   // The thread's TLS base (fs_base on x86-64): glibc's pthread_t for that thread.
   std::optional<uint64_t> tls_base() const;
   void detach();
@@ -42,6 +45,7 @@ class StoppedThread {
   bool stopped_ = false;
   bool attached_ = true;
   bool interrupted_ = false;
+  bool given_up_ = false;
   int pending_signal_ = 0;  // a signal that arrived as we stopped it, handed back at detach
 };
 
@@ -49,20 +53,20 @@ class ProcessPause {
  public:
   // Stops every thread of `pid`, including threads created while we attach. Throws Error on
   // failure (permission, process gone); nothing stays stopped if it throws.
-  explicit ProcessPause(int pid, std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+  // A thread that has not stopped after `d_state_grace` and is in uninterruptible sleep (D: a
+  // syscall that waits for I/O, a vfork child...) cannot stop until it wakes: it is not waited for
+  // any longer, so that one such thread does not keep the others stopped for `timeout`.
+  explicit ProcessPause(int pid, std::chrono::milliseconds timeout = std::chrono::milliseconds(2000),
+                        std::chrono::milliseconds d_state_grace = std::chrono::milliseconds(10));
   ~ProcessPause() { resume(); }
   ProcessPause(const ProcessPause&) = delete;
   ProcessPause& operator=(const ProcessPause&) = delete;
 
   void resume();
   bool active() const { return !threads_.empty(); }
-  // Tests only: stays stopped this long before reading (PYINSPECT_TEST_HOLD_PAUSE_MS), so that a
-  // test can kill pyinspect while the target is stopped and check that it runs on.
-  // Returns early if the target exits meanwhile.
-  static void test_hold(int pid);
   const std::vector<std::unique_ptr<StoppedThread>>& threads() const { return threads_; }
-  // Threads that did not reach a stop before the timeout (e.g. in uninterruptible sleep).
-  int unstopped() const { return unstopped_; }
+  // Threads that had not stopped when the wait ended (e.g. in uninterruptible sleep), by TID.
+  const std::vector<int>& unstopped() const { return unstopped_; }
   // How long the target was stopped (from the first interrupt to the last detach).
   std::chrono::nanoseconds duration() const { return duration_; }
   // When every thread had stopped, and how long that took.
@@ -74,8 +78,8 @@ class ProcessPause {
   std::vector<std::unique_ptr<StoppedThread>> threads_;
   // Waits for every thread to stop: sleeps in sigtimedwait() for SIGCHLD (which the kernel
   // sends the tracer on each tracee stop), so it neither spins nor oversleeps.
-  void wait_all(std::chrono::steady_clock::time_point deadline);
-  int unstopped_ = 0;
+  void wait_all(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds d_state_grace);
+  std::vector<int> unstopped_;
   sigset_t old_mask_{};
   bool mask_saved_ = false;
   std::chrono::steady_clock::time_point start_;

@@ -7,41 +7,78 @@
 
 namespace pyinspect {
 
-namespace {
-constexpr int kOwnedByGenerator = 1;  // FRAME_OWNED_BY_GENERATOR (3.11+)
+std::optional<RemoteAddr> interp_frame_code(const ObjectReader& r, RemoteAddr iframe) {
+  const Layout& l = r.layout();
+  auto code = r.memory().read_as<uint64_t>(iframe + l.require(F::if_code));
+  if (!code) return std::nullopt;
+  RemoteAddr c = l.facts().untag(*code);
+  if (c.null()) return std::nullopt;
+  return c;
+}
+
+std::string local_name(const ObjectReader& r, RemoteAddr code, int64_t i) {
+  const Layout& l = r.layout();
+  std::vector<F> tuples;
+  if (l.has(F::co_localsplusnames))
+    tuples = {F::co_localsplusnames};
+  else
+    tuples = {F::co_varnames, F::co_cellvars, F::co_freevars};
+  for (F f : tuples) {
+    if (!l.has(f)) continue;
+    auto t = r.memory().read_ptr(code + l.off(f));
+    if (!t || t->null()) continue;
+    auto n = r.memory().read_as<int64_t>(*t + l.off(F::ob_size));
+    if (!n || *n < 0) return "local " + std::to_string(i);
+    if (i < *n) {
+      auto item = r.memory().read_ptr(*t + l.require(F::tuple_item) + i * 8);
+      auto name = item ? r.read_str(*item, 60) : std::nullopt;
+      return name ? *name : "local " + std::to_string(i);
+    }
+    i -= *n;
+  }
+  return "stack";
+}
+
+std::optional<RemoteAddr> current_frame(const ObjectReader& r, RemoteAddr tstate, std::string* problem) {
+  const Layout& l = r.layout();
+  const Memory& mem = r.memory();
+  using Frames = Facts::Frames;
+  switch (l.facts().frames) {
+    case Frames::FrameObjects:
+      if (auto p = mem.read_ptr(tstate + l.require(F::ts_frame))) return p;
+      break;
+    case Frames::InterpreterFramesViaCFrame: {
+      auto cframe = mem.read_ptr(tstate + l.require(F::ts_cframe));
+      if (!cframe) break;
+      if (cframe->null()) return RemoteAddr();
+      if (auto p = mem.read_ptr(*cframe + l.require(F::cframe_current_frame))) return p;
+      if (problem) *problem = "cframe unreadable";
+      return std::nullopt;
+    }
+    case Frames::InterpreterFrames:
+      if (auto p = mem.read_ptr(tstate + l.require(F::ts_current_frame))) return p;
+      break;
+  }
+  if (problem) *problem = "thread state unreadable";
+  return std::nullopt;
 }
 
 FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frames) {
   const Layout& l = r.layout();
-  const Memory& mem = r.memory();
   FrameWalk out;
   std::unordered_set<RemoteAddr> seen;
-  RemoteAddr f;
-  using Frames = Traits::Frames;
-  Frames model = l.traits().frames;
-
-  if (model == Frames::FrameObjects) {
-    auto p = mem.read_ptr(tstate + l.require(F::ts_frame));
-    if (!p) return {{}, true, "thread state unreadable"};
-    f = *p;
-  } else if (model == Frames::InterpreterFramesViaCFrame) {
-    auto cframe = mem.read_ptr(tstate + l.require(F::ts_cframe));
-    if (!cframe) return {{}, true, "thread state unreadable"};
-    if (cframe->null()) return out;
-    auto p = mem.read_ptr(*cframe + l.require(F::cframe_current_frame));
-    if (!p) return {{}, true, "cframe unreadable"};
-    f = *p;
-  } else {
-    auto p = mem.read_ptr(tstate + l.require(F::ts_current_frame));
-    if (!p) return {{}, true, "thread state unreadable"};
-    f = *p;
-  }
+  std::string problem;
+  auto top = current_frame(r, tstate, &problem);
+  if (!top) return {{}, true, false, problem};
+  RemoteAddr f = *top;
+  using Frames = Facts::Frames;
+  Frames model = l.facts().frames;
 
   if (model == Frames::FrameObjects) {
     int64_t back = l.require(F::fo_back), code = l.require(F::fo_code), lasti = l.require(F::fo_lasti);
     int64_t need = std::max({back, code, lasti}) + 8;
     while (f) {
-      if (out.frames.size() >= max_frames) return out.truncated = true, out.problem = "frame limit reached", out;
+      if (out.frames.size() >= max_frames) return out.truncated = out.at_limit = true, out.problem = "frame limit reached", out;
       if (!seen.insert(f).second) return out.truncated = true, out.problem = "frame chain loops", out;
       auto s = r.read_struct(f, need);
       if (!s) return out.truncated = true, out.problem = "frame unreadable", out;
@@ -60,16 +97,13 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
   int64_t entry = l.off(F::if_is_entry);
   int64_t need = std::max({prev, code, instr, owner, entry}) + 8;
   while (f) {
-    if (out.frames.size() >= max_frames) return out.truncated = true, out.problem = "frame limit reached", out;
+    if (out.frames.size() >= max_frames) return out.truncated = out.at_limit = true, out.problem = "frame limit reached", out;
     if (!seen.insert(f).second) return out.truncated = true, out.problem = "frame chain loops", out;
     auto s = r.read_struct(f, need);
     if (!s) return out.truncated = true, out.problem = "frame unreadable", out;
     RawFrame raw;
     raw.frame = f;
-    uint64_t c = s->get<uint64_t>(code).value_or(0);
-    // 3.14+: f_executable is a _PyStackRef whose low bits are tags.
-    if (l.traits().tagged_code_pointer) c &= ~uint64_t{7};
-    raw.code = RemoteAddr(c);
+    raw.code = l.facts().untag(s->get<uint64_t>(code).value_or(0));
     raw.instr = *s->ptr(instr);
     raw.owner = *s->get<int8_t>(owner);
     if (entry >= 0) raw.is_entry = *s->get<uint8_t>(entry) != 0;
@@ -77,15 +111,6 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
     f = *s->ptr(prev);
   }
   return out;
-}
-
-std::optional<std::vector<uint8_t>> FrameDecoder::read_bytes_object(RemoteAddr obj, size_t max) const {
-  const Layout& l = r_.layout();
-  bool py2 = l.traits().python2;
-  if (!r_.has_type(obj, py2 ? r_.types().str27 : r_.types().bytes)) return std::nullopt;
-  auto size = r_.memory().read_as<int64_t>(obj + l.off(F::ob_size));
-  if (!size || *size < 0 || static_cast<uint64_t>(*size) > max) return std::nullopt;
-  return r_.memory().read_bytes(obj + l.require(py2 ? F::str_sval : F::bytes_sval), static_cast<size_t>(*size));
 }
 
 const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
@@ -101,9 +126,9 @@ const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
       if (l.has(F::co_qualname))
         if (auto p = s->ptr(l.off(F::co_qualname))) c.qualname = r_.read_str(*p, 1024).value_or("");
       if (auto p = s->ptr(l.require(F::co_filename))) c.file = r_.read_str(*p, 4096).value_or("<unknown>");
-      F table = l.traits().lines == Traits::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
+      F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
       if (auto p = s->ptr(l.require(table)))
-        c.line_table = read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
+        c.line_table = r_.read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
       if (l.has(F::co_firsttraceable)) c.first_traceable = s->get<int32_t>(l.off(F::co_firsttraceable)).value_or(0);
     }
   }
@@ -111,14 +136,14 @@ const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
 }
 
 int FrameDecoder::line_for(const CodeInfo& c, int64_t addr) const {
-  const Traits& t = r_.layout().traits();
+  const Facts& t = r_.layout().facts();
   int a = static_cast<int>(std::clamp<int64_t>(addr, -1, 1 << 30));
   switch (t.lines) {
-    case Traits::LineTable::Lnotab:
+    case Facts::LineTable::Lnotab:
       return lnotab_line(c.line_table, c.first_line, a, t.lnotab_signed);
-    case Traits::LineTable::Linetable310:
+    case Facts::LineTable::Linetable310:
       return linetable310_line(c.line_table, c.first_line, a);
-    case Traits::LineTable::Locations311:
+    case Facts::LineTable::Locations311:
       return locations311_line(c.line_table, c.first_line, a);
   }
   return -1;
@@ -126,19 +151,19 @@ int FrameDecoder::line_for(const CodeInfo& c, int64_t addr) const {
 
 std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
   const Layout& l = r_.layout();
-  const Traits& t = l.traits();
-  if (t.frames != Traits::Frames::FrameObjects) {
-    if (t.first_shim_owner >= 0 && f.owner >= t.first_shim_owner) return std::nullopt;  // shim frames
-  }
+  const Facts& t = l.facts();
+  const bool iframes = t.frames != Facts::Frames::FrameObjects;
+  if (iframes && t.first_shim_owner >= 0 && f.owner >= t.first_shim_owner) return std::nullopt;  // shim frames
   FrameInfo out;
   out.code_address = f.code.value();
+  out.frame_address = f.frame.value();
   out.is_entry = f.is_entry;
   const CodeInfo& c = code(f.code);
   if (!c.valid) {
+    // The frames around it are still right: keep its place, say it could not be read.
     LOG_DEBUG("frame " << log::hex(f.frame.value()) << ": " << log::hex(f.code.value()) << " is not a code object");
-    if (t.frames != Traits::Frames::FrameObjects) return std::nullopt;  // not a code object: not a Python frame
-    out.function = out.name = "<unknown>";
-    out.file = "<unknown>";
+    out.unreadable = true;
+    out.function = out.name = out.file = "???";
     return out;
   }
   out.name = c.name;
@@ -146,14 +171,14 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
   out.file = c.file;
   out.first_line = c.first_line;
   int64_t addr;
-  if (t.frames == Traits::Frames::FrameObjects) {
+  if (!iframes) {
     addr = t.lasti_in_code_units ? f.lasti * 2 : f.lasti;
     if (f.lasti < 0) addr = -1;
   } else {
     RemoteAddr start = f.code + l.require(F::co_code_adaptive);
     int64_t units = (f.instr - start) / 2;
     // A frame pushed but not yet past its RESUME has no line of its own (3.11+ "incomplete").
-    if (f.owner != kOwnedByGenerator && units < c.first_traceable) {
+    if (f.owner != t.frame_owned_by_generator && units < c.first_traceable) {
       LOG_DEBUG("frame " << log::hex(f.frame.value()) << " of " << c.name << " not started yet (instruction " << units
                          << " < " << c.first_traceable << "): skipped");
       return std::nullopt;

@@ -24,11 +24,19 @@ struct RawFrame {
 struct FrameWalk {
   std::vector<RawFrame> frames;  // innermost first
   bool truncated = false;
-  std::string problem;  // why the walk stopped early, if it did
+  bool at_limit = false;  // stopped at max_frames, not for want of readable memory
+  std::string problem;    // why the walk stopped early, if it did
 };
 
 // The frame chain of one thread state, bounded by `max_frames` and safe against cycles.
 FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frames);
+// The thread's innermost frame (null: none); nullopt, with the reason, when it cannot be read.
+std::optional<RemoteAddr> current_frame(const ObjectReader& r, RemoteAddr tstate, std::string* problem = nullptr);
+// The code object of a 3.11+ _PyInterpreterFrame (f_code, or 3.14's tagged f_executable).
+std::optional<RemoteAddr> interp_frame_code(const ObjectReader& r, RemoteAddr iframe);
+// The name of local slot `slot` of a frame running `code`: its variables, then cells and free
+// variables; "stack" for the value stack above them.
+std::string local_name(const ObjectReader& r, RemoteAddr code, int64_t slot);
 
 // Decoded facts of a code object, cached across frames (deep recursion repeats one code).
 struct CodeInfo {
@@ -43,12 +51,11 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(const ObjectReader& r) : r_(r) {}
   // nullopt for frames that are not Python frames of their own (C-stack shims, frames not yet
-  // started on 3.11+); a FrameInfo with "<unknown>" when the code cannot be read.
+  // started on 3.11+); an unreadable FrameInfo ("???") when its code object cannot be read.
   std::optional<FrameInfo> decode(const RawFrame& f);
   const CodeInfo& code(RemoteAddr code);
 
  private:
-  std::optional<std::vector<uint8_t>> read_bytes_object(RemoteAddr obj, size_t max) const;
   int line_for(const CodeInfo& c, int64_t addr) const;
   const ObjectReader& r_;
   std::unordered_map<RemoteAddr, CodeInfo> cache_;

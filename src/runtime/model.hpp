@@ -2,6 +2,7 @@
 // Plain results of reading a target: what the output layer prints. No remote reads happen on
 // these; addresses are kept only as numbers to show.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,9 @@ struct FrameInfo {
   int line = -1;          // -1: no line for this instruction
   int first_line = 0;     // co_firstlineno
   bool is_entry = false;  // first Python frame above a C call into the interpreter (3.11+)
+  bool unreadable = false;  // its code object could not be read: function and file are "???"
   uint64_t code_address = 0;
+  uint64_t frame_address = 0;
 };
 
 struct ThreadInfo {
@@ -28,6 +31,10 @@ struct ThreadInfo {
   uint64_t tstate_address = 0;
   std::vector<FrameInfo> frames;  // innermost first
   bool truncated = false;         // the walk hit a bound, a cycle or unreadable memory
+  // Whether the thread was stopped while its stack was read: nullopt with --nonblocking (none
+  // was); false for a thread that did not stop (in uninterruptible sleep).
+  std::optional<bool> stopped;
+  bool torn = false;  // its stack was seen to change while read: frames may be inconsistent
   std::vector<std::string> warnings;
 };
 
@@ -52,7 +59,8 @@ struct StackSnapshot {
   int64_t pause_ns = 0;    // how long the target was stopped
   int64_t elapsed_ns = 0;  // whole read
   int interpreters = 0;
-  bool torn = false;  // --nonblocking: something read inconsistently
+  int threads_not_stopped = 0;  // threads the pause could not stop (their stacks read while they ran)
+  bool torn = false;            // something was seen to change while read
   std::vector<std::string> warnings;
 };
 

@@ -89,8 +89,8 @@ std::optional<std::string> ObjectReader::type_name(RemoteAddr type) const {
 }
 
 std::optional<std::string> ObjectReader::read_unicode(RemoteAddr obj, size_t max_chars) const {
-  const auto& tr = l_.traits();
-  if (tr.python2) {
+  const Facts& facts = l_.facts();
+  if (facts.strings == Facts::Strings::Bytes27) {
     // 2.7 unicode: length + a separate Py_UNICODE buffer.
     auto s = read_struct(obj, l_.require(S::sz_PyUnicodeObject));
     if (!s) return std::nullopt;
@@ -109,8 +109,9 @@ std::optional<std::string> ObjectReader::read_unicode(RemoteAddr obj, size_t max
   auto len = s->get<int64_t>(l_.off(F::uni_length));
   auto state = s->get<uint32_t>(l_.off(F::uni_state));
   if (!len || !state || *len < 0) return std::nullopt;
-  unsigned kind = (*state >> 2) & 7;
-  bool compact = (*state >> 5) & 1, ascii = (*state >> 6) & 1;
+  const auto& bits = facts.unicode_state;
+  unsigned kind = (*state >> bits.kind_shift) & 7;
+  bool compact = (*state >> bits.compact_bit) & 1, ascii = (*state >> bits.ascii_bit) & 1;
   if (kind != 1 && kind != 2 && kind != 4) return std::nullopt;  // 0: legacy wchar_t string, not ready
   RemoteAddr data;
   if (compact && ascii)
@@ -135,14 +136,15 @@ std::optional<std::string> ObjectReader::read_str(RemoteAddr obj, size_t max_cha
   if (max_chars == 0) max_chars = limits_.max_string_chars;
   auto type = type_of(obj);
   if (!type) return std::nullopt;
+  const bool bytes_are_text = l_.facts().strings == Facts::Strings::Bytes27;  // 2.7's str
   bool is_unicode = *type == t_.unicode;
-  bool is_str27 = l_.traits().python2 && *type == t_.str27;
+  bool is_str27 = bytes_are_text && *type == t_.str27;
   if (!is_unicode && !is_str27) {
     // A subclass of str: check the flags.
     auto flags = type_flags(*type);
     if (!flags) return std::nullopt;
     is_unicode = (*flags & tpflags::kUnicodeSubclass) != 0;
-    is_str27 = l_.traits().python2 && (*flags & tpflags::kBytesSubclass) != 0;
+    is_str27 = bytes_are_text && (*flags & tpflags::kBytesSubclass) != 0;
     if (!is_unicode && !is_str27) return std::nullopt;
   }
   if (is_unicode) return read_unicode(obj, max_chars);
@@ -155,7 +157,8 @@ std::optional<std::string> ObjectReader::read_str(RemoteAddr obj, size_t max_cha
 }
 
 bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
-  bool py2 = l_.traits().python2;
+  // Names (dict keys, attribute names) are 2.7 str objects, or compact ASCII str from 3.3.
+  bool py2 = l_.facts().strings == Facts::Strings::Bytes27;
   int64_t data_off = py2 ? l_.require(F::str_sval) : l_.require(S::sz_PyASCIIObject);
   if (text.size() > 4096) return read_str(obj, text.size() + 1) == std::optional<std::string>(std::string(text));
   std::vector<uint8_t> buf(static_cast<size_t>(data_off) + text.size());
@@ -176,7 +179,8 @@ bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
   auto len = b.get<int64_t>(l_.off(F::uni_length));
   auto state = b.get<uint32_t>(l_.off(F::uni_state));
   if (!type || !len || !state) return false;
-  bool compact_ascii = ((*state >> 5) & 1) && ((*state >> 6) & 1);
+  const auto& bits = l_.facts().unicode_state;
+  bool compact_ascii = ((*state >> bits.compact_bit) & 1) && ((*state >> bits.ascii_bit) & 1);
   if (*type != t_.unicode || !compact_ascii) {
     auto s = read_str(obj, text.size() + 1);
     return s && *s == text;
@@ -188,18 +192,19 @@ bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
 std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
   auto type = type_of(obj);
   if (!type) return std::nullopt;
-  if (l_.traits().python2 && *type == t_.int27) return mem_.read_as<int64_t>(obj + l_.require(F::int_ival));
+  if (l_.facts().int_type && *type == t_.int27) return mem_.read_as<int64_t>(obj + l_.require(F::int_ival));
   if (*type != t_.long_ && *type != t_.bool_) {
     auto flags = type_flags(*type);
     if (!flags || !(*flags & tpflags::kLongSubclass)) return std::nullopt;
   }
   int64_t ndigits = 0;
   int sign = 1;
-  if (l_.traits().long_tag) {
+  const Facts& facts = l_.facts();
+  if (facts.long_size == Facts::LongSize::Tag) {
     auto tag = mem_.read_as<uint64_t>(obj + l_.require(F::long_tag));
     if (!tag) return std::nullopt;
-    ndigits = static_cast<int64_t>(*tag >> 3);
-    sign = 1 - static_cast<int>(*tag & 3);
+    ndigits = static_cast<int64_t>(*tag >> facts.long_tag_shift);
+    sign = 1 - static_cast<int>(*tag & facts.long_sign_mask);
   } else {
     auto size = mem_.read_as<int64_t>(obj + l_.off(F::ob_size));
     // Beyond 3 digits it does not fit (below); checked before negating, which INT64_MIN cannot be.
@@ -207,14 +212,15 @@ std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
     ndigits = *size < 0 ? -*size : *size;
     sign = *size < 0 ? -1 : 1;
   }
-  if (ndigits > 3) return std::nullopt;  // more than 64 bits of 30-bit digits
+  const int bits = facts.long_digit_bits;
+  if (ndigits > 3 || bits != 30) return std::nullopt;  // more than 64 bits of 30-bit digits
   uint32_t digits[3] = {};
   if (ndigits && !mem_.read(obj + l_.require(F::long_digit), digits, static_cast<size_t>(ndigits) * 4))
     return std::nullopt;
   uint64_t v = 0;
   for (int64_t i = ndigits - 1; i >= 0; --i) {
-    if (v >> 34) return std::nullopt;  // would not fit in 64 bits
-    v = (v << 30) | (digits[i] & 0x3fffffff);
+    if (v >> (64 - bits)) return std::nullopt;  // would not fit in 64 bits
+    v = (v << bits) | (digits[i] & ((1u << bits) - 1));
   }
   if (sign < 0) {
     if (v > static_cast<uint64_t>(INT64_MAX) + 1) return std::nullopt;
@@ -225,14 +231,14 @@ std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
 }
 
 std::optional<ObjectReader::DictTable> ObjectReader::keys_table(RemoteAddr keys) const {
-  const auto& tr = l_.traits();
+  const Facts& facts = l_.facts();
   auto hdr = read_struct(keys, l_.require(F::dk_indices));
   if (!hdr) return std::nullopt;
   DictTable t;
   auto nentries = hdr->get<int64_t>(l_.require(F::dk_nentries));
   if (!nentries || *nentries < 0) return std::nullopt;
   uint64_t index_bytes = 0;
-  if (tr.dict == Traits::Dict::Dict311) {
+  if (facts.dict == Facts::Dict::Dict311) {
     auto log2_size = hdr->get<uint8_t>(l_.require(F::dk_log2_size));
     auto log2_index = hdr->get<uint8_t>(l_.require(F::dk_log2_index_bytes));
     auto kind = hdr->get<uint8_t>(l_.require(F::dk_kind));
@@ -240,12 +246,12 @@ std::optional<ObjectReader::DictTable> ObjectReader::keys_table(RemoteAddr keys)
     index_bytes = 1ull << *log2_index;
     if (*kind == 0) {  // DICT_KEYS_GENERAL: hash, key, value
       t.entry_size = l_.require(S::sz_PyDictKeyEntry);
-      t.key_off = 8;
-      t.value_off = 16;
+      t.key_off = l_.require(F::dke_key);
+      t.value_off = l_.require(F::dke_value);
     } else {  // DICT_KEYS_UNICODE / SPLIT: key, value
       t.entry_size = l_.require(S::sz_PyDictUnicodeEntry);
-      t.key_off = 0;
-      t.value_off = 8;
+      t.key_off = l_.require(F::due_key);
+      t.value_off = l_.require(F::due_value);
     }
     if (static_cast<uint64_t>(*nentries) > (1ull << *log2_size)) return std::nullopt;
   } else {
@@ -254,9 +260,9 @@ std::optional<ObjectReader::DictTable> ObjectReader::keys_table(RemoteAddr keys)
     uint64_t s = static_cast<uint64_t>(*size);
     int width = s <= 0xff ? 1 : s <= 0xffff ? 2 : s <= 0xffffffffull ? 4 : 8;
     index_bytes = s * static_cast<uint64_t>(width);
-    t.entry_size = l_.has(S::sz_PyDictKeyEntry) ? l_.size(S::sz_PyDictKeyEntry) : 24;
-    t.key_off = 8;
-    t.value_off = 16;
+    t.entry_size = l_.require(S::sz_PyDictKeyEntry);
+    t.key_off = l_.require(F::dke_key);
+    t.value_off = l_.require(F::dke_value);
     if (static_cast<uint64_t>(*nentries) > s) return std::nullopt;
   }
   t.entries = keys + l_.off(F::dk_indices) + static_cast<int64_t>(index_bytes);
@@ -295,15 +301,14 @@ bool ObjectReader::table_items(const DictTable& t, RemoteAddr values,
 }
 
 bool ObjectReader::dict_items(RemoteAddr dict, const std::function<bool(RemoteAddr, RemoteAddr)>& fn) const {
-  const auto& tr = l_.traits();
   auto d = read_struct(dict, l_.require(S::sz_PyDictObject));
   if (!d) return false;
-  if (tr.dict == Traits::Dict::Dict27) {
+  if (l_.facts().dict == Facts::Dict::Dict27) {
     auto mask = d->get<int64_t>(l_.require(F::dict_mask));
     auto table = d->ptr(l_.require(F::dict_table));
     if (!mask || !table || *mask < 0 || static_cast<uint64_t>(*mask) >= limits_.max_dict_entries * 2) return false;
-    DictTable t{*table, static_cast<uint64_t>(*mask) + 1, l_.has(S::sz_PyDictEntry) ? l_.size(S::sz_PyDictEntry) : 24,
-                8, 16};
+    DictTable t{*table, static_cast<uint64_t>(*mask) + 1, l_.require(S::sz_PyDictEntry), l_.require(F::de27_key),
+                l_.require(F::de27_value)};
     return table_items(t, RemoteAddr(), fn);
   }
   auto keys = d->ptr(l_.require(F::dict_keys));
@@ -336,63 +341,98 @@ std::optional<RemoteAddr> ObjectReader::dict_get(RemoteAddr dict, std::string_vi
   return found;
 }
 
+std::optional<ObjectReader::TypeShape> ObjectReader::type_shape(RemoteAddr type) const {
+  auto t = read_struct(type, std::max({l_.require(F::tp_flags), l_.require(F::tp_basicsize),
+                                       l_.require(F::tp_itemsize), l_.require(F::tp_dictoffset)}) +
+                                 8);
+  if (!t) return std::nullopt;
+  TypeShape shape;
+  shape.addr = type;
+  shape.flags = t->get<uint64_t>(l_.off(F::tp_flags)).value_or(0);
+  shape.basicsize = t->get<int64_t>(l_.off(F::tp_basicsize)).value_or(0);
+  shape.itemsize = t->get<int64_t>(l_.off(F::tp_itemsize)).value_or(0);
+  shape.dictoffset = t->get<int64_t>(l_.off(F::tp_dictoffset)).value_or(0);
+  return shape;
+}
+
+// _PyObject_GetDictPtr without a managed dict: tp_dictoffset from the start, or (negative) from
+// the end of a variable-size object.
+std::optional<RemoteAddr> ObjectReader::dict_pointer(RemoteAddr obj, const TypeShape& type) const {
+  int64_t off = type.dictoffset;
+  if (off == 0) return std::nullopt;
+  if (off < 0) {
+    // A count beyond 2**42 is a misread (as for the sizes), and would overflow this sum.
+    auto n = mem_.read_as<int64_t>(obj + l_.off(F::ob_size));
+    if (!n || *n < -(int64_t{1} << 42) || *n > (int64_t{1} << 42)) return std::nullopt;
+    off += (type.basicsize + (*n < 0 ? -*n : *n) * type.itemsize + 7) & ~int64_t{7};
+    if (off <= 0) return std::nullopt;
+  }
+  return obj + off;
+}
+
+std::optional<ObjectReader::InstanceStorage> ObjectReader::instance_storage(RemoteAddr obj,
+                                                                            const TypeShape& type) const {
+  const Facts& facts = l_.facts();
+  InstanceStorage st;
+  if (facts.classic_classes && type.addr == t_.instance27) {  // 2.7 classic instance: in_dict
+    auto d = mem_.read_ptr(obj + l_.require(F::inst_dict));
+    if (!d) return std::nullopt;
+    st.dict = *d;
+    return st;
+  }
+  using ID = Facts::InstanceDict;
+  if (facts.instance_dict == ID::DictOffset || !(type.flags & facts.flag_managed_dict)) {
+    auto at = dict_pointer(obj, type);
+    if (!at) return st;
+    auto d = mem_.read_ptr(*at);
+    if (!d) return std::nullopt;
+    st.dict = *d;
+    return st;
+  }
+  // A managed dict (3.11+): the pre-header holds the dict, or the values kept without one.
+  auto slot = mem_.read_ptr(obj + facts.managed_dict_offset);
+  if (!slot) return std::nullopt;
+  if (facts.instance_dict == ID::Tagged312 && (slot->value() & facts.managed_values_tag)) {
+    st.values = RemoteAddr(slot->value() + 1);  // the slot holds the values pointer minus one
+  } else if (!slot->null()) {
+    st.dict = *slot;
+    return st;
+  } else if (facts.instance_dict == ID::PreHeader311) {
+    auto v = mem_.read_ptr(obj + facts.managed_values_offset);
+    if (!v) return std::nullopt;
+    st.values = *v;
+  } else if (facts.instance_dict == ID::Inline313 && (type.flags & facts.flag_inline_values)) {
+    RemoteAddr inline_values = obj + type.basicsize;
+    auto valid = mem_.read_as<uint8_t>(inline_values + l_.require(F::dv_valid));
+    if (!valid) return std::nullopt;
+    if (*valid) st.values = inline_values, st.inline_values = true;
+  }
+  if (st.values) {
+    auto keys = mem_.read_ptr(type.addr + l_.require(F::ht_cached_keys));
+    if (!keys) return std::nullopt;
+    if (keys->null()) st.values = RemoteAddr();
+    st.keys = *keys;
+  }
+  return st;
+}
+
 std::optional<RemoteAddr> ObjectReader::instance_dict(RemoteAddr obj) const {
   auto type = type_of(obj);
-  if (!type) return std::nullopt;
-  if (l_.traits().python2 && *type == t_.instance27) {
-    auto d = mem_.read_ptr(obj + l_.require(F::inst_dict));
-    if (d && !d->null()) return d;
-    return std::nullopt;
-  }
-  auto flags = type_flags(*type);
-  if (!flags) return std::nullopt;
-  using ID = Traits::InstanceDict;
-  ID model = l_.traits().instance_dict;
-  if (model != ID::DictOffset && (*flags & tpflags::kManagedDict)) {
-    auto p = mem_.read_ptr(obj + (-3 * 8));
-    if (!p || p->null()) return std::nullopt;
-    if (model == ID::Managed312 && (p->value() & 1)) return std::nullopt;  // tagged values pointer
-    return p;
-  }
-  auto off = mem_.read_as<int64_t>(*type + l_.require(F::tp_dictoffset));
-  if (!off || *off <= 0) return std::nullopt;  // negative offsets: var-sized objects, not handled here
-  auto d = mem_.read_ptr(obj + *off);
-  if (!d || d->null()) return std::nullopt;
-  return d;
+  auto shape = type ? type_shape(*type) : std::nullopt;
+  auto st = shape ? instance_storage(obj, *shape) : std::nullopt;
+  if (!st || st->dict.null()) return std::nullopt;
+  return st->dict;
 }
 
 std::optional<RemoteAddr> ObjectReader::instance_attr(RemoteAddr obj, std::string_view name) const {
-  if (auto d = instance_dict(obj)) return dict_get(*d, name);
-  // No dict object: attributes may live in values shared with the type's cached keys.
-  using ID = Traits::InstanceDict;
-  ID model = l_.traits().instance_dict;
-  if (model == ID::DictOffset) return std::nullopt;
   auto type = type_of(obj);
-  if (!type) return std::nullopt;
-  auto flags = type_flags(*type);
-  if (!flags || !(*flags & (tpflags::kManagedDict | tpflags::kInlineValues))) return std::nullopt;
-  auto keys = mem_.read_ptr(*type + l_.require(F::ht_cached_keys));
-  if (!keys || keys->null()) return std::nullopt;
-  RemoteAddr values;
-  if (model == ID::Managed311) {
-    auto v = mem_.read_ptr(obj + (-4 * 8));
-    if (!v) return std::nullopt;
-    values = *v;
-  } else if (model == ID::Managed312) {
-    auto v = mem_.read_ptr(obj + (-3 * 8));
-    if (!v || !(v->value() & 1)) return std::nullopt;
-    values = RemoteAddr(v->value() + 1);  // 3.12 stores the values pointer minus one as its tag
-  } else {
-    if (!(*flags & tpflags::kInlineValues)) return std::nullopt;
-    auto basicsize = mem_.read_as<int64_t>(*type + l_.require(F::tp_basicsize));
-    if (!basicsize || *basicsize <= 0) return std::nullopt;
-    values = obj + *basicsize;
-    auto valid = mem_.read_as<uint8_t>(values + l_.require(F::dv_valid));
-    if (!valid || !*valid) return std::nullopt;
-  }
-  if (values.null()) return std::nullopt;
+  auto shape = type ? type_shape(*type) : std::nullopt;
+  auto st = shape ? instance_storage(obj, *shape) : std::nullopt;
+  if (!st) return std::nullopt;
+  if (st->dict) return dict_get(st->dict, name);
+  if (!st->values) return std::nullopt;
   std::optional<RemoteAddr> found;
-  keys_values_items(*keys, values, [&](RemoteAddr k, RemoteAddr v) {
+  keys_values_items(st->keys, st->values, [&](RemoteAddr k, RemoteAddr v) {
     if (str_equals(k, name)) {
       found = v;
       return false;
@@ -400,6 +440,15 @@ std::optional<RemoteAddr> ObjectReader::instance_attr(RemoteAddr obj, std::strin
     return true;
   });
   return found;
+}
+
+std::optional<std::vector<uint8_t>> ObjectReader::read_bytes_object(RemoteAddr obj, size_t max) const {
+  // 2.7's bytes is str.
+  bool py2 = l_.facts().strings == Facts::Strings::Bytes27;
+  if (!has_type(obj, py2 ? t_.str27 : t_.bytes)) return std::nullopt;
+  auto size = mem_.read_as<int64_t>(obj + l_.off(F::ob_size));
+  if (!size || *size < 0 || static_cast<uint64_t>(*size) > max) return std::nullopt;
+  return mem_.read_bytes(obj + l_.require(py2 ? F::str_sval : F::bytes_sval), static_cast<size_t>(*size));
 }
 
 }  // namespace pyinspect

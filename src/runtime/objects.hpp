@@ -81,9 +81,29 @@ class ObjectReader {
   bool keys_values_items(RemoteAddr keys, RemoteAddr values,
                          const std::function<bool(RemoteAddr, RemoteAddr)>& fn) const;
 
-  // An instance attribute stored in the instance's dict (or its inline/managed values).
+  // The bytes of a bytes object (2.7: a str), at most `max`; nullopt if `obj` is none.
+  std::optional<std::vector<uint8_t>> read_bytes_object(RemoteAddr obj, size_t max) const;
+
+  // Where an instance keeps its attributes: a __dict__ object, or (3.11+) values indexed like
+  // its class's shared keys, kept without a dict object. All null: no attributes stored.
+  struct InstanceStorage {
+    RemoteAddr dict;    // the __dict__ object
+    RemoteAddr keys;    // with values: the class's shared keys (ht_cached_keys)
+    RemoteAddr values;  // the PyDictValues (3.13+: inline after the object)
+    bool inline_values = false;
+  };
+  // The storage of `obj`, an instance of `type` (flags, basicsize, itemsize, dictoffset as read
+  // from the type object); nullopt if it could not be read.
+  struct TypeShape {
+    RemoteAddr addr;
+    uint64_t flags = 0;
+    int64_t basicsize = 0, itemsize = 0, dictoffset = 0;
+  };
+  std::optional<InstanceStorage> instance_storage(RemoteAddr obj, const TypeShape& type) const;
+  std::optional<TypeShape> type_shape(RemoteAddr type) const;
+  // An instance attribute stored in the instance's dict or values.
   std::optional<RemoteAddr> instance_attr(RemoteAddr obj, std::string_view name) const;
-  // The instance's __dict__ object if one exists (none for inline values without a dict).
+  // The instance's __dict__ object if one exists (none for values without a dict).
   std::optional<RemoteAddr> instance_dict(RemoteAddr obj) const;
 
  private:
@@ -94,6 +114,7 @@ class ObjectReader {
     int64_t key_off = 0, value_off = 0;
   };
   std::optional<DictTable> keys_table(RemoteAddr keys) const;
+  std::optional<RemoteAddr> dict_pointer(RemoteAddr obj, const TypeShape& type) const;
   bool table_items(const DictTable& t, RemoteAddr values, const std::function<bool(RemoteAddr, RemoteAddr)>& fn) const;
   std::optional<std::string> read_unicode(RemoteAddr obj, size_t max_chars) const;
 
@@ -103,20 +124,21 @@ class ObjectReader {
   ReadLimits limits_;
 };
 
-// Py_TPFLAGS_* bits used here (object.h).
+// Py_TPFLAGS_* bits that every version gives the same meaning (object.h); those of some versions
+// only are facts (abi/facts.hpp).
 namespace tpflags {
-inline constexpr uint64_t kInlineValues = 1ull << 2;  // 3.13+
-inline constexpr uint64_t kManagedDict = 1ull << 4;   // 3.11+
+inline constexpr uint64_t kReady = 1ull << 12;
 inline constexpr uint64_t kHeapType = 1ull << 9;
 inline constexpr uint64_t kHaveGc = 1ull << 14;
-inline constexpr uint64_t kLongSubclass = 1ull << 24;  // 2.7: PyLong subclass too
+inline constexpr uint64_t kLongSubclass = 1ull << 24;
 inline constexpr uint64_t kListSubclass = 1ull << 25;
 inline constexpr uint64_t kTupleSubclass = 1ull << 26;
-inline constexpr uint64_t kBytesSubclass = 1ull << 27;  // 2.7: str
+inline constexpr uint64_t kBytesSubclass = 1ull << 27;  // 2.7: str (bytes)
 inline constexpr uint64_t kUnicodeSubclass = 1ull << 28;
 inline constexpr uint64_t kDictSubclass = 1ull << 29;
+inline constexpr uint64_t kBaseExcSubclass = 1ull << 30;
 inline constexpr uint64_t kTypeSubclass = 1ull << 31;
-inline constexpr uint64_t kIntSubclass27 = 1ull << 23;
+inline constexpr uint64_t kIntSubclass27 = 1ull << 23;  // where Facts::int_type
 }  // namespace tpflags
 
 }  // namespace pyinspect

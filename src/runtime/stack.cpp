@@ -10,6 +10,7 @@
 #include "base/log.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
+#include "runtime/threads.hpp"
 
 namespace pyinspect {
 
@@ -22,8 +23,10 @@ struct RawThread {
   int native_id = 0;
   bool holds_gil = false;
   FrameWalk walk;
+  bool torn = false;  // seen to change while it was read
 };
 
+// The kernel's state letter as one word (the same in the text and the JSON).
 std::string state_name(char s) {
   switch (s) {
     case 'R':
@@ -79,44 +82,65 @@ std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::v
   return out;
 }
 
-// The thread states of every interpreter and each thread's frame chain, as raw addresses.
-std::vector<RawThread> read_raw_threads(PythonProcess& py, const Memory& m, const StackOptions& opts,
-                                        StackSnapshot& snap) {
+// Whether a thread's stack changed while it was read: its innermost frame, or where that frame
+// is, is no longer what the walk saw. `live` reads the target as it is now.
+bool changed_since(const ObjectReader& live, RemoteAddr tstate, const FrameWalk& walk) {
+  const Layout& l = live.layout();
+  auto top = current_frame(live, tstate);
+  if (!top) return true;
+  RemoteAddr seen = walk.frames.empty() ? RemoteAddr() : walk.frames.front().frame;
+  if (*top != seen) return true;
+  if (walk.frames.empty()) return false;
+  const RawFrame& f = walk.frames.front();
+  if (l.facts().frames == Facts::Frames::FrameObjects) {
+    auto lasti = live.memory().read_as<int32_t>(f.frame + l.require(F::fo_lasti));
+    return !lasti || *lasti != f.lasti;
+  }
+  auto instr = live.memory().read_ptr(f.frame + l.require(F::if_instr));
+  return !instr || *instr != f.instr;
+}
+
+// The thread states of every interpreter and each thread's frame chain, as raw addresses, read
+// through `m`. With `recheck`, each thread's stack is read again through `live` afterwards to see
+// whether it changed meanwhile (threads that were not stopped); `recheck(tid)` says which.
+template <class Recheck>
+std::vector<RawThread> read_raw_threads(PythonProcess& py, const Memory& m, const Memory& live,
+                                        const StackOptions& opts, StackSnapshot& snap, Recheck&& recheck) {
   const Layout& l = py.layout();
   ObjectReader r(m, l, py.types());
+  ObjectReader live_reader(live, l, py.types());
   std::vector<RawThread> raw;
-  auto interp = py.first_interpreter(m);
-  std::unordered_set<RemoteAddr> seen_interps;
-  size_t n_interp = 0;
-  while (interp && !interp->null() && n_interp < opts.max_interpreters && seen_interps.insert(*interp).second) {
-    ++n_interp;
-    int64_t interp_id = l.has(F::is_id) ? m.read_as<int64_t>(*interp + l.off(F::is_id)).value_or(0) : 0;
-    RemoteAddr gil = py.gil_holder(m, *interp);
-    auto ts = m.read_ptr(*interp + l.require(F::is_tstate_head));
-    std::unordered_set<RemoteAddr> seen_ts;
-    while (ts && !ts->null() && seen_ts.size() < opts.max_threads && seen_ts.insert(*ts).second) {
-      auto s = r.read_struct(*ts, l.require(S::sz_PyThreadState));
+  ThreadWalkLimits limits{opts.max_interpreters, opts.max_threads, opts.max_frames};
+  NodeList interps = interpreters(py, m, limits);
+  if (!interps.complete) snap.warnings.push_back(interps.problem);
+  for (RemoteAddr interp : interps.nodes) {
+    int64_t interp_id = l.has(F::is_id) ? m.read_as<int64_t>(interp + l.off(F::is_id)).value_or(0) : 0;
+    RemoteAddr gil = py.gil_holder(m, interp);
+    NodeList states = thread_states(l, m, interp, limits);
+    if (!states.complete) {
+      snap.warnings.push_back(states.problem);
+      if (opts.nonblocking) snap.torn = true;
+    }
+    for (RemoteAddr ts : states.nodes) {
+      auto s = r.read_struct(ts, l.require(S::sz_PyThreadState));
       if (!s) {
         snap.warnings.push_back("a thread state could not be read");
-        snap.torn = opts.nonblocking;
-        break;
+        if (opts.nonblocking) snap.torn = true;
+        continue;
       }
       RawThread t;
-      t.tstate = *ts;
-      t.interp = *interp;
+      t.tstate = ts;
+      t.interp = interp;
       t.interp_id = interp_id;
       t.thread_id = s->get<uint64_t>(l.require(F::ts_thread_id)).value_or(0);
       if (l.has(F::ts_native_thread_id)) t.native_id = s->get<int32_t>(l.off(F::ts_native_thread_id)).value_or(0);
-      t.holds_gil = gil == *ts;
-      t.walk = walk_frames(r, *ts, opts.max_frames);
+      t.holds_gil = gil == ts;
+      t.walk = walk_frames(r, ts, opts.max_frames);
+      if (recheck(t)) t.torn = changed_since(live_reader, ts, t.walk) || (t.walk.truncated && !t.walk.at_limit);
       raw.push_back(std::move(t));
-      ts = s->ptr(l.require(F::ts_next));
     }
-    auto next = m.read_ptr(*interp + l.require(F::is_next));
-    if (!next) break;
-    interp = next;
   }
-  snap.interpreters = static_cast<int>(n_interp);
+  snap.interpreters = static_cast<int>(interps.nodes.size());
   if (!l.has(F::is_id)) {
     // 2.7/3.6 have no interpreter ids: number them as later versions do, the main interpreter
     // (the oldest, last in the list) 0 and the newest highest.
@@ -142,7 +166,7 @@ std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAdd
   auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
   auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
   if (!active) return names;
-  const char* attr = l.traits().python2 ? "_Thread__name" : "_name";
+  const char* attr = l.facts().thread_name_attr;
   r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
     auto ident = r.read_int(k);
     if (!ident) return true;
@@ -153,15 +177,98 @@ std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAdd
   return names;
 }
 
+// What the paused pass learns about the threads besides their stacks.
+struct PausedRead {
+  std::vector<RawThread> raw;
+  std::map<uint64_t, int> tls_to_tid;  // pthread_t -> TID, from the stopped threads' registers
+  std::set<int> unstopped;             // TIDs that had not stopped
+};
+
+// Principles: pause briefly. The pause grows with bytes, not with reads. A first pass over the
+// running target finds which memory blocks hold the thread states and frames; the paused pass
+// fetches those blocks in one batch (a few system calls) and walks them locally, reading on its
+// own only what moved meanwhile.
+PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts, StackSnapshot& snap) {
+  // Page-sized blocks: frames and thread states are small and scattered, so fetching whole pages
+  // around them copies little more than needed.
+  constexpr size_t kPauseBlock = 4096;
+  std::vector<CachedMemory::BlockRange> blocks;
+  {
+    CachedMemory warm(mem, &mem.maps(), kPauseBlock);
+    StackSnapshot scratch;
+    try {
+      read_raw_threads(py, warm, mem, opts, scratch, [](const RawThread&) { return false; });
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::TargetExited) throw;
+    }
+    blocks = warm.blocks();
+  }
+  PausedRead out;
+  ProcessPause pause(snap.pid);
+  CachedMemory cached(mem, &mem.maps(), kPauseBlock);
+  cached.prefetch(blocks);
+  auto fetched = std::chrono::steady_clock::now();
+  for (const auto& t : pause.threads())
+    if (auto base = t->tls_base()) out.tls_to_tid[*base] = t->tid();
+  out.unstopped.insert(pause.unstopped().begin(), pause.unstopped().end());
+  // A thread that runs on may change its stack under the read: check it against the live memory.
+  auto running = [&](const RawThread& t) {
+    if (out.unstopped.empty()) return false;
+    int tid = t.native_id;
+    if (!tid)
+      for (auto& [base, id] : out.tls_to_tid)
+        if (base == t.thread_id) tid = id;
+    return tid == 0 || out.unstopped.count(tid) > 0;
+  };
+  out.raw = read_raw_threads(py, cached, mem, opts, snap, running);
+  auto before_resume = std::chrono::steady_clock::now();
+  pause.resume();
+  snap.pause_ns = pause.duration().count();
+  auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
+  LOG_DEBUG("pause: " << pause.stop_ns() / 1000 << " us stopping the threads, " << us(fetched - pause.stopped_at())
+                      << " us fetching " << blocks.size() << " blocks, " << us(before_resume - fetched)
+                      << " us walking (" << cached.misses() << " reads missed), " << snap.pause_ns / 1000
+                      << " us in all");
+  return out;
+}
+
+PythonInfo describe(PythonProcess& py, const Memory& mem) {
+  const Layout& l = py.layout();
+  PythonInfo p;
+  p.version = py.full_version(mem).str();
+  p.binary = py.binary().target_path;
+  p.shared_library = py.shared_library();
+  p.executable = py.executable();
+  p.layout_source = l.origin;
+  p.debug_file = py.dwarf_file();
+  p.interpreter_head = py.interpreter_head_how();
+  p.debug_build = l.debug_build;
+  return p;
+}
+
+// threading's names, per interpreter: each has its own threading module (a thread running a
+// subinterpreter has a name in each).
+std::map<std::pair<RemoteAddr, uint64_t>, std::string> thread_names(const ObjectReader& r,
+                                                                    const std::vector<RawThread>& raw) {
+  std::map<std::pair<RemoteAddr, uint64_t>, std::string> names;
+  std::set<RemoteAddr> interps;
+  for (const auto& t : raw) interps.insert(t.interp);
+  for (RemoteAddr interp : interps) {
+    try {
+      for (auto& [ident, name] : threading_names(r, interp)) names[{interp, ident}] = std::move(name);
+    } catch (const Error& e) {
+      LOG_DEBUG("thread names unavailable: " << e.what());
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
-// Page-sized blocks for the paused read: frames and thread states are small and scattered, so
-// fetching whole pages around them copies little more than needed.
-constexpr size_t kPauseBlock = 4096;
+PythonInfo python_info(PythonProcess& py, const Memory& mem) { return describe(py, mem); }
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
-  const Layout& l = py.layout();
   StackSnapshot snap;
   snap.pid = py.process().pid();
   snap.command = py.process().cmdline();
@@ -171,88 +278,34 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   std::map<int, TaskInfo> tasks;
   for (auto& t : py.process().tasks()) tasks[t.tid] = t;
 
-  std::vector<RawThread> raw;
-  std::map<uint64_t, int> tls_to_tid;  // pthread_t -> TID, from the stopped threads' registers
-  if (opts.nonblocking) {
-    raw = read_raw_threads(py, mem, opts, snap);
-  } else {
-    // Principles: pause briefly. The pause grows with bytes, not with reads. A first pass over the running
-    // target finds which memory blocks hold the thread states and frames; the paused pass
-    // fetches those blocks in one batch (a few system calls) and walks them locally, reading
-    // on its own only what moved meanwhile.
-    std::vector<CachedMemory::BlockRange> blocks;
-    {
-      CachedMemory warm(mem, &mem.maps(), kPauseBlock);
-      StackSnapshot scratch;
-      try {
-        read_raw_threads(py, warm, opts, scratch);
-      } catch (const Error& e) {
-        if (e.code() == ErrorCode::TargetExited) throw;
-      }
-      blocks = warm.blocks();
-    }
-    ProcessPause pause(snap.pid);
-    ProcessPause::test_hold(snap.pid);
-    CachedMemory cached(mem, &mem.maps(), kPauseBlock);
-    cached.prefetch(blocks);
-    auto fetched = std::chrono::steady_clock::now();
-    for (const auto& t : pause.threads())
-      if (auto base = t->tls_base()) tls_to_tid[*base] = t->tid();
-    raw = read_raw_threads(py, cached, opts, snap);
-    auto before_resume = std::chrono::steady_clock::now();
-    pause.resume();
-    snap.pause_ns = pause.duration().count();
-    auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
-    LOG_DEBUG("pause: " << pause.stop_ns() / 1000 << " us stopping the threads, " << us(fetched - pause.stopped_at())
-                        << " us fetching " << blocks.size() << " blocks, " << us(before_resume - fetched)
-                        << " us walking (" << cached.misses() << " reads missed), " << snap.pause_ns / 1000
-                        << " us in all");
-  }
+  PausedRead read;
+  if (opts.nonblocking)
+    read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return true; });
+  else
+    read = read_paused(py, mem, opts, snap);
 
   // Everything below reads memory that does not change while a thread waits: code objects,
   // names; and the kernel's view of each thread. Those objects cluster in memory, so a page
   // cache saves most system calls.
   CachedMemory after(mem, &mem.maps());
-  ObjectReader r(after, l, py.types());
+  ObjectReader r(after, py.layout(), py.types());
   FrameDecoder decoder(r);
-  snap.python.version = py.full_version(after).str();
-  snap.python.binary = py.binary().target_path;
-  snap.python.shared_library = py.shared_library();
-  snap.python.executable = py.executable();
-  snap.python.layout_source = l.origin;
-  snap.python.debug_file = py.dwarf_file();
-  snap.python.interpreter_head = py.interpreter_head_how();
-  snap.python.debug_build = l.debug_build;
+  snap.python = describe(py, after);
 
   std::vector<int> tids;
   for (const auto& [tid, t] : tasks) tids.push_back(tid);
   std::vector<uint64_t> need_tid;
-  for (const auto& t : raw)
-    if (t.native_id == 0 && !tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
+  for (const auto& t : read.raw)
+    if (t.native_id == 0 && !read.tls_to_tid.count(t.thread_id)) need_tid.push_back(t.thread_id);
   auto from_blocks = tids_from_pthread_blocks(after, need_tid, tids);
+  auto names = opts.thread_names ? thread_names(r, read.raw) : decltype(thread_names(r, read.raw)){};
 
-  // threading._active: {ident: Thread} gives the names users gave their threads. Each
-  // interpreter has its own threading module (a thread running a subinterpreter has a name in
-  // each), so names are looked up per interpreter.
-  std::map<std::pair<RemoteAddr, uint64_t>, std::string> names;
-  if (opts.thread_names) {
-    std::set<RemoteAddr> interps;
-    for (const auto& t : raw) interps.insert(t.interp);
-    for (RemoteAddr interp : interps) {
-      try {
-        for (auto& [ident, name] : threading_names(r, interp)) names[{interp, ident}] = std::move(name);
-      } catch (const Error& e) {
-        LOG_DEBUG("thread names unavailable: " << e.what());
-      }
-    }
-  }
-
-  for (auto& t : raw) {
+  for (auto& t : read.raw) {
     ThreadInfo info;
     info.thread_id = t.thread_id;
     info.native_id = t.native_id;
     if (!info.native_id) {
-      if (auto it = tls_to_tid.find(t.thread_id); it != tls_to_tid.end())
+      if (auto it = read.tls_to_tid.find(t.thread_id); it != read.tls_to_tid.end())
         info.native_id = it->second;
       else if (auto it2 = from_blocks.find(t.thread_id); it2 != from_blocks.end())
         info.native_id = it2->second;
@@ -260,6 +313,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     info.holds_gil = t.holds_gil;
     info.interpreter_id = t.interp_id;
     info.tstate_address = t.tstate.value();
+    if (!opts.nonblocking) info.stopped = info.native_id && !read.unstopped.count(info.native_id);
     std::optional<TaskInfo> task;
     if (auto it = tasks.find(info.native_id); it != tasks.end())
       task = it->second;
@@ -276,8 +330,11 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       if (auto fi = decoder.decode(f)) info.frames.push_back(std::move(*fi));
     info.truncated = t.walk.truncated;
     if (t.walk.truncated) info.warnings.push_back(t.walk.problem);
+    info.torn = t.torn;
+    snap.torn = snap.torn || t.torn;
     snap.threads.push_back(std::move(info));
   }
+  snap.threads_not_stopped = static_cast<int>(read.unstopped.size());
   std::stable_sort(snap.threads.begin(), snap.threads.end(), [&](const ThreadInfo& a, const ThreadInfo& b) {
     // The main thread first, then by TID; threads of subinterpreters after the main interpreter's.
     auto key = [&](const ThreadInfo& t) {

@@ -16,5 +16,7 @@ struct StackOptions {
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);
+// Which Python the target runs and how it is read, for the output of every command.
+PythonInfo python_info(PythonProcess& py, const Memory& mem);
 
 }  // namespace pyinspect

@@ -11,30 +11,9 @@
 #include "elf/debug_file.hpp"
 #include "elf/dwarf_types.hpp"
 #include "runtime/objects.hpp"
+#include "runtime/threads.hpp"
 
 namespace pyinspect {
-
-std::optional<RemoteAddr> MappedBinary::api_symbol(const std::string& name) const {
-  if (exports_api) {
-    if (auto s = elf->exported_symbol(name)) return at(s->value);
-    return std::nullopt;
-  }
-  return symbol(name);
-}
-
-std::optional<RemoteAddr> MappedBinary::static_symbol(const std::string& name) const {
-  if (auto s = elf->static_symbol(name)) return at(s->value);
-  if (debug)
-    if (auto s = debug->static_symbol(name)) return at(s->value);
-  return std::nullopt;
-}
-
-std::optional<RemoteAddr> MappedBinary::symbol(const std::string& name) const {
-  if (auto s = elf->symbol(name)) return at(s->value);
-  if (debug)
-    if (auto s = debug->symbol(name)) return at(s->value);
-  return std::nullopt;
-}
 
 namespace {
 std::string base_name(const std::string& path) {
@@ -59,8 +38,16 @@ std::optional<uint64_t> load_bias(const ElfFile& elf, const Maps& maps, const st
 
 PythonProcess::PythonProcess(const Process& proc, const ProcessMemory& mem, const TargetOptions& opts) : proc_(proc) {
   find_binary(mem);
-  detect_version(mem, opts);
-  resolve_layout(mem, opts);
+  IdentifyOptions io;
+  io.use_dwarf = opts.use_dwarf;
+  io.use_cache = opts.use_cache;
+  io.force_version = opts.force_version;
+  Identified id =
+      identify(*bin_, mem, base_name(proc_.exe()), "/proc/" + std::to_string(proc_.pid()) + "/root", io);
+  layout_ = std::move(id.layout);
+  version_exact_ = id.version_exact;
+  runtime_ = id.runtime;
+  dwarf_file_ = id.dwarf_file;
   resolve_types();
   find_interpreter_head(mem, opts.head_method);
 }
@@ -125,120 +112,6 @@ void PythonProcess::find_binary(const ProcessMemory& mem) {
                              << (bin_->debug ? ", debug info in " + bin_->debug->path() : ""));
 }
 
-void PythonProcess::detect_version(const ProcessMemory& mem, const TargetOptions& opts) {
-  if (!opts.force_version.empty()) {
-    auto v = PyVersion::parse(opts.force_version);
-    if (!v) throw Error(ErrorCode::Usage, "--python wants a version like 3.11, not '" + opts.force_version + "'");
-    version_ = *v;
-  } else if (auto pv = bin_->api_symbol("Py_Version")) {
-    // 3.11+: the version as PY_VERSION_HEX.
-    if (auto hex = mem.read_as<uint32_t>(*pv)) {
-      version_ = PyVersion::from_hex(*hex);
-      version_exact_ = true;
-    }
-  }
-  if (!version_.known()) {
-    for (const std::string& name : {base_name(bin_->target_path), base_name(proc_.exe())})
-      if (auto v = PyVersion::from_file_name(name)) {
-        version_ = *v;
-        break;
-      }
-  }
-  if (!version_.known()) {
-    // Symbols that exist only in some versions narrow it down when names do not help.
-    if (bin_->api_symbol("_PyRuntime"))
-      throw Error(ErrorCode::Unsupported,
-                  "cannot tell which CPython 3.7+ version " + bin_->target_path + " is; name it with --python X.Y");
-    throw Error(ErrorCode::Unsupported,
-                "cannot tell which CPython version " + bin_->target_path + " is; name it with --python X.Y");
-  }
-  if (!(version_.is(2, 7) || (version_.major == 3 && version_.minor >= 6)))
-    throw Error(ErrorCode::Unsupported,
-                "CPython " + version_.str() + " is not supported (supported: 2.7, 3.6 and later)");
-  if (bin_->api_symbol("_Py_NegativeRefcount") || bin_->api_symbol("_Py_RefTotal")) layout_.debug_build = true;
-}
-
-void PythonProcess::resolve_layout(const ProcessMemory& mem, const TargetOptions& opts) {
-  bool debug_build = layout_.debug_build;
-  Layout layout;
-  layout.set_version(version_);
-  std::vector<std::string> origins;
-
-  // 3.13+: the target describes itself.
-  std::optional<RemoteAddr> rt;
-  if (version_.at_least(3, 7)) rt = bin_->api_symbol("_PyRuntime");
-  if (!rt)
-    if (auto sec = bin_->elf->section(".PyRuntime")) rt = bin_->at(sec->addr);
-  if (rt) runtime_ = *rt;
-  if (rt && version_.at_least(3, 13)) {
-    std::vector<uint8_t> bytes(kDebugOffsetsReadSize);
-    if (mem.read(*rt, bytes.data(), bytes.size())) {
-      if (auto hdr = debug_offsets_header(bytes)) {
-        if (hdr->free_threaded)
-          throw Error(ErrorCode::Unsupported,
-                      "free-threaded CPython builds (" + version_.str() + "t) are not supported");
-        layout = layout_from_debug_offsets(bytes);
-        if (!layout.version.is(version_.major, version_.minor))
-          throw Error(ErrorCode::Corrupt,
-                      "_Py_DebugOffsets says CPython " + layout.version.str() + " but the binary is " + version_.str());
-        version_ = layout.version;
-        version_exact_ = true;
-        origins.push_back("_Py_DebugOffsets");
-      }
-    }
-  }
-  layout.set_version(version_);
-
-  const ElfFile* dwarf_elf = bin_->elf->has_debug_info() ? bin_->elf.get() : bin_->debug.get();
-  if (opts.use_dwarf && dwarf_elf) {
-    std::string build_id = bin_->elf->build_id();
-    std::optional<Layout> from_dwarf = opts.use_cache ? load_cached_layout(build_id) : std::nullopt;
-    if (from_dwarf) {
-      LOG_INFO("layout of " << bin_->target_path << " from DWARF, cached by build-id");
-    } else {
-      try {
-        DwarfTypes dwarf(*dwarf_elf);
-        from_dwarf = layout_from_dwarf(dwarf, version_);
-        LOG_INFO("DWARF of " << dwarf_elf->path() << ": read " << dwarf.units_read() << " of " << dwarf.units_total()
-                             << " compilation units");
-        if (from_dwarf->has(F::ob_type) && opts.use_cache) store_cached_layout(build_id, *from_dwarf);
-      } catch (const Error& e) {
-        LOG_WARN("cannot use DWARF of " << dwarf_elf->path() << ": " << e.what());
-      }
-    }
-    if (from_dwarf && from_dwarf->has(F::ob_type)) {
-      layout.fill_from(*from_dwarf);
-      dwarf_used_ = true;
-      // Say where the DWARF is as the user would find it: the binary itself, or a debug file
-      // (named from our side, without the /proc/PID/root detour).
-      std::string proc_root = "/proc/" + std::to_string(proc_.pid()) + "/root";
-      dwarf_file_ = dwarf_elf == bin_->elf.get() ? bin_->target_path : dwarf_elf->path();
-      if (dwarf_file_.rfind(proc_root, 0) == 0) dwarf_file_ = dwarf_file_.substr(proc_root.size());
-      origins.push_back("DWARF");
-    }
-  }
-  if (!dwarf_used_) {
-    if (debug_build)
-      throw Error(ErrorCode::Unsupported, "CPython " + version_.str() +
-                                              " debug build without debug info: its layout "
-                                              "differs from the release tables; install its debug symbols");
-    if (auto emb = embedded_layout(version_)) {
-      layout.fill_from(*emb);
-      origins.push_back("embedded table");
-    } else if (origins.empty()) {
-      throw Error(ErrorCode::Unsupported, "no layout for CPython " + version_.str() +
-                                              ": the binary has no debug info and pyinspect has tables for " +
-                                              embedded_versions());
-    }
-  }
-  layout.debug_build = debug_build;
-  std::string origin;
-  for (const auto& o : origins) origin += (origin.empty() ? "" : " + ") + o;
-  layout.origin = origin;
-  layout_ = std::move(layout);
-  layout_.require(F::ob_type);
-}
-
 void PythonProcess::resolve_types() {
 #define PYINSPECT_TYPE_LOOKUP(name, sym) \
   if (auto a = bin_->api_symbol(sym)) types_.name = *a;
@@ -268,16 +141,16 @@ bool PythonProcess::valid_interpreter(const Memory& mem, RemoteAddr interp) cons
 }
 
 void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::string& method) {
-  static const char* const kMethods[] = {"auto", "runtime", "symbol", "code", "tstate", "scan"};
+  static const char* const kMethods[] = {"auto", "runtime", "symbol", "code", "scan"};
   if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods))
     throw Error(ErrorCode::Usage,
-                "unknown --find-interpreter method '" + method + "' (auto, runtime, symbol, code, tstate or scan)");
+                "unknown --find-interpreter method '" + method + "' (auto, runtime, symbol, code or scan)");
   auto use = [&](const char* m) { return method == "auto" || method == m; };
   layout_.require(F::is_tstate_head);
   layout_.require(F::ts_interp);
-  // 2.7/3.6: the thread state holding the GIL (exported).
-  if (!version_.at_least(3, 7))
-    if (auto cur = bin_->api_symbol("_PyThreadState_Current")) tstate_current_var_ = *cur;
+  // <=3.6: the thread state holding the GIL (exported), for gil_holder().
+  if (const char* sym = layout_.facts().tstate_current_symbol)
+    if (auto cur = bin_->api_symbol(sym)) tstate_current_var_ = *cur;
   if (use("runtime") && runtime_ && layout_.has(F::rt_interpreters_head)) {
     head_var_ = runtime_ + layout_.off(F::rt_interpreters_head);
     head_how_ = "_PyRuntime.interpreters.head";
@@ -288,43 +161,44 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
     head_how_ = "symbol interp_head";
     return;
   }
-  // Stripped 2.7/3.6: PyInterpreterState_Head() is exported and is `mov rax, [rip+X]; ret`,
-  // so its code names the static variable.
-  if (auto fn = bin_->elf->exported_symbol("PyInterpreterState_Head"); fn && use("code")) {
-    if (auto code = bin_->elf->read_vaddr(fn->value, 16)) {
-      size_t i = 0;
-      if ((*code)[0] == 0xf3 && (*code)[1] == 0x0f && (*code)[2] == 0x1e && (*code)[3] == 0xfa) i = 4;  // endbr64
-      const auto& c = *code;
-      if (c[i] == 0x48 && c[i + 1] == 0x8b && c[i + 2] == 0x05 && c[i + 7] == 0xc3) {
-        int32_t disp;
-        std::memcpy(&disp, c.data() + i + 3, 4);
-        RemoteAddr var = bin_->at(fn->value + i + 7 + static_cast<int64_t>(disp));
-        auto interp = mem.read_ptr(var);
-        if (interp && valid_interpreter(mem, *interp)) {
-          head_var_ = var;
-          head_how_ = "the code of PyInterpreterState_Head()";
-          return;
-        }
-      }
-    }
-  }
-  // Last resort: a pointer in the binary's writable data that leads to a valid interpreter.
-  if (tstate_current_var_ && use("tstate")) {
-    if (auto ts = mem.read_ptr(tstate_current_var_); ts && !ts->null()) {
-      if (auto interp = mem.read_ptr(*ts + layout_.off(F::ts_interp)); interp && valid_interpreter(mem, *interp)) {
-        head_interp_ = *interp;
-        head_how_ = "_PyThreadState_Current->interp";
-        return;
-      }
-    }
-  }
-  // Scan: every word of the binary's writable data that leads to a valid interpreter is a
-  // candidate (interp_head, but also variables that point to the main interpreter, which is the
-  // tail of the list); the head is the candidate from which the `next` chain is longest.
+  if (use("code") && head_from_code(mem)) return;
+  if (use("scan") && head_from_scan(mem)) return;
+  if (method != "auto")
+    throw Error(ErrorCode::NotPython, "method '" + method + "' does not find the interpreter state in process " +
+                                          std::to_string(proc_.pid()));
+  throw Error(ErrorCode::NotPython, "cannot find the interpreter state in process " + std::to_string(proc_.pid()) +
+                                        " (is Python initialised?)");
+}
+
+// Stripped 2.7/3.6: PyInterpreterState_Head() is exported and is `mov rax, [rip+X]; ret`, so its
+// code names the static variable.
+bool PythonProcess::head_from_code(const ProcessMemory& mem) {
+  auto fn = bin_->elf->exported_symbol("PyInterpreterState_Head");
+  if (!fn) return false;
+  auto code = bin_->elf->read_vaddr(fn->value, 16);
+  if (!code) return false;
+  const auto& c = *code;
+  size_t i = 0;
+  if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) i = 4;  // endbr64
+  if (!(c[i] == 0x48 && c[i + 1] == 0x8b && c[i + 2] == 0x05 && c[i + 7] == 0xc3)) return false;
+  int32_t disp;
+  std::memcpy(&disp, c.data() + i + 3, 4);
+  RemoteAddr var = bin_->at(fn->value + i + 7 + static_cast<int64_t>(disp));
+  auto interp = mem.read_ptr(var);
+  if (!interp || !valid_interpreter(mem, *interp)) return false;
+  head_var_ = var;
+  head_how_ = "the code of PyInterpreterState_Head()";
+  return true;
+}
+
+// Every word of the binary's writable data that leads to a valid interpreter is a candidate
+// (interp_head, but also variables that point to the main interpreter, which is the tail of the
+// list); the head is the candidate from which the `next` chain is longest.
+bool PythonProcess::head_from_scan(const ProcessMemory& mem) {
   RemoteAddr best_var;
   size_t best_len = 0;
   for (const auto& seg : bin_->elf->segments()) {
-    if (!seg.writable || !use("scan")) continue;
+    if (!seg.writable) continue;
     RemoteAddr start = bin_->at(seg.vaddr & ~7ull);
     size_t len = std::min<uint64_t>(seg.memsz, 16 << 20);
     std::vector<uint64_t> words(len / 8);
@@ -334,34 +208,27 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
       RemoteAddr p(words[i]);
       if (p.null() || (p.value() & 7) || !mem.maps().readable(p, 8)) continue;
       auto known = chain_len.find(p.value());
-      if (known == chain_len.end()) {
-        size_t n = 0;
-        for (RemoteAddr q = p; n < 1024 && valid_interpreter(mem, q); ++n) {
-          auto next = mem.read_ptr(q + layout_.off(F::is_next));
-          if (!next || next->null()) {
-            ++n;
-            break;
-          }
-          q = *next;
-        }
-        known = chain_len.emplace(p.value(), n).first;
-      }
+      if (known == chain_len.end()) known = chain_len.emplace(p.value(), interpreter_chain_length(mem, p)).first;
       if (known->second > best_len) {
         best_len = known->second;
         best_var = start + static_cast<int64_t>(i * 8);
       }
     }
   }
-  if (best_var) {
-    head_var_ = best_var;
-    head_how_ = "a scan of " + base_name(bin_->target_path) + "'s data";
-    return;
+  if (!best_var) return false;
+  head_var_ = best_var;
+  head_how_ = "a scan of " + base_name(bin_->target_path) + "'s data";
+  return true;
+}
+
+size_t PythonProcess::interpreter_chain_length(const Memory& mem, RemoteAddr p) const {
+  size_t n = 0;
+  for (RemoteAddr q = p; n < ThreadWalkLimits{}.interpreters && valid_interpreter(mem, q); ++n) {
+    auto next = mem.read_ptr(q + layout_.off(F::is_next));
+    if (!next || next->null()) return n + 1;
+    q = *next;
   }
-  if (method != "auto")
-    throw Error(ErrorCode::NotPython, "method '" + method + "' does not find the interpreter state in process " +
-                                          std::to_string(proc_.pid()));
-  throw Error(ErrorCode::NotPython, "cannot find the interpreter state in process " + std::to_string(proc_.pid()) +
-                                        " (is Python initialised?)");
+  return n;
 }
 
 std::optional<RemoteAddr> PythonProcess::first_interpreter(const Memory& mem) const {
@@ -395,20 +262,19 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
 }
 
 PyVersion PythonProcess::full_version(const Memory& mem) {
-  if (version_exact_) return version_;
+  if (version_exact_) return layout_.version;
   auto interp = first_interpreter(mem);
   if (interp && layout_.has(F::is_sysdict)) {
     ObjectReader r(mem, layout_, types_);
     if (auto sysdict = mem.read_ptr(*interp + layout_.off(F::is_sysdict)))
       if (auto v = r.dict_get(*sysdict, "version"))
         if (auto s = r.read_str(*v, 200))
-          if (auto parsed = PyVersion::parse(*s); parsed && parsed->is(version_.major, version_.minor)) {
-            version_ = *parsed;
+          if (auto refined = refine_version(layout_.version, *s)) {
             version_exact_ = true;
-            layout_.set_version(version_);
+            layout_.set_version(*refined);
           }
   }
-  return version_;
+  return layout_.version;
 }
 
 }  // namespace pyinspect

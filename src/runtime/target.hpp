@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "abi/layout.hpp"
-#include "elf/elf_file.hpp"
+#include "abi/identify.hpp"
+#include "elf/mapped_binary.hpp"
 #include "proc/memory.hpp"
 #include "proc/process.hpp"
 #include "runtime/types.hpp"
@@ -21,26 +22,8 @@ struct TargetOptions {
   std::string force_version;  // --python X.Y: when the binary does not say
   // How to find the interpreter list: "auto", or one method only (for tests and diagnosis):
   // "runtime" (_PyRuntime), "symbol" (interp_head), "code" (PyInterpreterState_Head's code),
-  // "tstate" (_PyThreadState_Current), "scan" (the binary's writable data).
+  // "scan" (the binary's writable data).
   std::string head_method = "auto";
-};
-
-// A binary mapped into the target (the executable or libpython).
-struct MappedBinary {
-  std::string target_path;  // as named in the target's maps
-  std::string host_path;    // where we opened it
-  uint64_t bias = 0;        // runtime address = link-time address + bias
-  std::unique_ptr<ElfFile> elf;
-  std::unique_ptr<ElfFile> debug;  // separate debug file, if found
-  // Any symbol: exported, then the binary's and its debug file's full symbol tables.
-  std::optional<RemoteAddr> symbol(const std::string& name) const;
-  // A static variable of CPython's (interp_head, arenas...), under its LTO name too.
-  std::optional<RemoteAddr> static_symbol(const std::string& name) const;
-  // Exported symbols only (cheap: a hash lookup); falls back to symbol() for a binary that
-  // does not export CPython's API (an embedding program linked without -rdynamic).
-  std::optional<RemoteAddr> api_symbol(const std::string& name) const;
-  bool exports_api = true;
-  RemoteAddr at(uint64_t link_addr) const { return RemoteAddr(link_addr + bias); }
 };
 
 class PythonProcess {
@@ -54,7 +37,7 @@ class PythonProcess {
   const MappedBinary& binary() const { return *bin_; }
   const std::string& executable() const { return proc_.exe(); }
   bool shared_library() const { return shared_; }
-  bool has_dwarf() const { return dwarf_used_; }
+  bool has_dwarf() const { return !dwarf_file_.empty(); }
   const std::string& dwarf_file() const { return dwarf_file_; }
 
   // The first PyInterpreterState, read now (call while paused for a consistent view).
@@ -69,20 +52,19 @@ class PythonProcess {
 
  private:
   void find_binary(const ProcessMemory& mem);
-  void detect_version(const ProcessMemory& mem, const TargetOptions& opts);
-  void resolve_layout(const ProcessMemory& mem, const TargetOptions& opts);
   void resolve_types();
   void find_interpreter_head(const ProcessMemory& mem, const std::string& method);
+  bool head_from_code(const ProcessMemory& mem);
+  bool head_from_scan(const ProcessMemory& mem);
+  size_t interpreter_chain_length(const Memory& mem, RemoteAddr first) const;
   bool valid_interpreter(const Memory& mem, RemoteAddr interp) const;
 
   const Process& proc_;
   std::unique_ptr<MappedBinary> bin_;
   bool shared_ = false;
-  PyVersion version_;
   bool version_exact_ = false;
   Layout layout_;
   TypeAddrs types_;
-  bool dwarf_used_ = false;
   std::string dwarf_file_;
   RemoteAddr runtime_;
   RemoteAddr head_var_;     // address of a variable holding the first interpreter

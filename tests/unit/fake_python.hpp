@@ -16,10 +16,13 @@
 
 namespace pyinspect::test {
 
-// The embedded table of a minor version, with the version's traits; fails the test if absent.
+// The embedded table of a minor version, with the version's facts and the fixed layouts of its
+// extension modules, as a target without DWARF is read; fails the test if absent.
 inline Layout layout_for(int major, int minor, int micro = 0) {
-  auto l = embedded_layout(PyVersion{major, minor, micro, ""});
+  PyVersion v{major, minor, micro, ""};
+  auto l = embedded_layout(v);
   REQUIRE_MESSAGE(l.has_value(), "no embedded layout for ", major, ".", minor);
+  l->fill_from(fixed_layout(v));
   return *l;
 }
 
@@ -51,7 +54,7 @@ class FakePython {
   FakeMemory mem;
   TypeAddrs types;
 
-  bool py2() const { return l.traits().python2; }
+  bool py2() const { return (l.version.major == 2); }
 
   // A zero-filled range of `n` bytes, 16-aligned, with an unmapped gap after it, so that a read
   // past the end of an object fails.
@@ -102,7 +105,7 @@ class FakePython {
   // PyASCIIObject.state (3.3+): interned:2, kind:3, compact:1, ascii:1, then `ready` up to 3.11.
   uint32_t unicode_state(unsigned kind, bool compact, bool ascii) const {
     uint32_t s = (kind << 2) | (compact ? 1u << 5 : 0) | (ascii ? 1u << 6 : 0);
-    if (l.traits().unicode_ready_bit) s |= 1u << 7;
+    if (l.facts().unicode_state.ready_bit >= 0) s |= 1u << 7;
     return s;
   }
 

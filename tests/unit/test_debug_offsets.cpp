@@ -137,7 +137,7 @@ TEST_CASE("debug offsets: a 3.13 struct gives the layout") {
   CHECK(l.version.major == 3);
   CHECK(l.version.minor == 13);
   CHECK(l.version.micro == 0);
-  CHECK(l.traits().frames == Traits::Frames::InterpreterFrames);
+  CHECK(l.facts().frames == Facts::Frames::InterpreterFrames);
 
   auto same = [&](F f, uint64_t want) {
     INFO(kFieldSpecs[static_cast<size_t>(f)].id);
@@ -342,8 +342,8 @@ TEST_CASE("debug offsets: a 3.14 struct gives the layout") {
 
   Layout l = layout_from_debug_offsets(b);
   CHECK(l.version.minor == 14);
-  CHECK(l.traits().tagged_code_pointer);
-  CHECK(l.traits().first_shim_owner == 3);  // FRAME_OWNED_BY_INTERPRETER and _CSTACK are skipped
+  CHECK(l.facts().stackref_tag_bits != 0);
+  CHECK(l.facts().first_shim_owner == 3);  // FRAME_OWNED_BY_INTERPRETER and _CSTACK are skipped
   CHECK(l.off(F::is_tstate_head) == static_cast<int64_t>(d.interpreter_state.threads_head));
   CHECK(l.off(F::is_gc) == static_cast<int64_t>(d.interpreter_state.gc));
   CHECK(l.off(F::is_modules) == static_cast<int64_t>(d.interpreter_state.imports_modules));

@@ -191,10 +191,10 @@ class Runner {
 enum class Fmt { Lnotab27, Lnotab36, Linetable310, Locations311 };
 
 Fmt fmt_of(const Layout& l) {
-  switch (l.traits().lines) {
-    case Traits::LineTable::Lnotab: return l.traits().lnotab_signed ? Fmt::Lnotab36 : Fmt::Lnotab27;
-    case Traits::LineTable::Linetable310: return Fmt::Linetable310;
-    case Traits::LineTable::Locations311: return Fmt::Locations311;
+  switch (l.facts().lines) {
+    case Facts::LineTable::Lnotab: return l.facts().lnotab_signed ? Fmt::Lnotab36 : Fmt::Lnotab27;
+    case Facts::LineTable::Linetable310: return Fmt::Linetable310;
+    case Facts::LineTable::Locations311: return Fmt::Locations311;
   }
   return Fmt::Lnotab36;
 }
@@ -361,7 +361,7 @@ class Builder {
  private:
   using Items = std::vector<std::pair<RemoteAddr, RemoteAddr>>;
 
-  bool py2() const { return l_.traits().python2; }
+  bool py2() const { return (l_.version.major == 2); }
   bool v311() const { return l_.version.at_least(3, 11); }
   bool has(F f) const { return l_.has(f); }
   int64_t off(F f) const { return l_.off(f); }
@@ -500,7 +500,7 @@ class Builder {
     for (uint64_t m = mag; m; m >>= 30) digits.push_back(static_cast<uint32_t>(m & 0x3fffffff));
     int64_t n = static_cast<int64_t>(digits.size());
     RemoteAddr o = obj(py_.types.long_, off(F::long_digit) + 4 * std::max<int64_t>(n, 1), false);
-    if (l_.traits().long_tag)
+    if (l_.facts().long_size == Facts::LongSize::Tag)
       wu64(o + off(F::long_tag), static_cast<uint64_t>(n) << 3 | (n == 0 ? 1 : sign < 0 ? 2 : 0));
     else
       w64(o + off(F::ob_size), sign < 0 ? -n : n);
@@ -579,8 +579,8 @@ class Builder {
     RemoteAddr d = obj(type ? type : py_.types.dict, basic ? basic : sz(S::sz_PyDictObject, 48), true);
     int64_t n = static_cast<int64_t>(items.size());
     i64(d, F::dict_used, n);
-    switch (l_.traits().dict) {
-      case Traits::Dict::Dict27: {
+    switch (l_.facts().dict) {
+      case Facts::Dict::Dict27: {
         // ma_mask + 1 slots of {me_hash, me_key, me_value}; up to 8 in ma_smalltable.
         int64_t slots = 8;
         while (slots * 2 / 3 < n) slots *= 2;
@@ -597,8 +597,8 @@ class Builder {
         ptr(d, F::dict_table, table);
         break;
       }
-      case Traits::Dict::Dict36: ptr(d, F::dict_keys, keys36(items)); break;
-      case Traits::Dict::Dict311: ptr(d, F::dict_keys, keys311(items, general ? 0 : 1)); break;
+      case Facts::Dict::Dict36: ptr(d, F::dict_keys, keys36(items)); break;
+      case Facts::Dict::Dict311: ptr(d, F::dict_keys, keys311(items, general ? 0 : 1)); break;
     }
     dicts_.push_back(d);
     return d;
@@ -608,7 +608,7 @@ class Builder {
   std::pair<RemoteAddr, RemoteAddr> split(const std::vector<RemoteAddr>& names, const std::vector<RemoteAddr>& values) {
     Items entries;
     for (RemoteAddr k : names) entries.emplace_back(k, RemoteAddr());
-    RemoteAddr keys = l_.traits().dict == Traits::Dict::Dict311 ? keys311(entries, 2) : keys36(entries);
+    RemoteAddr keys = l_.facts().dict == Facts::Dict::Dict311 ? keys311(entries, 2) : keys36(entries);
     RemoteAddr vals = py_.alloc(static_cast<size_t>(values_header() + 8 * (values.size() + 2)));
     write_values(vals, values);
     split_tables_.emplace_back(keys, vals);
@@ -657,7 +657,7 @@ class Builder {
     ptr(co, F::co_name, str(name));
     ptr(co, F::co_qualname, str("App." + name));
     ptr(co, F::co_filename, str("/srv/app/" + name + ".py"));
-    ptr(co, l_.traits().lines == Traits::LineTable::Lnotab ? F::co_lnotab : F::co_linetable,
+    ptr(co, l_.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable,
         bytes(valid_table(fmt_of(l_), rng_, 2 + static_cast<int>(rng_() % 14))));
     ptr(co, F::co_consts, tuple({pick(), pick(), py_.types.none}));
     ptr(co, F::co_names, tuple({str("x")}));
@@ -682,7 +682,7 @@ class Builder {
     ptr(f, F::fo_back, back);
     ptr(f, F::fo_code, co);
     // f_lasti: a byte offset up to 3.9, a code-unit index on 3.10.
-    i32(f, F::fo_lasti, l_.traits().lasti_in_code_units ? unit : 2 * unit);
+    i32(f, F::fo_lasti, l_.facts().lasti_in_code_units ? unit : 2 * unit);
     ptr(f, F::fo_globals, globals_);
     ptr(f, F::fo_builtins, builtins_);
     RemoteAddr plus = f + off(F::fo_localsplus);
@@ -736,15 +736,15 @@ class Builder {
     i64(ts, F::ts_thread_id, static_cast<int64_t>(ident));
     i32(ts, F::ts_native_thread_id, static_cast<int32_t>(4000 + tstates_.size()));
     ptr(ts, F::ts_dict, dict({{str("tsd"), pick()}}));
-    switch (l_.traits().frames) {
-      case Traits::Frames::FrameObjects: ptr(ts, F::ts_frame, top); break;
-      case Traits::Frames::InterpreterFramesViaCFrame: {
+    switch (l_.facts().frames) {
+      case Facts::Frames::FrameObjects: ptr(ts, F::ts_frame, top); break;
+      case Facts::Frames::InterpreterFramesViaCFrame: {
         RemoteAddr cframe = py_.alloc(64);
         ptr(ts, F::ts_cframe, cframe);
         ptr(cframe, F::cframe_current_frame, top);
         break;
       }
-      case Traits::Frames::InterpreterFrames: ptr(ts, F::ts_current_frame, top); break;
+      case Facts::Frames::InterpreterFrames: ptr(ts, F::ts_current_frame, top); break;
     }
     tstates_.push_back(ts);
     return ts;
@@ -757,8 +757,8 @@ class Builder {
                                     const std::vector<RemoteAddr>& values) {
     Items items;
     for (size_t i = 0; i < names.size(); ++i) items.emplace_back(names[i], values[i]);
-    using ID = Traits::InstanceDict;
-    ID model = l_.traits().instance_dict;
+    using ID = Facts::InstanceDict;
+    ID model = l_.facts().instance_dict;
     std::vector<RemoteAddr> out;
     if (model == ID::DictOffset) {
       RemoteAddr cls = heap_type(cls_name, 32, kFlagGc, py_.types.object);
@@ -770,17 +770,17 @@ class Builder {
         out.push_back(o);
       }
     } else {
-      uint64_t flags = kFlagGc | kFlagManagedDict | (model != ID::Managed311 ? kFlagManagedWeakref : 0) |
-                       (model == ID::Managed313 ? kFlagInlineValues : 0);
+      uint64_t flags = kFlagGc | kFlagManagedDict | (model != ID::PreHeader311 ? kFlagManagedWeakref : 0) |
+                       (model == ID::Inline313 ? kFlagInlineValues : 0);
       RemoteAddr cls = heap_type(cls_name, 16, flags, py_.types.object);
       auto [keys, vals] = split(names, values);
       ptr(cls, F::ht_cached_keys, keys);
-      int64_t inline_bytes = model == ID::Managed313 ? values_header() + 8 * static_cast<int64_t>(names.size() + 2) : 0;
+      int64_t inline_bytes = model == ID::Inline313 ? values_header() + 8 * static_cast<int64_t>(names.size() + 2) : 0;
       // Without a dict object.
       RemoteAddr o = obj(cls, 16 + inline_bytes, true, 16);
-      if (model == ID::Managed311)
+      if (model == ID::PreHeader311)
         wp(o + (-4 * 8), vals);
-      else if (model == ID::Managed312)
+      else if (model == ID::Tagged312)
         wp(o + (-3 * 8), RemoteAddr(vals.value() - 1));  // the values pointer minus one: tagged
       else
         write_values(o + 16, values);
@@ -1090,7 +1090,7 @@ Base Builder::build() {
   }
 
   // Classes and their instances.
-  if (l_.traits().instance_dict == Traits::InstanceDict::DictOffset) {
+  if (l_.facts().instance_dict == Facts::InstanceDict::DictOffset) {
     // class IntSub(int): var-sized, so its instances keep their __dict__ after the digits
     // (tp_dictoffset -8, counted from the end of the items).
     RemoteAddr intsub = heap_type("IntSub", off(F::long_digit) + 8, kFlagGc, t.long_);
@@ -1137,7 +1137,7 @@ Base Builder::build() {
   // deep, an idle one; threading._active maps their idents to Thread instances.
   RemoteAddr t3 = tstate(RemoteAddr(), 0x7f0000003000, RemoteAddr());
   RemoteAddr t2 = tstate(t3, 0x7f0000002000, frames(2, false));
-  tstate(t2, 0x7f0000001000, frames(4, l_.traits().first_shim_owner >= 0));
+  tstate(t2, 0x7f0000001000, frames(4, l_.facts().first_shim_owner >= 0));
   RemoteAddr active = dict({{long_(1, 0x7f0000001000), threads[0]}, {long_(1, 0x7f0000002000), threads[1]}});
 
   // The image, and the pointers between its ranges.
@@ -1735,7 +1735,7 @@ TEST_CASE("fuzz: sizes") {
       std::optional<uint64_t> size;
       std::string repr;
       run.call("object_size", [&] {
-        if (const TypeInfo* ti = ctx.type_of(typed)) size = object_size(ctx, o, *ti);
+        if (const TypeInfo* ti = ctx.type_of(typed)) size = object_size(ctx, o, *ti).bytes;
       });
       run.call("short_repr", [&] {
         if (const TypeInfo* ti = ctx.type_of(typed)) repr = short_repr(ctx, o, *ti);

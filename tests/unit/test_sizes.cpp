@@ -53,7 +53,7 @@ struct Fake {
       if (s.major == major && s.minor == minor) sh = &s;
     REQUIRE(sh);
     auto& t = py.types;
-    const bool py2 = l.traits().python2;
+    const bool py2 = (l.version.major == 2);
     shape(t.type, sh->type, 40, true);
     // type_is_gc, the only tp_is_gc there is: asked up to 3.10, ignored from 3.11.
     py.u64(py.at(t.type, F::tp_is_gc), 0x7f0000001000);
@@ -129,7 +129,7 @@ struct Fake {
     HeapContext& c = context();
     const TypeInfo* ti = c.type_of(obj);
     REQUIRE(ti);
-    return object_size(c, obj, *ti);
+    return object_size(c, obj, *ti).bytes;
   }
 
   RemoteAddr object(RemoteAddr type, int64_t n) { return py.object(type, static_cast<size_t>(n)); }
@@ -143,7 +143,7 @@ struct Fake {
   // lv_tag = ndigits << 3 | sign bits from 3.12 (1 = zero). 2.7: a long.
   RemoteAddr int_(int64_t ndigits, RemoteAddr type = {}) {
     RemoteAddr o = object(type ? type : py.types.long_, py.size(S::sz_PyLongObject) + 4 * ndigits);
-    if (l.traits().long_tag)
+    if (l.facts().long_size == Facts::LongSize::Tag)
       py.u64(py.at(o, F::long_tag), static_cast<uint64_t>(ndigits) << 3 | (ndigits == 0 ? 1 : 0));
     else
       py.i64(py.at(o, F::ob_size), ndigits);
@@ -153,7 +153,7 @@ struct Fake {
   RemoteAddr keys(int64_t refcnt, int log2_size, int log2_index_bytes, int kind, int64_t usable, int64_t nentries) {
     RemoteAddr k = py.alloc(static_cast<size_t>(py.size(S::sz_PyDictKeysObject)) + 64);
     py.i64(py.at(k, F::dk_refcnt), refcnt);
-    if (l.traits().dict == Traits::Dict::Dict311) {
+    if (l.facts().dict == Facts::Dict::Dict311) {
       py.u8(py.at(k, F::dk_log2_size), static_cast<uint8_t>(log2_size));
       py.u8(py.at(k, F::dk_log2_index_bytes), static_cast<uint8_t>(log2_index_bytes));
       py.u8(py.at(k, F::dk_kind), static_cast<uint8_t>(kind));
@@ -223,7 +223,7 @@ TEST_CASE("sizes: tuples and bytes use the item size") {
     CHECK(f.size(f.tuple(0)) == empty[i]);
     CHECK(f.size(f.tuple(1)) == one[i]);
     // b'' (2.7: the str '')
-    CHECK(f.size(f.py.bytes({})) == (f.l.traits().python2 ? 37u : 33u));
+    CHECK(f.size(f.py.bytes({})) == ((f.l.version.major == 2) ? 37u : 33u));
   }
 }
 
@@ -232,7 +232,7 @@ TEST_CASE("sizes: a __sizeof__ written in Python and unreadable objects give no 
   RemoteAddr lst = f.object(f.py.types.list, f.py.size(S::sz_PyListObject));
   TypeInfo ti = *f.context().type_of(lst);
   ti.python_sizeof = true;
-  CHECK_FALSE(object_size(f.context(), lst, ti).has_value());
+  CHECK_FALSE(object_size(f.context(), lst, ti).bytes.has_value());
   // A list whose memory ends before `allocated`.
   RemoteAddr cut = f.object(f.py.types.list, f.py.off(F::list_allocated));
   CHECK_FALSE(f.size(cut).has_value());
@@ -259,7 +259,7 @@ TEST_CASE("sizes: int and bool") {
     Fake f(kAll[i].major, kAll[i].minor);
     INFO("CPython ", f.l.version.short_str());
     const Row& r = rows[i];
-    if (f.l.traits().python2) {
+    if ((f.l.version.major == 2)) {
       RemoteAddr small = f.object(f.py.types.int27, 24);
       CHECK(f.size(small) == r.zero);
       CHECK(f.size(f.object(f.py.types.bool_, 24)) == r.t);
@@ -324,7 +324,7 @@ TEST_CASE("sizes: compact str, 2.7 str and unicode") {
     INFO("CPython ", f.l.version.short_str());
     CHECK(f.size(f.py.str("")) == expect[i][0]);
     CHECK(f.size(f.py.str("a")) == expect[i][1]);
-    if (f.l.traits().python2) {
+    if ((f.l.version.major == 2)) {
       // unicode: sizeof(PyUnicodeObject) + (length + 1) * sizeof(Py_UNICODE), UCS4 build; u'é',
       // u'€' and u'😀' alike, then u'€€'.
       for (int64_t len : {1, 2}) {
@@ -557,7 +557,7 @@ TEST_CASE("sizes: deque counts its blocks") {
     int64_t basic = c.minor >= 11 ? 216 : 80;
     auto make = [&](int64_t left, int64_t len) {
       RemoteAddr d = f.object(f.deque, basic);
-      if (f.l.traits().python2) {
+      if ((f.l.version.major == 2)) {
         // 2.7's _collections is an extension module: leftindex at 32, len at 48 (no DWARF).
         f.py.i64(d + 32, left);
         f.py.i64(d + 48, len);
@@ -660,7 +660,7 @@ TEST_CASE("sizes: static and heap type objects") {
     INFO("CPython ", f.l.version.short_str());
     CHECK(f.size(f.py.types.long_) == static_type[i]);
     RemoteAddr cls = f.heap_type("C", 32, 0, kFlagGc, f.py.types.object);
-    if (!f.l.traits().python2) {
+    if (!(f.l.version.major == 2)) {
       RemoteAddr k = f.l.version.at_least(3, 11) ? f.keys(2, 6, 6, 2, 28, 1) : f.keys(2, 3, 0, 0, 4, 1);
       f.py.ptr(f.py.at(cls, F::ht_cached_keys), k);
     }
@@ -691,7 +691,7 @@ TEST_CASE("sizes: classes of a metaclass") {
     RemoteAddr meta = f.heap_type("M", type_basic, 40, kFlagGc | (1ull << 31), t.type);
     f.py.u64(f.py.at(meta, F::tp_is_gc), 0x7f0000001000);
     RemoteAddr x = f.heap_type("X", 32, 0, kFlagGc, t.object, meta);
-    if (!f.l.traits().python2) {
+    if (!(f.l.version.major == 2)) {
       RemoteAddr k = f.l.version.at_least(3, 11) ? f.keys(2, 6, 6, 2, 28, 1) : f.keys(2, 3, 0, 0, 4, 1);
       f.py.ptr(f.py.at(x, F::ht_cached_keys), k);
       if (c.minor < 12) f.py.ptr(f.py.at(meta, F::ht_cached_keys), f.keys(2, 3, 0, 0, 4, 1));

@@ -93,30 +93,31 @@ TEST_CASE("version: comparisons") {
   CHECK_FALSE(PyVersion{}.known());
 }
 
-TEST_CASE("layout: traits follow the version") {
-  auto traits = [](int ma, int mi) { return Traits::for_version(PyVersion{ma, mi, 0, ""}); };
-  CHECK(traits(2, 7).python2);
+TEST_CASE("layout: facts follow the version") {
+  auto traits = [](int ma, int mi) { return Facts::for_version(PyVersion{ma, mi, 0, ""}); };
+  CHECK(traits(2, 7).strings == Facts::Strings::Bytes27);
+  CHECK(traits(3, 6).strings == Facts::Strings::Pep393);
   CHECK_FALSE(traits(2, 7).lnotab_signed);
   CHECK(traits(3, 6).lnotab_signed);
-  CHECK(traits(3, 9).lines == Traits::LineTable::Lnotab);
-  CHECK(traits(3, 10).lines == Traits::LineTable::Linetable310);
+  CHECK(traits(3, 9).lines == Facts::LineTable::Lnotab);
+  CHECK(traits(3, 10).lines == Facts::LineTable::Linetable310);
   CHECK(traits(3, 10).lasti_in_code_units);
   CHECK_FALSE(traits(3, 9).lasti_in_code_units);
-  CHECK(traits(3, 11).lines == Traits::LineTable::Locations311);
-  CHECK(traits(3, 10).frames == Traits::Frames::FrameObjects);
-  CHECK(traits(3, 11).frames == Traits::Frames::InterpreterFramesViaCFrame);
-  CHECK(traits(3, 12).frames == Traits::Frames::InterpreterFramesViaCFrame);
-  CHECK(traits(3, 13).frames == Traits::Frames::InterpreterFrames);
+  CHECK(traits(3, 11).lines == Facts::LineTable::Locations311);
+  CHECK(traits(3, 10).frames == Facts::Frames::FrameObjects);
+  CHECK(traits(3, 11).frames == Facts::Frames::InterpreterFramesViaCFrame);
+  CHECK(traits(3, 12).frames == Facts::Frames::InterpreterFramesViaCFrame);
+  CHECK(traits(3, 13).frames == Facts::Frames::InterpreterFrames);
   CHECK(traits(3, 11).first_shim_owner == -1);  // FRAME_OWNED_BY_CSTACK (3) appeared in 3.12
   CHECK(traits(3, 12).first_shim_owner == 3);
   CHECK(traits(3, 13).first_shim_owner == 3);
-  CHECK(traits(3, 11).unicode_ready_bit);
-  CHECK_FALSE(traits(3, 12).unicode_ready_bit);
-  CHECK_FALSE(traits(3, 11).long_tag);
-  CHECK(traits(3, 12).long_tag);
-  CHECK(traits(2, 7).dict == Traits::Dict::Dict27);
-  CHECK(traits(3, 10).dict == Traits::Dict::Dict36);
-  CHECK(traits(3, 11).dict == Traits::Dict::Dict311);
+  CHECK(traits(3, 11).unicode_state.ready_bit == 7);
+  CHECK(traits(3, 12).unicode_state.ready_bit == -1);
+  CHECK(traits(3, 11).long_size == Facts::LongSize::ObSize);
+  CHECK(traits(3, 12).long_size == Facts::LongSize::Tag);
+  CHECK(traits(2, 7).dict == Facts::Dict::Dict27);
+  CHECK(traits(3, 10).dict == Facts::Dict::Dict36);
+  CHECK(traits(3, 11).dict == Facts::Dict::Dict311);
 }
 
 namespace {
@@ -190,7 +191,7 @@ TEST_CASE("layout: from_json of a hand-written table") {
   CHECK(l.size(S::sz_PyObject) == 16);
   CHECK(l.known_fields() == 3);
   CHECK_FALSE(l.has(F::tp_name));
-  CHECK(l.traits().long_tag);
+  CHECK(l.facts().long_size == Facts::LongSize::Tag);
   try {
     l.require(F::tp_name);
     FAIL("no exception");

@@ -1,0 +1,48 @@
+#include "runtime/threads.hpp"
+
+#include <unordered_set>
+
+#include "runtime/target.hpp"
+
+namespace pyinspect {
+
+namespace {
+// Follows `next_off` links from `first` until NULL, collecting each node.
+NodeList follow(const Memory& mem, std::optional<RemoteAddr> first, int64_t next_off, size_t bound, const char* what) {
+  NodeList out;
+  std::unordered_set<RemoteAddr> seen;
+  std::optional<RemoteAddr> p = first;
+  while (p && !p->null()) {
+    if (out.nodes.size() >= bound) {
+      out.complete = false;
+      out.problem = std::string("more than ") + std::to_string(bound) + " " + what + ": the rest not read";
+      return out;
+    }
+    if (!seen.insert(*p).second) {
+      out.complete = false;
+      out.problem = std::string("the list of ") + what + " loops";
+      return out;
+    }
+    out.nodes.push_back(*p);
+    p = mem.read_ptr(*p + next_off);
+  }
+  if (!p) {
+    out.complete = false;
+    out.problem = std::string("the list of ") + what + " could not be read to its end";
+  }
+  return out;
+}
+}  // namespace
+
+NodeList interpreters(const PythonProcess& py, const Memory& mem, const ThreadWalkLimits& limits) {
+  auto first = py.first_interpreter(mem);
+  if (!first) return {};  // none yet, or none any more
+  return follow(mem, first, py.layout().require(F::is_next), limits.interpreters, "interpreters");
+}
+
+NodeList thread_states(const Layout& l, const Memory& mem, RemoteAddr interp, const ThreadWalkLimits& limits) {
+  return follow(mem, mem.read_ptr(interp + l.require(F::is_tstate_head)), l.require(F::ts_next), limits.threads,
+                "threads");
+}
+
+}  // namespace pyinspect
