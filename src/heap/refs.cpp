@@ -50,9 +50,14 @@ class Builder {
     r_.nodes.push_back(node);
     return node.id;
   }
-  void edge(uint32_t from, uint32_t to, std::string label) { r_.edges.push_back({from, to, std::move(label)}); }
+  void edge(uint32_t from, uint32_t to, std::string label) {
+    if (drawn_.insert(key(from, to)).second) r_.edges.push_back({from, to, std::move(label)});
+  }
+  bool drawn(uint32_t from, uint32_t to) const { return drawn_.count(key(from, to)) > 0; }
 
  private:
+  static uint64_t key(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
+  std::unordered_set<uint64_t> drawn_;
   ObjectGraph& g_;
   RefsResult& r_;
   std::unordered_map<uint32_t, uint32_t> index_;
@@ -71,6 +76,8 @@ bool is_module_dict(ObjectGraph& g, uint32_t n) {
   uint32_t o = g.owner(n);
   return o != ObjectGraph::kNone && g.type(o).cat == Cat::Module;
 }
+
+void complete_edges(ObjectGraph& g, RefsResult& r, Builder& b, bool backwards);
 
 // show_refs / show_backrefs: breadth first from the start objects, max_depth levels, at most
 // too_many neighbours of any object (the rest become one "N more references" node).
@@ -128,6 +135,48 @@ void neighbourhood(ObjectGraph& g, const RefsOptions& o, RefsResult& r, bool bac
       if (seen.insert(m).second) queue.emplace_back(m, depth + 1);
     }
   }
+  complete_edges(g, r, b, backwards);
+}
+
+// An edge between two drawn objects is always drawn: also from a node the walk did not expand (at
+// the depth limit, a class, a module, a root) and one collapsed into "N more references", whose
+// count then drops by one. Only a dict's str keys stay out, as everywhere (they label the edges
+// to the values).
+void complete_edges(ObjectGraph& g, RefsResult& r, Builder& b, bool backwards) {
+  std::unordered_set<uint32_t> drawn;
+  for (const auto& n : r.nodes)
+    if (!n.more) drawn.insert(n.id);
+  std::unordered_map<uint32_t, RefsNode*> more_of;  // the "more" node of each node, either way
+  for (const auto& e : r.edges) {
+    for (auto& n : r.nodes)
+      if (n.more && (n.id == e.to || n.id == e.from)) more_of[n.id == e.to ? e.from : e.to] = &n;
+  }
+  for (uint32_t n : drawn) {
+    for (uint32_t m : unique(g.out(n))) {
+      if (!drawn.count(m) || b.drawn(n, m)) continue;
+      GraphRef ref = g.reference(n, m);
+      const TypeInfo& mt = g.type(m);
+      if (ref.kind == EdgeKind::DictKey && (mt.cat == Cat::Str || mt.cat == Cat::Str27 || mt.cat == Cat::Unicode27))
+        continue;
+      b.edge(n, m, ref.label);
+      // If the end that was expanded (n forwards, m backwards) collapsed neighbours into a
+      // "more" node, this reference was among them.
+      if (auto it = more_of.find(backwards ? m : n); it != more_of.end() && it->second->more > 0) {
+        RefsNode& more = *it->second;
+        if (--more.more > 0) more.kind = std::to_string(more.more) + " more references";
+      }
+    }
+  }
+  // A "more" node that no longer stands for anything goes, with its edge.
+  std::unordered_set<uint32_t> gone;
+  for (const auto& n : r.nodes)
+    if (n.id >= g.size() && n.more == 0) gone.insert(n.id);
+  if (gone.empty()) return;
+  r.nodes.erase(std::remove_if(r.nodes.begin(), r.nodes.end(), [&](const RefsNode& n) { return gone.count(n.id) > 0; }),
+                r.nodes.end());
+  r.edges.erase(std::remove_if(r.edges.begin(), r.edges.end(),
+                               [&](const RefsEdge& e) { return gone.count(e.from) || gone.count(e.to); }),
+                r.edges.end());
 }
 
 bool identifier(const std::string& s) {
@@ -235,40 +284,42 @@ bool cycle_edge(ObjectGraph& g, uint32_t to) {
   return t.cat != Cat::Type && t.cat != Cat::Class27 && t.cat != Cat::Module && !is_module_dict(g, to);
 }
 
-void find_cycles(ObjectGraph& g, RefsResult& r) {
+// Tarjan's strongly connected components (iterative) of the part of the graph reachable from
+// `starts`, leaving out references to classes and modules (cycle_edge); the components that hold a
+// start object and are cycles (more than one member, or one that refers to itself).
+std::vector<std::vector<uint32_t>> cycles_of(ObjectGraph& g, const std::vector<uint32_t>& starts_list,
+                                             const std::unordered_set<uint32_t>& starts) {
   constexpr uint32_t kUnseen = UINT32_MAX;
   std::vector<uint32_t> index(g.size(), kUnseen), low(g.size(), 0);
   std::vector<bool> on_stack(g.size(), false);
   std::vector<uint32_t> stack;
   uint32_t counter = 0;
-  std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
   std::vector<std::vector<uint32_t>> comps;
   struct Frame {
     uint32_t n;
     const uint32_t* next;
     const uint32_t* end;
   };
-  for (uint32_t s : r.starts) {
+  std::vector<Frame> call;
+  auto enter = [&](uint32_t n) {
+    index[n] = low[n] = counter++;
+    stack.push_back(n);
+    on_stack[n] = true;
+    auto [b, e] = g.out(n);
+    call.push_back({n, b, e});
+  };
+  for (uint32_t s : starts_list) {
     if (index[s] != kUnseen) continue;
-    std::vector<Frame> call;
-    auto enter = [&](uint32_t n) {
-      index[n] = low[n] = counter++;
-      stack.push_back(n);
-      on_stack[n] = true;
-      auto [b, e] = g.out(n);
-      call.push_back({n, b, e});
-    };
     enter(s);
     while (!call.empty()) {
       Frame& f = call.back();
       if (f.next != f.end) {
         uint32_t m = *f.next++;
         if (!cycle_edge(g, m)) continue;
-        if (index[m] == kUnseen) {
+        if (index[m] == kUnseen)
           enter(m);
-        } else if (on_stack[m]) {
+        else if (on_stack[m])
           low[f.n] = std::min(low[f.n], index[m]);
-        }
         continue;
       }
       uint32_t n = f.n;
@@ -291,70 +342,163 @@ void find_cycles(ObjectGraph& g, RefsResult& r) {
       if (has_start && (comp.size() > 1 || self_loop)) comps.push_back(std::move(comp));
     }
   }
-  Builder b(g, r);
-  // Which objects the roots keep alive: a cycle nothing reachable refers to is garbage.
+  return comps;
+}
+
+// Which objects the roots keep alive: a cycle nothing reachable refers to is garbage. gc.garbage
+// keeps what it holds alive, but only because the collector put it there: not followed.
+std::vector<bool> reachable_from_roots(ObjectGraph& g) {
   std::vector<bool> reachable(g.size(), false);
-  {
-    std::vector<uint32_t> work;
-    for (const auto& root : g.roots())
-      if (!reachable[root.node]) {
-        reachable[root.node] = true;
-        work.push_back(root.node);
-      }
-    while (!work.empty()) {
-      uint32_t n = work.back();
-      work.pop_back();
-      // gc.garbage keeps what it holds alive, but only because the collector put it there.
-      if (n == g.garbage_list()) continue;
-      auto [bb, e] = g.out(n);
-      for (const uint32_t* p = bb; p != e; ++p)
-        if (!reachable[*p]) {
-          reachable[*p] = true;
-          work.push_back(*p);
-        }
+  std::vector<uint32_t> work;
+  for (const auto& root : g.roots())
+    if (!reachable[root.node]) {
+      reachable[root.node] = true;
+      work.push_back(root.node);
     }
+  while (!work.empty()) {
+    uint32_t n = work.back();
+    work.pop_back();
+    if (n == g.garbage_list()) continue;
+    auto [bb, e] = g.out(n);
+    for (const uint32_t* p = bb; p != e; ++p)
+      if (!reachable[*p]) {
+        reachable[*p] = true;
+        work.push_back(*p);
+      }
   }
-  for (auto& comp : comps) {
-    RefsCycle c;
-    std::map<std::string, uint64_t> kinds;
-    std::unordered_set<uint32_t> members(comp.begin(), comp.end());
-    std::sort(comp.begin(), comp.end(), [&](uint32_t x, uint32_t y) {
-      return starts.count(x) != starts.count(y) ? starts.count(x) > starts.count(y) : x < y;
-    });
-    std::unordered_set<uint32_t> outside;
-    for (uint32_t n : comp) {
-      ++kinds[g.kind(n)];
-      c.finalizer = c.finalizer || g.type(n).has_finalizer;
-      c.size += g.size_of(n).value_or(0);
-      c.reachable = c.reachable || reachable[n];
-      for (uint32_t m : unique(g.in(n))) {
-        if (members.count(m)) continue;
-        outside.insert(m);
-        if (m == g.garbage_list()) c.in_garbage = true;
-      }
-    }
-    c.referrers = outside.size();
-    c.count = comp.size();
-    // Shown: the start objects first, then the others, at most kShown of them.
-    constexpr size_t kShown = 100;
-    if (comp.size() > kShown) comp.resize(kShown);
-    std::unordered_set<uint32_t> shown(comp.begin(), comp.end());
+  return reachable;
+}
+
+// What one cycle is made of, as its members' kinds and the labelled references between them: two
+// cycles with the same shape are the same leak, many times over. Components too large to label
+// every reference are told apart by their kinds alone.
+std::string cycle_shape(ObjectGraph& g, const std::vector<uint32_t>& comp) {
+  std::vector<std::string> kinds, edges;
+  std::unordered_set<uint32_t> members(comp.begin(), comp.end());
+  for (uint32_t n : comp) kinds.push_back(g.kind(n));
+  if (comp.size() <= 64)
     for (uint32_t n : comp)
       for (uint32_t m : unique(g.out(n)))
+        if (members.count(m) && cycle_edge(g, m)) edges.push_back(g.kind(n) + " -" + g.edge_label(n, m) + "-> " + g.kind(m));
+  std::sort(kinds.begin(), kinds.end());
+  std::sort(edges.begin(), edges.end());
+  std::string key;
+  for (const auto& k : kinds) key += k + "\n";
+  key += "\n";
+  for (const auto& e : edges) key += e + "\n";
+  return key;
+}
+
+// One cycle in full: members (the start objects first), kinds, size, its status from the
+// referrers outside it and gc.garbage, and the references between the members shown.
+RefsCycle describe_cycle(ObjectGraph& g, std::vector<uint32_t> comp, const std::unordered_set<uint32_t>& starts,
+                         const std::vector<bool>& reachable) {
+  RefsCycle c;
+  std::map<std::string, uint64_t> kinds;
+  std::unordered_set<uint32_t> members(comp.begin(), comp.end());
+  std::sort(comp.begin(), comp.end(), [&](uint32_t x, uint32_t y) {
+    return starts.count(x) != starts.count(y) ? starts.count(x) > starts.count(y) : x < y;
+  });
+  std::unordered_set<uint32_t> outside;
+  for (uint32_t n : comp) {
+    ++kinds[g.kind(n)];
+    c.finalizer = c.finalizer || g.type(n).has_finalizer;
+    c.size += g.size_of(n).value_or(0);
+    c.reachable = c.reachable || reachable[n];
+    for (uint32_t m : unique(g.in(n))) {
+      if (members.count(m)) continue;
+      outside.insert(m);
+      if (m == g.garbage_list()) c.in_garbage = true;
+    }
+  }
+  c.referrers = outside.size();
+  c.count = comp.size();
+  constexpr size_t kShown = 100;  // the start objects first, then the others
+  if (comp.size() > kShown) comp.resize(kShown);
+  c.members = std::move(comp);
+  for (auto& [k, v] : kinds) c.kinds.emplace_back(k, v);
+  std::sort(c.kinds.begin(), c.kinds.end(), [](auto& a, auto& x) { return a.second > x.second; });
+  return c;
+}
+
+// A cycle that is a simple ring (each member refers to exactly one other), from its first
+// member round to it again: "ObjectA -__dict__-> dict of ObjectA -['partner']-> ObjectB -...->
+// ObjectA". Empty for any other shape.
+std::string ring_text(ObjectGraph& g, const std::vector<uint32_t>& members) {
+  if (members.size() < 2 || members.size() > 32) return "";
+  std::unordered_set<uint32_t> in(members.begin(), members.end());
+  std::unordered_map<uint32_t, uint32_t> next;
+  for (uint32_t n : members) {
+    for (uint32_t m : unique(g.out(n))) {
+      if (!in.count(m) || !cycle_edge(g, m)) continue;
+      if (next.count(n)) return "";  // two references inside the cycle: no ring
+      next[n] = m;
+    }
+    if (!next.count(n)) return "";
+  }
+  std::string text = g.kind(members[0]);
+  uint32_t n = members[0];
+  for (size_t i = 0; i < members.size(); ++i) {
+    uint32_t m = next[n];
+    text += " -" + g.edge_label(n, m) + "-> " + g.kind(m);
+    n = m;
+  }
+  return n == members[0] ? text : "";
+}
+
+// The cycles the start objects are in, grouped by shape: one example of each shape, with how many
+// cycles have it, their bytes, and how many are alive, unreachable or in gc.garbage.
+void find_cycles(ObjectGraph& g, RefsResult& r, const std::vector<uint32_t>& all_starts) {
+  std::unordered_set<uint32_t> starts(all_starts.begin(), all_starts.end());
+  auto comps = cycles_of(g, all_starts, starts);
+  std::vector<bool> reachable = reachable_from_roots(g);
+  struct Group {
+    size_t example;
+    RefsCycle::Similar similar;
+  };
+  std::vector<Group> groups;
+  std::unordered_map<std::string, size_t> by_shape;
+  std::vector<RefsCycle> described;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    RefsCycle c = describe_cycle(g, comps[i], starts, reachable);
+    auto [it, fresh] = by_shape.emplace(cycle_shape(g, comps[i]), groups.size());
+    if (fresh) groups.push_back({described.size(), {}});
+    RefsCycle::Similar& s = groups[it->second].similar;
+    ++s.cycles;
+    s.size += c.size;
+    if (c.in_garbage)
+      ++s.in_garbage;
+    else if (!c.reachable)
+      ++s.unreachable;
+    else
+      ++s.alive;
+    if (fresh) described.push_back(std::move(c));
+  }
+  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.similar.size > b.similar.size; });
+  Builder b(g, r);
+  r.starts.clear();
+  for (const auto& grp : groups) {
+    RefsCycle c = std::move(described[grp.example]);
+    c.similar = grp.similar;
+    std::unordered_set<uint32_t> shown(c.members.begin(), c.members.end());
+    for (uint32_t n : c.members)
+      for (uint32_t m : unique(g.out(n)))
         if (shown.count(m) && cycle_edge(g, m)) b.edge(n, m, g.edge_label(n, m));
-    for (uint32_t n : comp) b.add(n, 0);
-    c.members = std::move(comp);
-    for (auto& [k, v] : kinds) c.kinds.emplace_back(k, v);
-    std::sort(c.kinds.begin(), c.kinds.end(), [](auto& a, auto& x) { return a.second > x.second; });
+    for (uint32_t n : c.members) {
+      b.add(n, 0);
+      if (starts.count(n)) r.starts.push_back(n);
+    }
+    c.ring = ring_text(g, c.members);
     r.cycles.push_back(std::move(c));
   }
-  for (auto& node : r.nodes) node.start = starts.count(node.id) > 0;
+  if (r.starts.empty() && !all_starts.empty()) r.starts.push_back(all_starts.front());  // in no cycle: shown alone
 }
 
 }  // namespace
 
 RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
   RefsResult r;
+  std::vector<uint32_t> all_matches;  // --cycles looks at every matching object
   r.graph_objects = g.size();
   r.graph_references = g.edges();
   r.finalizers_block_collection = g.context().l.facts().finalizers_block_collection;
@@ -366,6 +510,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
       throw Error(ErrorCode::NotFound, std::string("no live object at ") + buf + " (see pyinspect heap --largest for addresses)");
     }
     r.starts.push_back(n);
+    all_matches.push_back(n);
     r.matched = 1;
   } else {
     // The largest first (a growing string, the biggest cache), then by address.
@@ -377,6 +522,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     std::partial_sort(matches.begin(), matches.begin() + static_cast<long>(keep), matches.end(),
                       [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
     for (size_t i = 0; i < keep; ++i) r.starts.push_back(matches[i].second);
+    for (const auto& m : matches) all_matches.push_back(m.second);  // the largest first
     if (r.matched == 0)
       throw Error(ErrorCode::NotFound, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
   }
@@ -391,7 +537,7 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     find_chain(g, r, wanted);
   } else if (o.cycles) {
     r.mode = "cycles";
-    find_cycles(g, r);
+    find_cycles(g, r, all_matches);
   } else {
     r.mode = o.backrefs ? "backrefs" : "refs";
     neighbourhood(g, o, r, o.backrefs);

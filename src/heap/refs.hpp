@@ -50,6 +50,13 @@ struct RefsCycle {
   uint64_t referrers = 0;    // objects outside the cycle that refer to a member
   bool reachable = false;    // from a root (not counting gc.garbage): alive for a reason
   bool in_garbage = false;   // gc.garbage holds a member
+  // The cycles of the same shape (this one among them): the same kinds, referring to each other
+  // the same way. How many, their bytes, and how many are alive, unreachable or in gc.garbage.
+  struct Similar {
+    uint64_t cycles = 0, size = 0, alive = 0, unreachable = 0, in_garbage = 0;
+  };
+  Similar similar;
+  std::string ring;  // a simple ring's members and references, in order ("" for other shapes)
 };
 
 struct RefsResult {

@@ -74,6 +74,8 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
     out << " (none reachable from a root)";
   else if (r.mode == "chain" && r.matched > 1)
     out << " (" << r.chain_reachable << " reachable from a root; the chain of the nearest)";
+  else if (r.mode == "cycles" && r.matched > 1)
+    out << " (the cycles of all of them, grouped by shape)";
   else if (r.mode != "chain" && r.starts.size() == 1 && r.matched > 1)
     out << " (showing the largest; --max-objects for more)";
   else if (r.mode != "chain" && r.starts.size() < r.matched)
@@ -105,11 +107,18 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
       out << "Not part of any reference cycle (references to classes and modules are not counted).\n";
     for (size_t i = 0; i < r.cycles.size(); ++i) {
       const auto& c = r.cycles[i];
-      out << bold << "Cycle " << i + 1 << ": " << c.count << " objects, " << c.size << " bytes" << reset << " (";
+      out << bold << "Cycle " << i + 1 << ": ";
+      if (c.similar.cycles > 1)
+        out << c.similar.cycles << " cycles like this one, " << c.similar.size << " bytes in all; this one: ";
+      out << c.count << " objects, " << c.size << " bytes" << reset << " (";
       for (size_t k = 0; k < c.kinds.size() && k < 12; ++k)
         out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
       if (c.kinds.size() > 12) out << ", ...";
       out << ")\n";
+      if (!c.ring.empty()) out << "  " << c.ring << "\n";
+      if (c.similar.cycles > 1)
+        out << "  Of the " << c.similar.cycles << ": " << c.similar.alive << " alive, " << c.similar.unreachable
+            << " unreachable, " << c.similar.in_garbage << " in gc.garbage. This one:\n";
       for (const auto& line : cycle_status(r, c)) out << "  " << line << "\n";
       std::set<uint32_t> members(c.members.begin(), c.members.end());
       for (uint32_t n : c.members) {
@@ -239,7 +248,13 @@ nlohmann::json refs_json(const RefsResult& r) {
                         {"referrers", c.referrers},
                         {"reachable", c.reachable},
                         {"in_garbage", c.in_garbage},
-                        {"status", cycle_status(r, c)}});
+                        {"status", cycle_status(r, c)},
+                        {"ring", c.ring.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.ring)},
+                        {"similar", {{"cycles", c.similar.cycles},
+                                     {"size", c.similar.size},
+                                     {"alive", c.similar.alive},
+                                     {"unreachable", c.similar.unreachable},
+                                     {"in_garbage", c.similar.in_garbage}}}});
     }
     j["cycles"] = cycles;
   }
