@@ -110,7 +110,7 @@ const std::vector<Shape>& shapes() {
                     {skip(), skip()},
                     kThread,
                     kFrame313,
-                    {skip(), skip()},
+                    {fld(F::if_stackpointer), skip()},
                     kCode313,
                     {skip()},
                     kObjects,
@@ -126,7 +126,7 @@ const std::vector<Shape>& shapes() {
                                   kGil,
                                   kThread,
                                   kFrame313,
-                                  {skip()},
+                                  {fld(F::if_stackpointer)},
                                   kCode313,
                                   kObjects,
                                   kSet,
@@ -170,8 +170,9 @@ Decoded decode(std::span<const uint8_t> bytes, const Shape& shape) {
 // at the wrong places is not this struct's shape.
 bool plausible(const Decoded& d) {
   const Layout& l = d.layout;
+  // (3.14's tuple holds its hash before the items: ob_item moved from 24 to 32.)
   return d.specials[kObjectSize] == 16 && l.off(F::ob_type) == 8 && l.off(F::tp_name) == 24 &&
-         l.off(F::tuple_item) == 24 && l.off(F::ob_size) == 16 && l.off(F::float_fval) == 16 &&
+         (l.off(F::tuple_item) == 24 || l.off(F::tuple_item) == 32) && l.off(F::ob_size) == 16 && l.off(F::float_fval) == 16 &&
          l.off(F::bytes_sval) == 32 && l.off(F::uni_length) == 16 && l.off(F::dict_keys) > 0 && l.off(F::ts_next) > 0 &&
          l.off(F::if_previous) >= 0 && l.off(F::co_name) > 0 &&
          l.size(S::sz_PyThreadState) > l.off(F::ts_native_thread_id) && l.off(F::is_tstate_head) > 0 &&

@@ -37,7 +37,7 @@ Facts Facts::for_version(const PyVersion& asked) {
   f.lasti_in_code_units = v.is(3, 10);
   f.value_stack = v.is(3, 10) ? ValueStack::Depth : ValueStack::TopPointer;
   if (at_least(3, 12)) f.first_shim_owner = 3;
-  if (at_least(3, 14)) f.stackref_tag_bits = 7;  // Py_TAG_BITS; objects are 8-aligned: masking 3 is safe
+  if (at_least(3, 14)) f.stackref_tag_bits = 3;  // Py_TAG_BITS (Include/internal/pycore_stackref.h)
 
   // Strings and numbers.
   f.strings = py2 ? Strings::Bytes27 : Strings::Pep393;

@@ -36,9 +36,13 @@ struct Facts {
   // FRAME_OWNED_BY_CSTACK = 3; 3.14: FRAME_OWNED_BY_INTERPRETER = 3, FRAME_OWNED_BY_CSTACK = 4).
   int first_shim_owner = -1;
   int frame_completed = 1;  // 3.11+: gi_frame_state at or above FRAME_COMPLETED: finished
-  // 3.14+: f_executable and the stack slots are _PyStackRef, whose low bits are tags.
+  // 3.14+: f_executable and the stack slots are _PyStackRef: the low bits are tags (Py_TAG_BITS),
+  // and a value whose tag bits are all set is a tagged int (Py_INT_TAG), not an object.
   uint64_t stackref_tag_bits = 0;
-  RemoteAddr untag(uint64_t ref) const { return RemoteAddr(ref & ~stackref_tag_bits); }
+  RemoteAddr untag(uint64_t ref) const {
+    if (stackref_tag_bits && (ref & stackref_tag_bits) == stackref_tag_bits) return RemoteAddr();
+    return RemoteAddr(ref & ~stackref_tag_bits);
+  }
 
   // --- strings and numbers ---
   // 2.7: `str` is PyStringObject (bytes) and text is `unicode` (a Py_UNICODE buffer); 3.x: PEP 393.

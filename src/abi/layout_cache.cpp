@@ -1,20 +1,27 @@
 #include "abi/layout_cache.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string>
+#include <vector>
 
 #include "base/log.hpp"
 
 namespace pyinspect {
 
 namespace {
-// FNV-1a over the member table: changes whenever fields.def does.
+// Bumped whenever the way layouts are read from DWARF changes, so that a cached layout made by
+// an older reader is never used; the program's version is part of the key as well.
+constexpr int kLayoutReaderVersion = 2;
+
+// FNV-1a over the member table, the reader's version and the program's: changes whenever
+// fields.def does, and with every release.
 std::string spec_digest() {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](const char* s) {
@@ -24,6 +31,9 @@ std::string spec_digest() {
   for (const auto& f : kFieldSpecs) mix(f.id), mix(f.type), mix(f.path);
   for (const auto& s : kSizeSpecs) mix(s.id), mix(s.type);
   for (const auto& t : kTypeVersions) mix(t.type);
+  for (const auto& t : kTypesOutside) mix(t.type);
+  mix(std::to_string(kLayoutReaderVersion).c_str());
+  mix(PYINSPECT_VERSION);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
@@ -31,6 +41,28 @@ std::string spec_digest() {
 
 bool valid_build_id(const std::string& id) {
   return id.size() >= 8 && id.size() <= 128 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// Only a directory, or file, that this user owns and nobody else may write is trusted: pyinspect
+// often runs as root, and a layout planted by another user would steer what it reads.
+bool trusted(const struct stat& st) { return st.st_uid == geteuid() && !(st.st_mode & (S_IWGRP | S_IWOTH)); }
+
+// The cache directory, created (0700) if missing; empty if it cannot be trusted.
+std::string usable_dir(bool create) {
+  std::string dir = layout_cache_dir();
+  if (dir.empty() || dir[0] != '/') return {};
+  if (create)
+    for (size_t pos = 1; pos != std::string::npos;) {
+      pos = dir.find('/', pos + 1);
+      mkdir(dir.substr(0, pos).c_str(), 0700);  // quietly: most parts exist
+    }
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
+  if (!trusted(st)) {
+    LOG_DEBUG("not using the layout cache in " << dir << ": not owned by this user, or writable by others");
+    return {};
+  }
+  return dir;
 }
 }  // namespace
 
@@ -42,14 +74,21 @@ std::string layout_cache_dir() {
 }
 
 std::optional<Layout> load_cached_layout(const std::string& build_id) {
-  std::string dir = layout_cache_dir();
-  if (dir.empty() || !valid_build_id(build_id)) return std::nullopt;
-  std::ifstream in(dir + "/layout-" + build_id + ".json");
-  if (!in) return std::nullopt;
+  if (!valid_build_id(build_id)) return std::nullopt;
+  std::string dir = usable_dir(false);
+  if (dir.empty()) return std::nullopt;
+  int fd = open((dir + "/layout-" + build_id + ".json").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  std::string text;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && trusted(st) && st.st_size < (16 << 20)) {
+    text.resize(static_cast<size_t>(st.st_size));
+    if (read(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) text.clear();
+  }
+  close(fd);
+  if (text.empty()) return std::nullopt;
   try {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto j = nlohmann::json::parse(ss.str());
+    auto j = nlohmann::json::parse(text);
     if (j.value("spec", "") != spec_digest() || j.value("build_id", "") != build_id) return std::nullopt;
     Layout l = Layout::from_json(j, LayoutSource::Dwarf);
     LOG_DEBUG("layout for build-id " << build_id << " from the cache in " << dir);
@@ -61,24 +100,22 @@ std::optional<Layout> load_cached_layout(const std::string& build_id) {
 }
 
 void store_cached_layout(const std::string& build_id, const Layout& layout) {
-  std::string dir = layout_cache_dir();
-  if (dir.empty() || !valid_build_id(build_id)) return;
-  // mkdir -p, quietly.
-  for (size_t pos = 1; pos != std::string::npos; pos = dir.find('/', pos + 1)) mkdir(dir.substr(0, pos).c_str(), 0755);
-  mkdir(dir.c_str(), 0755);
+  if (!valid_build_id(build_id)) return;
+  std::string dir = usable_dir(true);
+  if (dir.empty()) return;
   nlohmann::json j = layout.to_json();
   j["spec"] = spec_digest();
   j["build_id"] = build_id;
+  std::string text = j.dump(1);
   std::string path = dir + "/layout-" + build_id + ".json";
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp);
-    if (!(out << j.dump(1))) {
-      unlink(tmp.c_str());
-      return;
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) unlink(tmp.c_str());
+  std::string pattern = path + ".XXXXXX";
+  std::vector<char> tmp(pattern.begin(), pattern.end());
+  tmp.push_back('\0');
+  int fd = mkstemp(tmp.data());  // 0600, a name nobody could have prepared
+  if (fd < 0) return;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.data(), path.c_str()) != 0) unlink(tmp.data());
 }
 
 }  // namespace pyinspect

@@ -5,7 +5,8 @@
 // members ignores older ones.
 //
 // Directory: $PYINSPECT_CACHE_DIR, else $XDG_CACHE_HOME/pyinspect, else ~/.cache/pyinspect.
-// Failures to read or write the cache are silent: it only saves time.
+// Failures to read or write the cache are silent: it only saves time. A directory or file that
+// is not owned by this user, or that others may write, is not used.
 #include <optional>
 #include <string>
 

@@ -11,6 +11,7 @@
 #include "cli/options.hpp"
 #include "heap/census.hpp"
 #include "output/heap_output.hpp"
+#include "output/atomic_file.hpp"
 #include "output/json_util.hpp"
 
 namespace pyinspect {
@@ -25,7 +26,7 @@ GroupBy parse_group(const std::string& by) {
 
 int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   po::options_description desc("Options");
-  std::string pid_text, by = "kind";
+  std::string pid_text, by = "kind", list_path;
   size_t top = 10;
   double growth = 0;
   uint64_t max_copy_mib = 0;
@@ -37,6 +38,8 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("by", po::value(&by)->default_value(by), "group by kind, type, module or size")
       ("largest", po::value(&opts.largest)->default_value(0), "also list the N largest single objects")
       ("growth", po::value(&growth), "take two censuses SECONDS apart and show what grew")
+      ("list-objects", po::value(&list_path),
+       "also write every object to FILE, one line each: address (hex), size (- if unknown), type")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&opts.nonblocking),
        "copy the memory without pausing the target (the census may be inconsistent)")
@@ -57,10 +60,28 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   opts.max_copy_bytes = max_copy_mib << 20;
   opts.progress = !no_progress && isatty(STDERR_FILENO);
 
+  if (!list_path.empty()) {
+    if (growth > 0) throw Error(ErrorCode::Usage, "--list-objects and --growth: give one");
+    check_output_path("--list-objects", list_path);
+  }
+
   Process proc(parse_pid(pid_text));
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
   PythonProcess py(proc, mem, topts);
   TextStyle style{g.color, false};
+  std::unique_ptr<AtomicFile> listing;
+  if (!list_path.empty()) {
+    listing = std::make_unique<AtomicFile>(list_path);
+    opts.each_object = [&listing](const ListedObject& o) {
+      char line[64];
+      if (o.size)
+        std::snprintf(line, sizeof line, "%llx %llu ", static_cast<unsigned long long>(o.address),
+                      static_cast<unsigned long long>(*o.size));
+      else
+        std::snprintf(line, sizeof line, "%llx - ", static_cast<unsigned long long>(o.address));
+      listing->out << line << o.type << '\n';
+    };
+  }
   if (growth > 0) {
     HeapCensus before = take_census(py, mem, opts);
     std::this_thread::sleep_for(std::chrono::duration<double>(growth));
@@ -73,6 +94,7 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
     return 0;
   }
   HeapCensus census = take_census(py, mem, opts);
+  if (listing) listing->commit();
   if (json)
     std::cout << dump_json(heap_json(census, group, top)) << "\n";
   else

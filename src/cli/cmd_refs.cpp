@@ -18,42 +18,13 @@
 #include "heap/graph.hpp"
 #include "heap/refs.hpp"
 #include "heap/snapshot.hpp"
+#include "output/atomic_file.hpp"
 #include "output/json_util.hpp"
 #include "output/refs_output.hpp"
 
 namespace pyinspect {
 
 namespace {
-// A temporary file that a signal must not leave behind (base/emergency.hpp).
-struct TempFile {
-  std::string path;
-  explicit TempFile(std::string p) : path(std::move(p)) { emergency_add_file(path.c_str()); }
-  ~TempFile() { emergency_remove_file(path.c_str()); }
-};
-
-// Writes `text` to `path` whole or not at all: a temporary file in the same directory, renamed
-// into place once complete.
-void write_file(const std::string& path, const std::string& text, const std::string& shown = "") {
-  const std::string& name = shown.empty() ? path : shown;
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  TempFile guard(tmp);
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(errno));
-    f << text;
-    f.flush();
-    if (!f) {
-      unlink(tmp.c_str());
-      throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(errno));
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    throw Error(ErrorCode::Output, "cannot write " + name + ": " + std::strerror(err));
-  }
-}
-
 std::string find_dot() {
   const char* path = std::getenv("PATH");
   std::string p = path ? path : "/usr/bin:/bin";
@@ -76,14 +47,16 @@ void render(const std::string& dot_text, const std::string& format, const std::s
     throw Error(ErrorCode::Output, "Graphviz's dot is not installed, needed for --" + format +
                                        "; install it (Debian/Ubuntu: apt-get install graphviz) or write --dot FILE "
                                        "and render it elsewhere");
-  std::string tmp_dot = path + ".dot.tmp." + std::to_string(getpid());
-  std::string tmp_out = path + ".tmp." + std::to_string(getpid());
-  TempFile out_guard(tmp_out), dot_guard(tmp_dot);
-  write_file(tmp_dot, dot_text, path);
+  AtomicFile input(path + ".dot", path);  // never committed: removed when done
+  input.out << dot_text;
+  input.out.flush();
+  if (!input.out) throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(errno));
+  AtomicFile output(path);
   pid_t child = fork();
   if (child > 0) emergency_add_child(child);
   if (child == 0) {
-    execl(dot.c_str(), "dot", ("-T" + format).c_str(), "-o", tmp_out.c_str(), tmp_dot.c_str(), static_cast<char*>(nullptr));
+    execl(dot.c_str(), "dot", ("-T" + format).c_str(), "-o", output.temp_path().c_str(), input.temp_path().c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;
@@ -92,16 +65,9 @@ void render(const std::string& dot_text, const std::string& format, const std::s
     }
     emergency_remove_child(child);
   }
-  unlink(tmp_dot.c_str());
-  if (child < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    unlink(tmp_out.c_str());
+  if (child < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw Error(ErrorCode::Output, "Graphviz's dot could not render " + path);
-  }
-  if (rename(tmp_out.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp_out.c_str());
-    throw Error(ErrorCode::Output, "cannot write " + path + ": " + std::strerror(err));
-  }
+  output.commit();
 }
 }  // namespace
 
@@ -187,7 +153,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (dot_path == "-") {
     std::cout << dot_text;  // the graph is the output
   } else if (!dot_path.empty()) {
-    write_file(dot_path, dot_text);
+    write_file_atomically(dot_path, dot_text);
     std::cerr << "pyinspect: wrote " << dot_path << summary << "\n";
   }
   for (auto [path, format] : {std::pair{&svg_path, "svg"}, std::pair{&png_path, "png"}}) {

@@ -397,6 +397,7 @@ namespace {
 // what the collector tracks and reaches as gc.get_referents() sees it, then each reference it does
 // not see, then the other roots.
 void walk_census(Census& census, HeapContext& ctx, const PythonProcess& py, HeapCensus& out) {
+  index_static_types(ctx, py);
   census.defer_hidden(true);
   RootStats tracked = for_each_tracked(ctx, py, census);
   census.run();

@@ -115,6 +115,17 @@ class HeapContext {
   int64_t gc_head_size() const { return gc_head_; }
   void set_gc_head_size(int64_t v) { gc_head_ = v; }
 
+  // 3.12+: a static type's dict and subclasses, kept by the (main) interpreter, not the type
+  // (heap/roots.cpp, index_static_types).
+  struct StaticTypeState {
+    RemoteAddr dict, subclasses;
+  };
+  void note_static_type(RemoteAddr type, StaticTypeState st) { static_types_[type.value()] = st; }
+  const StaticTypeState* static_type(RemoteAddr type) const {
+    auto it = static_types_.find(type.value());
+    return it == static_types_.end() ? nullptr : &it->second;
+  }
+
  private:
   TypeInfo build(RemoteAddr type);
   void name_type(TypeInfo& ti, const StructBytes& type_struct);
@@ -125,6 +136,7 @@ class HeapContext {
   std::unordered_map<RemoteAddr, uint32_t> index_;
   std::deque<TypeInfo> types_;  // stable addresses: edges point at slot names
   std::unordered_map<uint64_t, Cat> builtin_cats_;
+  std::unordered_map<uint64_t, StaticTypeState> static_types_;
   int64_t gc_head_ = 16;
 };
 

@@ -76,6 +76,7 @@ class Walker {
   void function();
   void type_object();
   void stgdict();
+  void module_state();
   void conservative();
 
   HeapContext& ctx_;
@@ -335,12 +336,18 @@ void Walker::function() {
 void Walker::type_object() {
   // A static type is no GC object: everything it holds is hidden (run() says so); type_traverse
   // of a heap type reports these five and its module, not its names, slots or subclasses.
-  field(F::tp_dict, "__dict__");
+  if (const auto* st = ctx_.static_type(obj_)) {
+    // 3.12+ static builtin types: the interpreter keeps their dict and subclasses.
+    emit(st->dict, {EdgeKind::Attr, -1, {}, "__dict__"});
+    emit(st->subclasses, {EdgeKind::Attr, -1, {}, "tp_subclasses", Hidden::TypeObject});
+  } else {
+    field(F::tp_dict, "__dict__");
+    field(F::tp_subclasses, "tp_subclasses", RemoteAddr(), Hidden::TypeObject);
+  }
   field(F::tp_cache, "tp_cache");
   field(F::tp_mro, "__mro__");
   field(F::tp_bases, "__bases__");
   field(F::tp_base, "__base__");
-  field(F::tp_subclasses, "tp_subclasses", RemoteAddr(), Hidden::TypeObject);
   auto flags = ctx_.reader.type_flags(obj_);
   if (!flags) return unreadable();
   if (*flags & tpflags::kHeapType) {
@@ -349,6 +356,23 @@ void Walker::type_object() {
     field(F::ht_slots, "__slots__", RemoteAddr(), Hidden::TypeObject);
     field(F::ht_module, "__module__");
   }
+}
+
+// A C module's state (PEP 3121): m_size bytes that its m_traverse reports to the collector. Its
+// object pointers are guesses, as in conservative().
+void Walker::module_state() {
+  if (!l_.has(F::md_state) || !l_.has(F::md_def) || !l_.has(F::mdef_size)) return;
+  auto state = mem_.read_ptr(obj_ + l_.off(F::md_state));
+  auto def = mem_.read_ptr(obj_ + l_.off(F::md_def));
+  if (!state || !def) return unreadable();
+  if (state->null() || def->null()) return;
+  auto size = mem_.read_as<int64_t>(*def + l_.off(F::mdef_size));
+  if (!size) return unreadable();
+  if (*size < 8 || *size > 64 * 1024) return;
+  std::vector<uint64_t> words(static_cast<size_t>(*size / 8));
+  if (!mem_.read(*state, words.data(), words.size() * 8)) return unreadable();
+  for (size_t i = 0; i < words.size(); ++i)
+    emit(RemoteAddr(words[i]), {EdgeKind::Guess, static_cast<int64_t>(i), {}, "module state"});
 }
 
 // ctypes' StgDict: a dict, and the type information after it.
@@ -406,6 +430,7 @@ void Walker::run() {
         emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
       else
         unreadable();
+      module_state();
       break;
     case Cat::Cell: field(F::cell_ref, "cell_contents"); break;
     case Cat::WeakRef: field(F::wr_callback, "__callback__"); break;  // the referent is weak

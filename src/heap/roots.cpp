@@ -13,11 +13,17 @@ namespace {
 constexpr uint64_t kMaxTracked = uint64_t{1} << 32;  // bound on one GC list walk
 constexpr int kGenerations = 3;
 
-// The gc_generation structs of one GC state: three generations, then (3.7+) the permanent one.
+// The gc_generation structs of one GC state: three generations (3.14's incremental collector: the
+// young one and the two old spaces), then (3.7+) the permanent one.
 std::vector<RemoteAddr> generations_at(const Layout& l, RemoteAddr gcstate) {
   std::vector<RemoteAddr> out;
   int64_t sz = l.require(S::sz_gc_generation);
-  for (int i = 0; i < kGenerations; ++i) out.push_back(gcstate + l.require(F::gcs_generations) + i * sz);
+  if (l.has(F::gcs_generations)) {
+    for (int i = 0; i < kGenerations; ++i) out.push_back(gcstate + l.off(F::gcs_generations) + i * sz);
+  } else {
+    out.push_back(gcstate + l.require(F::gcs_young));
+    for (int i = 0; i < 2; ++i) out.push_back(gcstate + l.require(F::gcs_old) + i * sz);
+  }
   if (l.has(F::gcs_permanent)) out.push_back(gcstate + l.off(F::gcs_permanent));
   return out;
 }
@@ -32,6 +38,46 @@ void member_root(HeapContext& ctx, RemoteAddr base, F f, RootKind kind, const ch
 void interned_root(HeapContext& ctx, std::optional<RemoteAddr> dict, ReferentVisitor& visitor) {
   if (dict && ctx.reader.has_type(*dict, ctx.t.dict))
     visitor.visit(*dict, {EdgeKind::Other, -1, {}, "interned strings", Hidden::No, RootKind::Interned});
+}
+
+// 3.12+: the interpreter's array of static builtin types' state: (type, dict, subclasses) each.
+template <class Fn>
+void static_types_of(HeapContext& ctx, RemoteAddr interp, Fn&& fn) {
+  const Layout& l = ctx.l;
+  F type_f = l.has(F::msts_type) ? F::msts_type : F::sbs_type;
+  F dict_f = l.has(F::msts_tp_dict) ? F::msts_tp_dict : F::sbs_tp_dict;
+  F subs_f = l.has(F::msts_tp_subclasses) ? F::msts_tp_subclasses : F::sbs_tp_subclasses;
+  S size_s = l.has(S::sz_managed_static_type_state) ? S::sz_managed_static_type_state : S::sz_static_builtin_state;
+  if (!l.has(type_f) || !l.has(dict_f) || !l.has(subs_f) || !l.has(size_s)) return;
+  for (auto [array_f, count_f] : {std::pair{F::is_static_types, F::is_static_types_count},
+                                  std::pair{F::is_ext_static_types, F::is_ext_static_types_count}}) {
+    if (!l.has(array_f) || !l.has(count_f)) continue;
+    auto n = ctx.mem.read_as<uint64_t>(interp + l.off(count_f));  // a size_t or an int: small either way
+    if (!n) continue;
+    uint64_t count = *n & 0xffffffff;
+    for (uint64_t i = 0; i < std::min<uint64_t>(count, 1024); ++i) {
+      RemoteAddr entry = interp + l.off(array_f) + static_cast<int64_t>(i) * l.size(size_s);
+      auto type = ctx.mem.read_ptr(entry + l.off(type_f));
+      auto dict = ctx.mem.read_ptr(entry + l.off(dict_f));
+      auto subs = ctx.mem.read_ptr(entry + l.off(subs_f));
+      if (type && dict && subs) fn(*type, *dict, *subs);
+    }
+  }
+}
+
+// Every aligned word of a runtime struct (the interpreter state, a thread state) that looks like a
+// live object, beyond the members named: caches, hooks and state pyinspect has no names for.
+void scan_struct(HeapContext& ctx, RemoteAddr base, int64_t size, RootKind kind, const char* label,
+                 ReferentVisitor& visitor) {
+  if (size <= 0 || size > (int64_t{16} << 20)) return;
+  std::vector<uint64_t> words(static_cast<size_t>(size / 8));
+  constexpr size_t kBatch = 8192;
+  for (size_t first = 0; first < words.size(); first += kBatch) {
+    size_t n = std::min(kBatch, words.size() - first);
+    if (!ctx.mem.read(base + static_cast<int64_t>(first * 8), words.data() + first, n * 8)) continue;
+    for (size_t i = first; i < first + n; ++i)
+      visitor.visit(RemoteAddr(words[i]), {EdgeKind::Guess, static_cast<int64_t>(i), {}, label, Hidden::No, kind});
+  }
 }
 
 void interpreter_roots(HeapContext& ctx, RemoteAddr interp, ReferentVisitor& visitor) {
@@ -53,8 +99,14 @@ void interpreter_roots(HeapContext& ctx, RemoteAddr interp, ReferentVisitor& vis
       {F::is_audit_hooks, "audit hooks"},
   };
   for (auto [f, label] : kMembers) member_root(ctx, interp, f, RootKind::Interpreter, label, visitor);
-  // 3.12+: the interned strings belong to the interpreter.
+  // 3.12+: the interned strings belong to the interpreter, and so do static types' dicts.
   if (ctx.l.has(F::is_interned)) interned_root(ctx, ctx.mem.read_ptr(interp + ctx.l.off(F::is_interned)), visitor);
+  static_types_of(ctx, interp, [&](RemoteAddr, RemoteAddr dict, RemoteAddr subclasses) {
+    for (RemoteAddr p : {dict, subclasses})
+      if (!p.null()) visitor.visit(p, {EdgeKind::Other, -1, {}, "static types' dicts", Hidden::No, RootKind::Interpreter});
+  });
+  if (ctx.l.has(S::sz_PyInterpreterState))
+    scan_struct(ctx, interp, ctx.l.size(S::sz_PyInterpreterState), RootKind::Interpreter, "interpreter state", visitor);
 }
 
 void thread_roots(HeapContext& ctx, RemoteAddr ts, ReferentVisitor& visitor) {
@@ -76,6 +128,8 @@ void thread_roots(HeapContext& ctx, RemoteAddr ts, ReferentVisitor& visitor) {
       {F::ts_threading_local_sentinel, "thread's threading.local key"},
   };
   for (auto [f, label] : kMembers) member_root(ctx, ts, f, RootKind::Thread, label, visitor);
+  if (ctx.l.has(S::sz_PyThreadState))
+    scan_struct(ctx, ts, ctx.l.size(S::sz_PyThreadState), RootKind::Thread, "thread state", visitor);
 }
 
 // What a thread's running frames hold: <=3.10 the frame objects, 3.11+ (frames on the data stack,
@@ -207,7 +261,18 @@ RootStats for_each_other_root(HeapContext& ctx, const PythonProcess& py, Referen
   // 3.12's are in the runtime state.
   if (auto p = py.binary().static_symbol("interned")) interned_root(ctx, ctx.mem.read_ptr(*p), visitor);
   if (py.runtime() && l.has(F::rt_interned)) interned_root(ctx, ctx.mem.read_ptr(py.runtime() + l.off(F::rt_interned)), visitor);
+  // 3.7+: the runtime state (3.7-3.8 hold the collector's and warnings' state there).
+  if (py.runtime() && l.has(S::sz_PyRuntimeState))
+    scan_struct(ctx, py.runtime(), l.size(S::sz_PyRuntimeState), RootKind::Interpreter, "runtime state", visitor);
   return stats;
+}
+
+void index_static_types(HeapContext& ctx, const PythonProcess& py) {
+  NodeList interps = interpreters(py, ctx.mem);
+  if (interps.nodes.empty()) return;
+  static_types_of(ctx, interps.nodes.back(), [&](RemoteAddr type, RemoteAddr dict, RemoteAddr subclasses) {
+    if (!type.null()) ctx.note_static_type(type, {dict, subclasses});
+  });
 }
 
 }  // namespace pyinspect

@@ -109,8 +109,6 @@ void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
 }
 
 uint64_t available_memory() {
-  // Tests only: pretend the machine has this much available.
-  if (const char* t = std::getenv("PYINSPECT_TEST_MEM_AVAILABLE_MIB"); t && *t) return std::strtoull(t, nullptr, 10) << 20;
   FILE* f = std::fopen("/proc/meminfo", "r");
   if (!f) return 0;
   char line[256];

@@ -327,12 +327,17 @@ TEST_CASE("debug offsets: a 3.14 struct gives the layout") {
   d.pyobject.size = 16;
   d.pyobject.ob_type = 8;
   d.type_object.tp_name = 24;
+  // CPython 3.14.0's own values where the check looks (its tuple holds a hash before the items).
   d.tuple_object.ob_size = 16;
-  d.tuple_object.ob_item = 24;
+  d.tuple_object.ob_item = 32;
   d.list_object.ob_size = 16;
   d.float_object.ob_fval = 16;
   d.bytes_object.ob_sval = 32;
   d.unicode_object.length = 16;
+  d.code_object.co_code_adaptive = 208;
+  d.interpreter_frame.stackpointer = 64;
+  d.interpreter_frame.owner = 74;
+  d.interpreter_frame.localsplus = 80;
   d.thread_state.size = 9000;
   d.interpreter_state.gil_runtime_state = 0x3000;
   d.interpreter_state.gil_runtime_state_locked = 0x3000 + 0x18;
@@ -342,7 +347,13 @@ TEST_CASE("debug offsets: a 3.14 struct gives the layout") {
 
   Layout l = layout_from_debug_offsets(b);
   CHECK(l.version.minor == 14);
-  CHECK(l.facts().stackref_tag_bits != 0);
+  CHECK(l.off(F::tuple_item) == 32);
+  CHECK(l.off(F::if_stackpointer) == 64);
+  CHECK(l.off(F::co_code_adaptive) == 208);
+  // _PyStackRef: the object without its tag bits; a tagged int (both bits set) is none.
+  CHECK(l.facts().untag(0x7f0000001001) == RemoteAddr(0x7f0000001000));
+  CHECK(l.facts().untag(0x7f0000001000) == RemoteAddr(0x7f0000001000));
+  CHECK(l.facts().untag((uint64_t{42} << 2) | 3).null());
   CHECK(l.facts().first_shim_owner == 3);  // FRAME_OWNED_BY_INTERPRETER and _CSTACK are skipped
   CHECK(l.off(F::is_tstate_head) == static_cast<int64_t>(d.interpreter_state.threads_head));
   CHECK(l.off(F::is_gc) == static_cast<int64_t>(d.interpreter_state.gc));
