@@ -77,7 +77,9 @@ Facts Facts::for_version(const PyVersion& asked) {
   f.code_extra_counts_struct = at_least(3, 7);
   f.type_sizeof = !py2;
   f.gen_sizeof_frame = at_least(3, 11);
-  f.stgdict_sizeof = !py2 && !at_least(3, 13);
+  f.stgdict_sizeof = at_least(3, 7) && !at_least(3, 13);  // 3.6's is dict's, with its basicsize
+  f.struct_sizeof_counts_codes = !py2;
+  f.ctypes_type_sizeof = at_least(3, 13);
 
   // The collector and lifetimes.
   f.immortal_objects = at_least(3, 12);

@@ -101,6 +101,12 @@ struct Facts {
   // ctypes' StgDict has a __sizeof__ of its own (3.x up to 3.12; 2.7's is dict's, with StgDict's
   // basicsize).
   bool stgdict_sizeof = false;
+  // _struct.Struct's __sizeof__ counts the format codes it stored, up to their sentinel (3.x; 2.7
+  // counts s_len, the items).
+  bool struct_sizeof_counts_codes = true;
+  // 3.13+: a ctypes type's size is _ctypes.CType_Type.__sizeof__: its metatype's basicsize and
+  // the type information it keeps inside (format, shape, ffi elements), not type.__sizeof__.
+  bool ctypes_type_sizeof = false;
 
   // --- the collector and lifetimes ---
   bool immortal_objects = false;  // 3.12+: ob_refcnt with bit 31 set is immortal

@@ -22,6 +22,8 @@ Layout fixed_layout(const PyVersion& v) {
   // _struct.Struct (Modules/_struct.c): s_size, s_len, s_codes, s_format, weakreflist; a
   // formatcode is {fmtdef, offset, size} in 2.7 and gained `repeat` in 3.x.
   field(F::struct_len, 24);
+  field(F::struct_codes, 32);
+  field(F::formatcode_fmtdef, 0);
   l.set(S::sz_PyStructObject, 56);
   l.set(S::sz_formatcode, py2 ? 24 : 32);
 
@@ -39,6 +41,15 @@ Layout fixed_layout(const PyVersion& v) {
     field(F::stgdict_restype, dict + 96);
     field(F::stgdict_checker, dict + 104);
     l.set(S::sz_StgDictObject, dict + 144);
+  }
+
+  // ctypes 3.13+: the type information of a ctypes type lives in the type object itself, after
+  // its PyHeapTypeObject (PyObject_GetTypeData); 3.14 added pointer_type and dict_final.
+  if (v.at_least(3, 13)) {
+    field(F::stginfo_length, 24);
+    field(F::stginfo_elements, 48);
+    field(F::stginfo_format, v.at_least(3, 14) ? 144 : 136);
+    field(F::stginfo_ndim, v.at_least(3, 14) ? 152 : 144);
   }
 
   // 3.8-3.10: sizeof(_PyOpcache), which the DWARF reader cannot size (its typedef has the name of

@@ -137,7 +137,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   std::vector<std::string> pause_warnings;
   auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, pause_warnings, 2.0,
                             !no_progress && isatty(STDERR_FILENO));
-  HeapContext ctx(*snap, py.layout(), py.types());
+  HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
   ObjectGraph graph(ctx, *snap, py, !no_progress && isatty(STDERR_FILENO));
   RefsResult r = compute_refs(graph, o);
   r.pid = proc.pid();

@@ -397,7 +397,7 @@ namespace {
 // what the collector tracks and reaches as gc.get_referents() sees it, then each reference it does
 // not see, then the other roots.
 void walk_census(Census& census, HeapContext& ctx, const PythonProcess& py, HeapCensus& out) {
-  index_static_types(ctx, py);
+  index_types(ctx, py);
   census.defer_hidden(true);
   RootStats tracked = for_each_tracked(ctx, py, census);
   census.run();
@@ -427,7 +427,7 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, out.warnings, 1.5,
                             opts.progress);
   out.memory.copied_bytes = snap->copied_bytes();
-  HeapContext ctx(*snap, py.layout(), py.types());
+  HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
   out.python = python_info(py, *snap);
 
   AddressSet seen(snap->ranges());

@@ -150,7 +150,7 @@ ObjectGraph::ObjectGraph(HeapContext& ctx, const HeapSnapshot& snap, const Pytho
 // Every object once, from the same roots as the census: what the collector tracks, then the
 // interpreter's and the threads' roots (the frames' among them).
 void ObjectGraph::walk(Builder& b, const PythonProcess& py) {
-  index_static_types(ctx_, py);
+  index_types(ctx_, py);
   RootStats tracked = for_each_tracked(ctx_, py, b);
   b.run();
   RootStats others = for_each_other_root(ctx_, py, b);

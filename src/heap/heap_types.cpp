@@ -1,6 +1,7 @@
 #include "heap/heap_types.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "base/log.hpp"
 
@@ -23,8 +24,8 @@ const char* cat_name(Cat c) {
   return names[static_cast<size_t>(c)];
 }
 
-HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs& types)
-    : mem(m), l(layout), t(types), reader(m, layout, types) {
+HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs& types, const Maps* maps)
+    : mem(m), l(layout), t(types), reader(m, layout, types), maps_(maps) {
   auto add = [&](RemoteAddr a, Cat c) {
     if (a) builtin_cats_[a.value()] = c;
   };
@@ -167,18 +168,32 @@ const TypeInfo* HeapContext::info(RemoteAddr type) {
   return &types_.back();
 }
 
-// A type object is "ready" (Py_TPFLAGS_READY, set by PyType_Ready on every type in use), has
-// sane sizes and a printable name: what stale or random memory rarely is. (The sizes rules multiply
-// the item size by a count of up to 2**42: a bounded item size keeps that in range.)
+// A type object is "ready" (Py_TPFLAGS_READY, set by PyType_Ready on types in use), has sane sizes
+// and a printable name: what stale or random memory rarely is. A static type in a binary's data
+// need not be ready: 2.7 makes instances of some (classmethod_descriptor) before anything readies
+// their type. (The sizes rules multiply the item size by a count of up to 2**42: a bounded item
+// size keeps that in range.)
 bool HeapContext::plausible_type(RemoteAddr type) {
   auto flags = reader.type_flags(type);
   auto basicsize = mem.read_as<int64_t>(type + l.require(F::tp_basicsize));
   auto itemsize = mem.read_as<int64_t>(type + l.require(F::tp_itemsize));
-  if (!flags || !(*flags & kReady) || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
+  if (!flags || !basicsize || *basicsize < 16 || *basicsize > (1 << 20)) return false;
+  if (!(*flags & kReady) && ((*flags & kHeapType) || !in_binary_data(type))) return false;
   if (!itemsize || *itemsize < 0 || *itemsize > (1 << 20)) return false;
   auto name = reader.type_name(type);
   if (!name || name->empty()) return false;
   return std::all_of(name->begin(), name->end(), [](char c) { return c > ' ' && c < 127; });
+}
+
+// In a binary's mapped data: a file mapping, or the anonymous .bss right after one.
+bool HeapContext::in_binary_data(RemoteAddr addr) const {
+  if (!maps_) return false;
+  const auto& e = maps_->entries();
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (!e[i].contains(addr.value())) continue;
+    return e[i].is_file() || (i > 0 && e[i - 1].end == e[i].start && e[i - 1].is_file());
+  }
+  return false;
 }
 
 TypeInfo HeapContext::build(RemoteAddr type) {
@@ -186,7 +201,13 @@ TypeInfo HeapContext::build(RemoteAddr type) {
   ti.addr = type;
   ti.metatype = reader.type_of(type).value_or(RemoteAddr());
   auto s = reader.read_struct(type, l.require(S::sz_PyTypeObject));
-  if (!s) return ti;
+  if (!s) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "<unreadable type %#llx>", static_cast<unsigned long long>(type.value()));
+    ti.name = buf;
+    ti.module = l.facts().builtins_module;
+    return ti;
+  }
   ti.flags = s->get<uint64_t>(l.off(F::tp_flags)).value_or(0);
   ti.basicsize = s->get<int64_t>(l.off(F::tp_basicsize)).value_or(0);
   ti.itemsize = s->get<int64_t>(l.off(F::tp_itemsize)).value_or(0);
@@ -198,6 +219,8 @@ TypeInfo HeapContext::build(RemoteAddr type) {
   name_type(ti, *s);
   read_slots(ti);
   read_mro(ti, *s);
+  if (l.facts().ctypes_type_sizeof && (ti.flags & tpflags::kTypeSubclass))
+    ti.ctypes_metatype = derives_from(type, "_ctypes.CType_Type");
   if (!ti.heap && l.has(F::tp_del))
     if (auto del = s->ptr(l.off(F::tp_del)); del && !del->null()) ti.has_finalizer = true;
   return ti;
@@ -263,6 +286,17 @@ void HeapContext::read_slots(TypeInfo& ti) {
     if (!base) break;
     cur = *base;
   }
+}
+
+bool HeapContext::derives_from(RemoteAddr type, const char* tp_name) {
+  RemoteAddr cur = type;
+  for (int depth = 0; depth < 64 && cur; ++depth) {
+    if (auto name = reader.type_name(cur); name && *name == tp_name) return true;
+    auto base = mem.read_ptr(cur + l.require(F::tp_base));
+    if (!base) return false;
+    cur = *base;
+  }
+  return false;
 }
 
 // A __sizeof__ written in Python, and __del__, in the MRO's heap classes.

@@ -11,6 +11,7 @@
 
 #include "abi/layout.hpp"
 #include "base/remote.hpp"
+#include "proc/maps.hpp"
 #include "proc/memory.hpp"
 #include "runtime/objects.hpp"
 #include "runtime/types.hpp"
@@ -88,6 +89,7 @@ struct TypeInfo {
   bool gc = false;              // Py_TPFLAGS_HAVE_GC
   bool python_sizeof = false;   // a class in the MRO defines __sizeof__ in Python: size unknown
   bool has_finalizer = false;   // defines __del__ (heap types) or has tp_del / a tp_finalize of its own
+  bool ctypes_metatype = false; // derives from _ctypes.CType_Type (3.13+): its instances are ctypes types
   // Object slots of instances (__slots__ of this type and its heap bases): offset and name.
   std::vector<std::pair<int64_t, std::string>> slots;
   std::string name;    // builtins bare ("dict"), others "module.QualName" ("__main__.ObjectA")
@@ -98,7 +100,8 @@ struct TypeInfo {
 
 class HeapContext {
  public:
-  HeapContext(const Memory& mem, const Layout& layout, const TypeAddrs& types);
+  // `maps`, when given, lets a static type that was never readied be believed (binaries' data).
+  HeapContext(const Memory& mem, const Layout& layout, const TypeAddrs& types, const Maps* maps = nullptr);
 
   const Memory& mem;
   const Layout& l;
@@ -131,7 +134,17 @@ class HeapContext {
   void name_type(TypeInfo& ti, const StructBytes& type_struct);
   void read_slots(TypeInfo& ti);
   void read_mro(TypeInfo& ti, const StructBytes& type_struct);
+  bool derives_from(RemoteAddr type, const char* tp_name);
+
+ public:
+  // Types known by where a module keeps them rather than by name (a type whose tp_name names no
+  // module): `cat` for the type found at sys.modules[module].__dict__[attr].
+  void note_builtin_cat(RemoteAddr type, Cat cat) { builtin_cats_[type.value()] = cat; }
+
+ private:
   bool plausible_type(RemoteAddr type);
+  bool in_binary_data(RemoteAddr addr) const;
+  const Maps* maps_;
   Cat classify(RemoteAddr type, RemoteAddr& builtin);
   std::unordered_map<RemoteAddr, uint32_t> index_;
   std::deque<TypeInfo> types_;  // stable addresses: edges point at slot names

@@ -515,14 +515,16 @@ void Walker::run() {
 }
 
 // A C type pyinspect does not model (an extension's, an interpreter type not listed here, or a
-// heap type made from a C spec, like 3.12's _io classes) that the garbage collector traverses:
-// its object pointers are somewhere in its fixed part, or (a variable-size type of pointer-sized
+// heap type made from a C spec, like 3.12's _io classes): its object pointers are somewhere in
+// its fixed part, or (a variable-size type of pointer-sized
 // items, like the nodes of a context's HAMT) in its items. Every aligned word there that is not a
 // slot, the dict or the weakref list is offered; the census keeps only those that point at real
 // objects. A class written in Python has no such words (its layout is all slots), so nothing is
 // scanned for it.
 void Walker::conservative() {
-  if (!(ti_.flags & tpflags::kHaveGc)) return;
+  // A C type that is no GC object may still hold references (functools' LRU list elements hold a
+  // cache's keys and results); only GC objects report them to the collector (run() marks them).
+  if (!(ti_.flags & tpflags::kHaveGc) && ti_.cat != Cat::Other && ti_.cat != Cat::Object) return;
   int64_t size = ti_.basicsize;
   if (ti_.itemsize == 8) {
     int64_t n = ob_size();

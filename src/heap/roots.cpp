@@ -267,12 +267,28 @@ RootStats for_each_other_root(HeapContext& ctx, const PythonProcess& py, Referen
   return stats;
 }
 
-void index_static_types(HeapContext& ctx, const PythonProcess& py) {
+void index_types(HeapContext& ctx, const PythonProcess& py) {
   NodeList interps = interpreters(py, ctx.mem);
   if (interps.nodes.empty()) return;
-  static_types_of(ctx, interps.nodes.back(), [&](RemoteAddr type, RemoteAddr dict, RemoteAddr subclasses) {
+  RemoteAddr main = interps.nodes.back();
+  static_types_of(ctx, main, [&](RemoteAddr type, RemoteAddr dict, RemoteAddr subclasses) {
     if (!type.null()) ctx.note_static_type(type, {dict, subclasses});
   });
+  static const struct {
+    const char* module;
+    const char* attr;
+    Cat cat;
+  } kByModule[] = {{"_struct", "Struct", Cat::Struct}};
+  const Layout& l = ctx.l;
+  auto modules = l.has(F::is_modules) ? ctx.mem.read_ptr(main + l.off(F::is_modules)) : std::nullopt;
+  if (!modules) return;
+  for (const auto& m : kByModule) {
+    auto mod = ctx.reader.dict_get(*modules, m.module);
+    auto mdict = mod ? ctx.mem.read_ptr(*mod + l.require(F::md_dict)) : std::nullopt;
+    auto type = mdict ? ctx.reader.dict_get(*mdict, m.attr) : std::nullopt;
+    auto flags = type ? ctx.reader.type_flags(*type) : std::nullopt;
+    if (flags && !(*flags & tpflags::kHeapType)) ctx.note_builtin_cat(*type, m.cat);  // 3.10+: a heap type, known by name
+  }
 }
 
 }  // namespace pyinspect

@@ -40,9 +40,10 @@ struct GcListWalk {
 };
 GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor& visitor);
 
-// 3.12+: tells `ctx` where each static builtin type's dict and subclasses are (the main
-// interpreter keeps them), so that a type's references include them. Call before walking.
-void index_static_types(HeapContext& ctx, const PythonProcess& py);
+// Tells `ctx` what it cannot learn from a type object alone, before the walk: where each static
+// builtin type's dict and subclasses are (3.12+: the main interpreter keeps them), and the types
+// known by the module that holds them (_struct.Struct, whose tp_name names no module up to 3.9).
+void index_types(HeapContext& ctx, const PythonProcess& py);
 
 // Referents of one _PyInterpreterFrame (3.11+): code, function, namespaces, live locals.
 ReferentStatus for_each_frame_referent(HeapContext& ctx, RemoteAddr frame, ReferentVisitor& visitor);

@@ -106,6 +106,7 @@ class Sizer {
   Size frame_size();
   Size gen_size();
   Size type_size();
+  Size ctypes_type_size();
 
   HeapContext& c_;
   const Layout& l_;
@@ -368,13 +369,25 @@ Size Sizer::array_size() {
   return type_.basicsize + *allocated * *itemsize;
 }
 
-// _struct.Struct (s_sizeof): the struct and s_len + 1 format codes, whatever the subclass.
+// _struct.Struct (s_sizeof): the type's basicsize and the format codes with their sentinel. 2.7
+// counts s_len of them; 3.x the codes stored ('10s' and '10i' are one code each, padding none),
+// up to the one whose fmtdef is NULL.
 Size Sizer::struct_size() {
-  auto base = layout_size(S::sz_PyStructObject);
   auto code = layout_size(S::sz_formatcode);
   auto n = member_count(obj_, F::struct_len);
-  if (!base || !code || !n) return std::nullopt;
-  return *base + (*n + 1) * *code;
+  if (!code || !n) return std::nullopt;
+  if (!f_.struct_sizeof_counts_codes) return type_.basicsize + (*n + 1) * *code;
+  auto codes = member_ptr(obj_, F::struct_codes);
+  if (!codes) return std::nullopt;
+  if (codes->null() || !l_.has(F::formatcode_fmtdef)) return fail(codes->null() ? Problem::Unreadable : Problem::MissingMember);
+  int64_t count = 0;
+  for (;; ++count) {
+    if (count > *n || count > 1 << 16) return fail(Problem::Unreadable);  // no sentinel where one must be
+    auto fmtdef = member_ptr(*codes + count * *code, F::formatcode_fmtdef);
+    if (!fmtdef) return std::nullopt;
+    if (fmtdef->null()) break;
+  }
+  return type_.basicsize + (count + 1) * *code;
 }
 
 // ctypes' StgDict (PyCStgDict_sizeof): the dict, the StgDict's own fields, its format string, its
@@ -535,6 +548,7 @@ Size Sizer::gen_size() {
 // metaclass's larger basicsize is not counted. 2.7 types have no __sizeof__ of their own.
 Size Sizer::type_size() {
   if (!f_.type_sizeof) return generic();
+  if (f_.ctypes_type_sizeof && type_.ctypes_metatype) return ctypes_type_size();
   auto flags = c_.reader.type_flags(obj_);
   if (!flags) return fail(Problem::Unreadable);
   if (!(*flags & tpflags::kHeapType)) return layout_size(S::sz_PyTypeObject);
@@ -554,6 +568,30 @@ Size Sizer::type_size() {
     s += *k;
   }
   return s;
+}
+
+// 3.13+ ctypes types (CType_Type.__sizeof__): the metatype's basicsize and items, the format
+// string, the shape and the ffi element pointers of the StgInfo the type holds after its
+// PyHeapTypeObject (aligned to 16, PyObject_GetTypeData).
+Size Sizer::ctypes_type_size() {
+  auto heap = layout_size(S::sz_PyHeapTypeObject);
+  if (!heap) return std::nullopt;
+  RemoteAddr info = obj_ + ((*heap + 15) & ~int64_t{15});
+  auto n = member<int64_t>(obj_, F::ob_size);
+  auto format = member_ptr(info, F::stginfo_format);
+  auto ndim = member<int32_t>(info, F::stginfo_ndim);
+  auto elements = member_ptr(info, F::stginfo_elements);
+  auto length = member_count(info, F::stginfo_length);
+  if (!n || !format || !ndim || !elements || !length) return std::nullopt;
+  if (!plausible_count(*n) || *ndim < 0 || *ndim > 64) return fail(Problem::Unreadable);
+  int64_t s = type_.basicsize + *n * type_.itemsize;
+  if (!format->null()) {
+    auto text = c_.mem.read_cstring(*format, 1 << 16);
+    if (!text) return fail(Problem::Unreadable);
+    s += static_cast<int64_t>(text->size()) + 1;
+  }
+  if (!elements->null()) s += (*length + 1) * kPtr;
+  return s + *ndim * kPtr;
 }
 
 // S(o): what the __sizeof__ that type(o) resolves to returns.

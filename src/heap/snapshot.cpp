@@ -233,6 +233,22 @@ bool HeapSnapshot::read(RemoteAddr addr, void* out, size_t len) const {
     }
     return true;
   }
+  // Across two adjacent copied mappings (a static object at the end of a binary's .data and the
+  // start of its .bss): piece by piece.
+  if (const Region* r = find(addr.value()); r && addr.value() + len > r->end) {
+    auto* dst = static_cast<uint8_t*>(out);
+    uint64_t a = addr.value(), end = a + len;
+    if (end < a) return false;
+    while (a < end) {
+      const Region* part = find(a);
+      if (!part) return false;
+      uint64_t n = std::min(end, part->end) - a;
+      std::memcpy(dst, part->data + (a - part->start), n);
+      dst += n;
+      a += n;
+    }
+    return true;
+  }
   // Outside the copied mappings: read-only memory (code, read-only data of the binaries) does
   // not change, so it is read from the live process.
   const MapEntry* m = live_.maps().find(addr);
