@@ -8,7 +8,10 @@ packages=(build-essential cmake pkg-config libelf-dev libdw-dev libboost-program
           man-db dpkg-dev file xdot xvfb xauth)
 # Debian's CPython 3.11 and its debug build + debug symbols, when the release has them: the test
 # suite uses them as a static, stripped build with separate debug info and as a debug build.
-optional=(python3.11 python3.11-dbg libpython3.11-testsuite)
+# python3.11-dev: the release build's headers, which abi.offsets compiles against (the debug
+# build's come with python3.11-dbg); libpython3.11-testsuite: CPython's own test modules, which
+# the real-world heap test runs in its target.
+optional=(python3.11 python3.11-dbg python3.11-dev libpython3.11-testsuite)
 
 missing=()
 for p in "${packages[@]}"; do
