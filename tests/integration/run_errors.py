@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Target, TestFailure, check, compare_stacks, run_pyinspect  # noqa: E402
+from harness import Held, Target, TestFailure, check, compare_stacks, run_pyinspect, wait_exited  # noqa: E402
 
 CASES = {}
 
@@ -233,22 +233,47 @@ def heap_too_large(ctx):
         check(all(s not in "tT" for s in thread_states(t.pid).values()), "the target is stopped")
 
 
+def with_meminfo(cmd, available_mib, workdir):
+    """cmd run in a private mount namespace whose /proc/meminfo is this machine's with
+    MemAvailable replaced by `available_mib` (a file bind-mounted over it)."""
+    with open("/proc/meminfo") as f:
+        lines = f.read().splitlines()
+    check(any(l.startswith("MemAvailable:") for l in lines), "no MemAvailable in /proc/meminfo")
+    path = os.path.join(workdir, "meminfo")
+    with open(path, "w") as f:
+        for l in lines:
+            f.write(("MemAvailable:   %8d kB" % (available_mib << 10)) if l.startswith("MemAvailable:") else l)
+            f.write("\n")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /proc/meminfo && exec "$@"', path] + list(cmd)
+
+
 @case
 def heap_larger_than_memory(ctx):
     """Without --max-copy, a copy the machine cannot hold is refused before the target is stopped
-    (the available memory is made small for the test)."""
-    for interp in spread(ctx):
-        with Target(interp, "census.py") as t:
-            for cmd in (["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
-                env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
-                p = subprocess.run([ctx.pyinspect] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-                one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 10, r"only 8 MiB are available.*--max-copy")
-                check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target is stopped")
-            # --max-copy overrides the estimate.
-            env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
-            p = subprocess.run([ctx.pyinspect, "heap", str(t.pid), "--max-copy", "100000", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
+    (pyinspect runs in a mount namespace whose /proc/meminfo says 8 MiB are available)."""
+    import tempfile
+    check(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare(1) to make a mount namespace")
+    workdir = tempfile.mkdtemp(prefix="pyinspect-meminfo-")
+    try:
+        # The namespace works: inside it, /proc/meminfo is the test's file.
+        p = subprocess.run(with_meminfo(["cat", "/proc/meminfo"], 8, workdir), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        check(p.returncode == 0 and b"MemAvailable:       8192 kB" in p.stdout,
+              "the bind-mounted /proc/meminfo is not seen: exit %d, %r" % (p.returncode, p.stderr))
+        for interp in spread(ctx):
+            with Target(interp, "census.py") as t:
+                for cmd in (["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
+                    p = subprocess.run(with_meminfo([ctx.pyinspect] + cmd, 8, workdir), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+                    one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 10, r"only 8 MiB are available.*--max-copy")
+                    check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target is stopped")
+                # --max-copy overrides the estimate.
+                p = subprocess.run(with_meminfo([ctx.pyinspect, "heap", str(t.pid), "--max-copy", "100000", "--json"], 8,
+                                                workdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def on_terminal(cmd, env):
@@ -344,13 +369,6 @@ def ticks_continue(p, within=1.0):
     return seen >= 3
 
 
-def wait_stopped(pid, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not all(s == "t" for s in thread_states(pid).values()):
-        time.sleep(0.002)
-    check(all(s == "t" for s in thread_states(pid).values()), "the target never stopped: %s" % thread_states(pid))
-
-
 def commands(pid, outdir):
     """The three ways pyinspect pauses a target; refs also writes a file."""
     dot = os.path.join(outdir, "graph.dot")
@@ -373,18 +391,23 @@ def killed_while_paused(ctx, sig):
         outdir = tempfile.mkdtemp(prefix="pyinspect-kill-")
         try:
             for name, args, _ in commands(p.pid, outdir):
-                env = dict(os.environ, PYINSPECT_TEST_HOLD_PAUSE_MS="5000")
-                q = subprocess.Popen([ctx.pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-                wait_stopped(p.pid)
-                q.send_signal(sig)
-                _, err = q.communicate(timeout=10)
                 where = "%s on %s, signal %d" % (name, interp["id"], sig)
+                # Held at its first PTRACE_DETACH: every thread of the target is stopped.
+                with Held(ctx.shim, [ctx.pyinspect] + args, at="detach") as h:
+                    h.wait_held()
+                    states = thread_states(p.pid)
+                    check(states and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                    h.proc.send_signal(sig)
+                    code, _, err = h.communicate(timeout=10)
                 stopped = [tid for tid, st in thread_states(p.pid).items() if st in "tT"]
                 check(not stopped, "%s: threads %s of the target are still stopped" % (where, stopped))
                 check(ticks_continue(p), "%s: the target does not run on" % where)
                 if sig != signal.SIGKILL:
-                    check(q.returncode == 128 + sig, "%s: exit %d, expected %d" % (where, q.returncode, 128 + sig))
-                    check(err.decode().strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                    check(code == 128 + sig, "%s: exit %d, expected %d" % (where, code, 128 + sig))
+                    check(err.strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                else:
+                    check(code == -signal.SIGKILL, "%s: exit %d, expected death by SIGKILL" % (where, code))
                 check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
                 ran.append("%s@%s" % (name, interp["id"]))
         finally:
@@ -444,40 +467,44 @@ def sigpipe(ctx):
 
 
 def target_killed(ctx, name, objects, when):
-    """The target is killed while pyinspect reads it: one line, exit code 7 (or 3 if it was gone
-    before pyinspect looked), within a second of the kill; no file left behind."""
+    """The target is killed while pyinspect reads it, at a point the hold shim stops pyinspect at:
+    "paused", its first read once every thread is stopped; "walking", the first liveness check of
+    its walk of the copy, the target released. One line, exit code 7, within a second of the kill;
+    no file left behind."""
     import tempfile
     for interp in spread(ctx):
         outdir = tempfile.mkdtemp(prefix="pyinspect-dies-")
         p = ticking_target(interp, objects)
+        where = "%s on %s, target killed while %s" % (name, interp["id"], when)
         try:
             args = [a for n, a, _ in commands(p.pid, outdir) if n == name][0]
-            env = dict(os.environ)
-            if when == "paused":
-                env["PYINSPECT_TEST_HOLD_PAUSE_MS"] = "5000"
-            q = subprocess.Popen([ctx.pyinspect, "--color=never"] + args + (["--no-progress"] if name != "stack" else []), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=env)
-            wait_stopped(p.pid)
-            if when == "walking":
-                # Released: pyinspect now walks its copy. Wait until the target runs again.
-                deadline = time.time() + 20
-                while time.time() < deadline and any(st == "t" for st in thread_states(p.pid).values()):
-                    time.sleep(0.001)
-            p.kill()
-            killed = time.time()
-            p.wait()
-            out, err = q.communicate(timeout=30)
-            took = time.time() - killed
-            where = "%s on %s, target killed while %s" % (name, interp["id"], when)
-            check(q.returncode != 0, "%s: pyinspect finished before the kill (the heap is too small to test)" % where)
-            one_line_error(q.returncode, out.decode(), err.decode(), 7, "exited while")
+            cmd = [ctx.pyinspect, "--color=never"] + args + (["--no-progress"] if name != "stack" else [])
+            with Held(ctx.shim, cmd, at="read" if when == "paused" else "recheck") as h:
+                h.wait_held()
+                states = thread_states(p.pid)
+                if when == "paused":
+                    check(states and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                else:
+                    stopped = [tid for tid, st in states.items() if st in "tT"]
+                    check(not stopped, "%s: walking, but threads %s of the target are stopped" % (where, stopped))
+                p.kill()
+                killed = time.time()
+                if when == "paused":
+                    wait_exited(p.pid)  # stopped by pyinspect, so not reapable until it lets go
+                else:
+                    p.wait()
+                h.release()
+                code, out, err = h.communicate(timeout=30)
+                took = time.time() - killed
+            one_line_error(code, out, err, 7, "exited while")
             check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
             check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
-            print("%s: exit 7 %.0f ms after the kill: %s" % (where, took * 1000, err.decode().strip()))
+            print("%s: exit 7 %.0f ms after the kill: %s" % (where, took * 1000, err.strip()))
         finally:
             if p.poll() is None:
                 p.kill()
-                p.wait()
+            p.wait()
             shutil.rmtree(outdir, ignore_errors=True)
 
 
@@ -505,6 +532,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interpreters", required=True)
     ap.add_argument("--pyinspect")
+    ap.add_argument("--shim", help="the hold shim, tests/shim/hold_pause.c built as a shared library")
     ap.add_argument("--case")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
@@ -517,6 +545,7 @@ def main():
         pass
     ctx = Ctx()
     ctx.pyinspect = os.path.abspath(args.pyinspect)
+    ctx.shim = os.path.abspath(args.shim) if args.shim else None
     with open(args.interpreters) as f:
         interps = [e for e in json.load(f) if not e.get("stripped_libpython")]
     # The newest interpreter found (errors do not depend on the version).
