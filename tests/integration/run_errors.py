@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import select
 import signal
 import subprocess
 import sys
@@ -89,7 +90,6 @@ def refs_bad_input(ctx):
                 (["refs", pid, "--type", "Thread", "--png", os.path.join(outdir, "no", "g.png")], 9, "cannot write"),
             ]
             for args, want, pat in cases:
-                t0 = time.time()
                 code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
                 one_line_error(code, out, err, want, pat)
                 check(all(st not in "tT" for st in thread_states(t.pid).values()), "%s left the target stopped" % args)
@@ -117,14 +117,9 @@ def self(ctx):
 
 @case
 def zombie(ctx):
-    # A child that has exited but was not reaped.
+    # A child that has exited but was not reaped: waitid(WNOWAIT) returns once it is a zombie.
     p = subprocess.Popen(["sh", "-c", "exit 0"])
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        with open("/proc/%d/stat" % p.pid) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.005)
+    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
     code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False)
     p.wait()
     one_line_error(code, out, err, 3, "zombie")
@@ -178,50 +173,138 @@ def permission(ctx):
         compare_stacks(t.report, json.loads(out))
 
 
+EXITING_TARGET = ("import threading, time, os, sys\n"
+                  "def f(n):\n    return f(n - 1) if n else time.sleep(1000)\n"
+                  "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
+                  "keep = [[i, str(i)] for i in range(20000)]\n"
+                  "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+                  "sys.stdin.readline()\nos._exit(0)\n")
+
+
+def exiting_target(interp):
+    """A target with 8 threads 50 frames deep that exits (os._exit) when told on stdin."""
+    p = subprocess.Popen([interp["path"], "-c", EXITING_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=dict(os.environ, **(interp.get("env") or {})))
+    check(p.stdout.readline() == b"ready\n", "target on %s did not start" % interp["id"])
+    return p
+
+
+def exit_now(p):
+    p.stdin.write(b"exit\n")
+    p.stdin.flush()
+
+
+def exit_args(name, pid):
+    return {"stack": ["stack", str(pid), "--json"],
+            "heap": ["heap", str(pid), "--json", "--no-progress", "--top", "0", "--largest", "200"],
+            "refs": ["refs", str(pid), "--type", "Thread", "--json", "--no-progress"]}[name]
+
+
+def check_answer(name, out, where):
+    """The answer of a run that completed: whole, and about the 9 threads of exiting_target()."""
+    try:
+        j = json.loads(out)
+    except ValueError:
+        raise TestFailure("%s: stdout is not one JSON document (%d bytes)" % (where, len(out)))
+    if name == "stack":
+        deep = [th for th in j["threads"] if sum(1 for f in th["frames"] if f["name"] == "f") == 51]
+        check(len(j["threads"]) == 9 and len(deep) == 8, "%s: %d threads, %d of them 51 frames of f" % (
+            where, len(j["threads"]), len(deep)))
+    elif name == "heap":
+        check(j["total_objects"] > 20000, "%s: %d objects" % (where, j["total_objects"]))
+    else:
+        check(j["matched"] >= 8 and j["starts"] and j["nodes"], "%s: %d Thread objects matched, %d started from, "
+              "%d nodes" % (where, j["matched"], len(j["starts"]), len(j["nodes"])))
+
+
+def blocked_writing_stdout(pid):
+    """True if pyinspect is blocked in write(1, ...) (its answer is bigger than the pipe)."""
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            fields = f.read().split()
+    except (IOError, OSError):
+        return False
+    return len(fields) > 1 and fields[0] == "1" and int(fields[1], 16) == 1
+
+
 @case
 def target_exits(ctx):
-    """A target that exits while pyinspect reads it: success or a one-line error (3 or 7), never
-    a crash or a hang, and pyinspect never takes more than a second after the exit."""
-    outcomes = {}
-    script = ("import threading, time, os, sys\n"
-              "def f(n):\n    return f(n - 1) if n else time.sleep(1000)\n"
-              "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
-              "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-              "time.sleep(%f)\nos._exit(0)\n")
-
-    def start(delay):
-        p = subprocess.Popen([ctx.interp["path"], "-c", script % delay], stdout=subprocess.PIPE,
-                             env=dict(os.environ, **(ctx.interp.get("env") or {})))
-        check(p.stdout.readline() == b"ready\n", "target did not start")
-        return p
-
-    # How long a whole run takes on a target that stays (a sanitizer build is several times slower
-    # than a release build): the exits below are spread from 0 to 1.5 times that, so that they fall
-    # before, during and after the read whatever the build.
-    runs = []
-    for _ in range(3):
-        p = start(1000)
-        t0 = time.time()
-        run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], timeout=30)
-        runs.append(time.time() - t0)
-        p.kill()
-        p.wait()
-    span = 1.5 * sorted(runs)[1]
-    print("a run on a live target takes %.1f ms; exits spread over %.1f ms" % (sorted(runs)[1] * 1000, span * 1000))
-    for i in range(60):
-        delay = (i % 20) * span / 20
-        p = start(delay)
-        t0 = time.time()
-        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False, timeout=30)
-        elapsed = time.time() - t0
-        p.wait()
-        check(code in (0, 3, 5, 7), "exit %d: %s" % (code, err))
-        if code != 0:
-            one_line_error(code, out, err, code, "exited|no process|zombie|interpreter|not a CPython")
-        check(elapsed < 2.0, "pyinspect took %.1fs on an exiting target" % elapsed)
-        outcomes[code] = outcomes.get(code, 0) + 1
-    print("outcomes by exit code: %s" % outcomes)
-    check(len(outcomes) > 1, "the target never exited during a read; the test did not test anything")
+    """A target that exits before, during and after pyinspect reads it, each made to happen at
+    that point by a handshake, for stack, heap and refs: before it attaches (a zombie, then
+    reaped): exit 3; killed while pyinspect holds it stopped (the hold shim, at its first
+    PTRACE_DETACH): exit 7 with one line, within a second; after the read (pyinspect blocked
+    writing its answer into a full pipe): exit 0 and the whole answer."""
+    import fcntl
+    F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+    ran = []
+    for interp in spread(ctx):
+        for name in ("stack", "heap", "refs"):
+            where = "%s on %s" % (name, interp["id"])
+            # Before: exited, not yet reaped (waitid WNOWAIT returns once it is a zombie).
+            p = exiting_target(interp)
+            exit_now(p)
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+            code, out, err = run_pyinspect(ctx.pyinspect, exit_args(name, p.pid), check_exit=False, timeout=30)
+            one_line_error(code, out, err, 3, "zombie")
+            # Before: reaped, so no such process.
+            p.wait()
+            code, out, err = run_pyinspect(ctx.pyinspect, exit_args(name, p.pid), check_exit=False, timeout=30)
+            one_line_error(code, out, err, 3, "no process with PID %d" % p.pid)
+            # During: killed while every thread is stopped, as pyinspect is about to release it.
+            p = exiting_target(interp)
+            try:
+                with Held(ctx.shim, [ctx.pyinspect, "--color=never"] + exit_args(name, p.pid), at="detach") as h:
+                    h.wait_held()
+                    states = thread_states(p.pid)
+                    check(len(states) == 9 and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                    p.kill()
+                    killed = time.time()
+                    wait_exited(p.pid)
+                    h.release()
+                    code, out, err = h.communicate(timeout=30)
+                    took = time.time() - killed
+            finally:
+                p.kill()
+                p.wait()
+            one_line_error(code, out, err, 7, "process %d exited while" % p.pid)
+            check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
+            during_ms = took * 1000
+            # After: pyinspect has read everything and is blocked writing its answer into a pipe
+            # smaller than it; the target exits; the answer must still come whole, with exit 0.
+            p = exiting_target(interp)
+            r, w = os.pipe()
+            try:
+                fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
+                q = subprocess.Popen([ctx.pyinspect] + exit_args(name, p.pid), stdout=w, stderr=subprocess.PIPE)
+                os.close(w)
+                deadline = time.time() + 60
+                while not blocked_writing_stdout(q.pid):
+                    check(q.poll() is None, "%s: pyinspect ended (exit %s) without filling a 4 KiB pipe: the answer "
+                          "is too small for the test" % (where, q.returncode))
+                    check(time.time() < deadline, "%s: pyinspect never wrote its answer" % where)
+                    select.select([], [], [], 0.001)
+                exit_now(p)
+                p.wait()
+                chunks = []
+                while True:
+                    c = os.read(r, 65536)
+                    if not c:
+                        break
+                    chunks.append(c)
+                err = q.stderr.read().decode("utf-8", "replace")
+                q.wait()
+            finally:
+                os.close(r)
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            out = b"".join(chunks).decode("utf-8", "replace")
+            check(q.returncode == 0 and err == "", "%s: target exited after the read: exit %d, stderr %r" % (
+                where, q.returncode, err))
+            check_answer(name, out, "%s, target exited after the read" % where)
+            ran.append("%s (%.0f ms)" % (where, during_ms))
+    print("target exits before (3), while paused (7, ms from kill to exit), after the read (0): %s" % ", ".join(ran))
 
 
 @case
