@@ -630,7 +630,7 @@ def main():
     ctx.pyinspect = os.path.abspath(args.pyinspect)
     ctx.shim = os.path.abspath(args.shim) if args.shim else None
     with open(args.interpreters) as f:
-        interps = [e for e in json.load(f) if not e.get("stripped_libpython")]
+        interps = [e for e in json.load(f) if not e.get("stripped_libpython") and not e.get("probe_failed")]
     # The newest interpreter found (errors do not depend on the version).
     ctx.interp = interps[-1]
     ctx.all = interps

@@ -623,6 +623,8 @@ def main():
     if args.list:
         with open(args.interpreters) as f:
             for interp in json.load(f):
+                if interp.get("probe_failed"):  # it has its own failing entry (discover.py --check)
+                    continue
                 for name, (_, min_version, applies) in sorted(TESTS.items()):
                     if (interp["major"], interp["minor"]) >= min_version and applies(interp):
                         print("%s %s" % (interp["id"], name))

@@ -31,7 +31,8 @@ from harness import TestFailure, check  # noqa: E402
 def spread(interps):
     picks = []
     for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
-        fam = [e for e in interps if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
+        fam = [e for e in interps if not e.get("probe_failed")
+               and lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
                and not e.get("stripped_libpython") and not e["id"].endswith("d-system")]
         if fam:
             picks.append(fam[-1])
