@@ -136,7 +136,7 @@ class Held(object):
         os.close(release_r)
         self._held_r = held_r
 
-    def wait_held(self, timeout=60):
+    def wait_held(self, timeout=180):
         """Blocks until pyinspect is held; fails if it ends (or is still not there) first."""
         buf = b""
         deadline = time.time() + timeout

@@ -200,12 +200,20 @@ def exit_args(name, pid):
             "refs": ["refs", str(pid), "--type", "Thread", "--json", "--no-progress"]}[name]
 
 
-def check_answer(name, out, where):
+def check_embedded(interp, doc, where):
+    """On a -stripped twin, the layout must have come from pyinspect's embedded tables."""
+    if interp.get("stripped_libpython"):
+        source = doc["python"]["layout_source"]
+        check("embedded" in source, "%s: a stripped libpython, yet the layout came from %r" % (where, source))
+
+
+def check_answer(name, out, where, interp):
     """The answer of a run that completed: whole, and about the 9 threads of exiting_target()."""
     try:
         j = json.loads(out)
     except ValueError:
         raise TestFailure("%s: stdout is not one JSON document (%d bytes)" % (where, len(out)))
+    check_embedded(interp, j, where)
     if name == "stack":
         deep = [th for th in j["threads"] if sum(1 for f in th["frames"] if f["name"] == "f") == 51]
         check(len(j["threads"]) == 9 and len(deep) == 8, "%s: %d threads, %d of them 51 frames of f" % (
@@ -302,7 +310,7 @@ def target_exits(ctx):
             out = b"".join(chunks).decode("utf-8", "replace")
             check(q.returncode == 0 and err == "", "%s: target exited after the read: exit %d, stderr %r" % (
                 where, q.returncode, err))
-            check_answer(name, out, "%s, target exited after the read" % where)
+            check_answer(name, out, "%s, target exited after the read" % where, interp)
             ran.append("%s (%.0f ms)" % (where, during_ms))
     print("target exits before (3), while paused (7, ms from kill to exit), after the read (0): %s" % ", ".join(ran))
 
@@ -404,13 +412,18 @@ def terminal_and_pipes(ctx):
 
 def spread(ctx):
     """One interpreter of each family the issue names, when present: the newest 2.7, the newest
-    3.x up to 3.10, the newest 3.11 or later."""
+    3.x up to 3.10, the newest 3.11 or later; each followed by its -stripped twin where it has one
+    (the same interpreter with a libpython stripped of every symbol: pyinspect reads it with its
+    embedded layout tables)."""
     picks = []
     for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
         fam = [e for e in ctx.all if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
                and not e["id"].endswith("d-system")]
         if fam:
             picks.append(fam[-1])
+            twin = ctx.stripped.get(fam[-1]["id"] + "-stripped")
+            if twin:
+                picks.append(twin)
     check(picks, "no interpreter")
     return picks
 
@@ -630,7 +643,9 @@ def main():
     ctx.pyinspect = os.path.abspath(args.pyinspect)
     ctx.shim = os.path.abspath(args.shim) if args.shim else None
     with open(args.interpreters) as f:
-        interps = [e for e in json.load(f) if not e.get("stripped_libpython") and not e.get("probe_failed")]
+        everything = [e for e in json.load(f) if not e.get("probe_failed")]
+    interps = [e for e in everything if not e.get("stripped_libpython")]
+    ctx.stripped = dict((e["id"], e) for e in everything if e.get("stripped_libpython"))
     # The newest interpreter found (errors do not depend on the version).
     ctx.interp = interps[-1]
     ctx.all = interps
