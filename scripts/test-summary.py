@@ -37,8 +37,10 @@ def main():
     for e in interps:
         total, failed, names = per.get(e["id"], [0, 0, []])
         state = "FAILED %d of %d" % (failed, total) if failed else ("passed %d" % total if total else "NOT RUN")
+        if e.get("probe_failed"):  # found, but it does not run: nothing was tested on it
+            state = "NOT RUN, FAILED: does not run: %s" % e["probe_failed"]
         print("  %-24s %-44s %-36s %s" % (e["id"], e["path"], e["kind"], state))
-        bad += failed or not total
+        bad += failed or not total or bool(e.get("probe_failed"))
     print("  unit and other tests: %d run, %d failed" % (other[0], other[1]))
     if budgets:
         print("\nSafety budgets run:")

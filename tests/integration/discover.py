@@ -10,6 +10,10 @@ LD_LIBRARY_PATH.
 Writes a JSON list to --output; each entry:
   {"id", "path", "version", "major", "minor", "debug_build", "shared", "libpython",
    "stripped_libpython", "env", "gdb_script", "kind"}
+A discovered interpreter whose probe does not run is not dropped: its entry has "probe_failed" (the
+reason) and "version" null; it gets a CTest entry that fails with that reason
+(discover.py --check), and scripts/test-summary.py counts it as failed. One named in
+PYINSPECT_TEST_PYTHONS that does not run stops discovery.
 """
 import argparse
 import glob
@@ -65,11 +69,37 @@ def candidates():
 
 
 def probe(path):
+    """(info, None) if the interpreter runs, else (None, why not)."""
     try:
-        out = subprocess.check_output([path, "-c", PROBE], stderr=subprocess.DEVNULL, timeout=60)
-        return json.loads(out.decode())
-    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError):
-        return None
+        p = subprocess.run([path, "-c", PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None, "its probe did not end within 60 s"
+    except OSError as e:
+        return None, "cannot run it: %s" % e
+    err = p.stderr.decode("utf-8", "replace").strip()
+    tail = (": " + " | ".join(err.splitlines()[-3:])) if err else ""
+    if p.returncode != 0:
+        how = "died of signal %d" % -p.returncode if p.returncode < 0 else "exited %d" % p.returncode
+        return None, "its probe %s%s" % (how, tail)
+    try:
+        return json.loads(p.stdout.decode()), None
+    except ValueError:
+        return None, "its probe printed no JSON: %r%s" % (p.stdout[:200], tail)
+
+
+def failed_entry(path, reason, taken):
+    """What is known of an interpreter that does not run: its name's version and where it is."""
+    m = re.search(r"python([23])\.(\d+)([dm]?)$", path)
+    major, minor, suffix = int(m.group(1)), int(m.group(2)), m.group(3)
+    pyenv = re.search(r"/versions/([^/]+)/bin/", path)
+    ident = "%s%s-%s" % (pyenv.group(1) if pyenv else "%d.%d" % (major, minor), "d" if suffix == "d" else "",
+                         "pyenv" if pyenv else "system")
+    base, n = ident, 2
+    while ident in taken:
+        ident, n = "%s-%d" % (base, n), n + 1
+    return {"id": ident, "path": path, "version": None, "major": major, "minor": minor, "debug_build": suffix == "d",
+            "shared": False, "libpython": None, "stripped_libpython": None, "env": {}, "gdb_script": None,
+            "kind": "does not run", "probe_failed": reason}
 
 
 def gdb_script_for(path, info):
@@ -104,17 +134,40 @@ def make_stripped(entry, outdir):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--output", required=True)
-    ap.add_argument("--stripped-dir", required=True)
+    ap.add_argument("--output")
+    ap.add_argument("--stripped-dir")
+    ap.add_argument("--list-failed", metavar="INTERPRETERS_JSON", help="print the ids of the entries that do not run")
+    ap.add_argument("--check", nargs=2, metavar=("INTERPRETERS_JSON", "ID"), help="fail with why ID does not run")
     args = ap.parse_args()
+    if args.list_failed:
+        with open(args.list_failed) as f:
+            for e in json.load(f):
+                if e.get("probe_failed"):
+                    print(e["id"])
+        return 0
+    if args.check:
+        return check_failed(*args.check)
+    if not args.output or not args.stripped_dir:
+        ap.error("--output and --stripped-dir are required")
     paths, explicit = candidates()
     seen = set()
+    seen_paths = set()
     entries = []
+    failed = []
     for path in paths:
-        info = probe(path)
+        if not os.path.exists(path):  # a dangling link: no interpreter there
+            if explicit:
+                sys.exit("discover: %s from PYINSPECT_TEST_PYTHONS does not exist" % path)
+            continue
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in seen_paths:  # the same file under another name (/bin, hard links)
+            continue
+        seen_paths.add((st.st_dev, st.st_ino))
+        info, why = probe(path)
         if not info:
             if explicit:
-                sys.exit("discover: %s from PYINSPECT_TEST_PYTHONS does not run" % path)
+                sys.exit("discover: %s from PYINSPECT_TEST_PYTHONS does not run: %s" % (path, why))
+            failed.append((path, why))
             continue
         st = os.stat(info["executable"])
         key = (st.st_dev, st.st_ino, info["libpython"])
@@ -142,12 +195,24 @@ def main():
     for e in list(entries):
         if e["shared"] and not e["debug_build"]:
             entries.append(make_stripped(e, args.stripped_dir))
+    for path, why in failed:
+        entries.append(failed_entry(path, why, set(e["id"] for e in entries)))
     entries.sort(key=lambda e: (e["major"], e["minor"], e["id"]))
     with open(args.output, "w") as f:
         json.dump(entries, f, indent=1)
     for e in entries:
-        print("%s\t%s" % (e["id"], e["path"]))
+        print("%s\t%s%s" % (e["id"], e["path"], ("\tDOES NOT RUN: " + e["probe_failed"]) if e.get("probe_failed") else ""))
+
+
+def check_failed(interpreters, ident):
+    """The CTest entry of an interpreter whose probe failed: it fails, saying why."""
+    with open(interpreters) as f:
+        e = [x for x in json.load(f) if x["id"] == ident][0]
+    info, why = probe(e["path"])
+    print("FAIL %s (%s) does not run, so none of the tests ran on it: %s" % (ident, e["path"], e["probe_failed"]))
+    print("now: " + ("it runs (%s); re-run cmake to test it" % info["version"] if info else why))
+    return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -110,6 +110,100 @@ def wait_running(pid, tid, ns=2000000, timeout=60):
         select.select([], [], [], 0.001)
 
 
+class Held(object):
+    """pyinspect run with the test-only preload library tests/shim/hold_pause.c, which holds it at
+    one point (`at`: "detach", its first PTRACE_DETACH, every thread of the target still stopped;
+    "read", its first read of the target once it has stopped it; "recheck", a heap or refs walk's
+    first liveness check after the target is released) until release(). wait_held() returns when
+    pyinspect is there: a handshake, so what the test does next happens at that point, whatever
+    the machine's speed."""
+
+    def __init__(self, shim, cmd, at="detach", env=None, stdout=subprocess.PIPE):
+        check(shim and os.path.exists(shim), "the hold shim (tests/shim) was not given or not built: %r" % shim)
+        env = dict(os.environ if env is None else env)
+        held_r, held_w = os.pipe()
+        release_r, self._release_w = os.pipe()
+        env["LD_PRELOAD"] = shim
+        env["PYINSPECT_SHIM_HOLD_FDS"] = "%d,%d" % (held_w, release_r)
+        env["PYINSPECT_SHIM_HOLD_AT"] = at
+        # AddressSanitizer wants its runtime first in the list of libraries; the shim only passes
+        # calls on, so let it come before.
+        env["ASAN_OPTIONS"] = ":".join(o for o in (env.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
+        self.at = at
+        self.proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env,
+                                     pass_fds=(held_w, release_r))
+        os.close(held_w)
+        os.close(release_r)
+        self._held_r = held_r
+
+    def wait_held(self, timeout=180):
+        """Blocks until pyinspect is held; fails if it ends (or is still not there) first."""
+        buf = b""
+        deadline = time.time() + timeout
+        while not buf.endswith(b"\n"):
+            left = deadline - time.time()
+            r, _, _ = select.select([self._held_r], [], [], max(0.0, left))
+            if not r:
+                self.proc.kill()
+                raise TestFailure("pyinspect was not held at %s within %ds" % (self.at, timeout))
+            chunk = os.read(self._held_r, 256)
+            if not chunk:  # the write end closed: pyinspect ended without getting there
+                out, err = self.proc.communicate()
+                raise TestFailure("pyinspect ended (exit %s) before the hold at %s: %s" % (
+                    self.proc.returncode, self.at, (err or b"").decode("utf-8", "replace").strip()))
+            buf += chunk
+        words = buf.decode().split()
+        check(len(words) == 3 and words[0] == "held" and words[1] == self.at, "the shim said %r" % buf)
+        return int(words[2])
+
+    def release(self):
+        with contextlib.suppress(OSError):
+            os.write(self._release_w, b"go")
+        self.close_fds()
+
+    def close_fds(self):
+        for fd in ("_held_r", "_release_w"):
+            with contextlib.suppress(OSError, AttributeError):
+                os.close(getattr(self, fd))
+            setattr(self, fd, -1)
+
+    def communicate(self, timeout=60):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise TestFailure("pyinspect did not end within %ds after the hold" % timeout)
+        finally:
+            self.close_fds()
+        return self.proc.returncode, (out or b"").decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        self.close_fds()
+
+
+def wait_exited(pid, timeout=20):
+    """Waits until `pid` (killed, and still stopped by a tracer, so not yet reapable) is a zombie:
+    from then on its memory is gone."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                    return
+        except (IOError, OSError):
+            return
+        if time.time() > deadline:
+            raise TestFailure("process %d did not die within %ds of SIGKILL" % (pid, timeout))
+        select.select([], [], [], 0.001)
+
+
 def run_pyinspect(pyinspect, args, check_exit=True, timeout=60, user=None):
     cmd = [pyinspect] + list(args)
     if user is not None:

@@ -6,13 +6,14 @@ import json
 import os
 import re
 import shutil
+import select
 import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Target, TestFailure, check, compare_stacks, run_pyinspect  # noqa: E402
+from harness import Held, Target, TestFailure, check, compare_stacks, run_pyinspect, wait_exited  # noqa: E402
 
 CASES = {}
 
@@ -89,7 +90,6 @@ def refs_bad_input(ctx):
                 (["refs", pid, "--type", "Thread", "--png", os.path.join(outdir, "no", "g.png")], 9, "cannot write"),
             ]
             for args, want, pat in cases:
-                t0 = time.time()
                 code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
                 one_line_error(code, out, err, want, pat)
                 check(all(st not in "tT" for st in thread_states(t.pid).values()), "%s left the target stopped" % args)
@@ -117,14 +117,9 @@ def self(ctx):
 
 @case
 def zombie(ctx):
-    # A child that has exited but was not reaped.
+    # A child that has exited but was not reaped: waitid(WNOWAIT) returns once it is a zombie.
     p = subprocess.Popen(["sh", "-c", "exit 0"])
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        with open("/proc/%d/stat" % p.pid) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.005)
+    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
     code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False)
     p.wait()
     one_line_error(code, out, err, 3, "zombie")
@@ -178,50 +173,146 @@ def permission(ctx):
         compare_stacks(t.report, json.loads(out))
 
 
+EXITING_TARGET = ("import threading, time, os, sys\n"
+                  "def f(n):\n    return f(n - 1) if n else time.sleep(1000)\n"
+                  "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
+                  "keep = [[i, str(i)] for i in range(20000)]\n"
+                  "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+                  "sys.stdin.readline()\nos._exit(0)\n")
+
+
+def exiting_target(interp):
+    """A target with 8 threads 50 frames deep that exits (os._exit) when told on stdin."""
+    p = subprocess.Popen([interp["path"], "-c", EXITING_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=dict(os.environ, **(interp.get("env") or {})))
+    check(p.stdout.readline() == b"ready\n", "target on %s did not start" % interp["id"])
+    return p
+
+
+def exit_now(p):
+    p.stdin.write(b"exit\n")
+    p.stdin.flush()
+
+
+def exit_args(name, pid):
+    return {"stack": ["stack", str(pid), "--json"],
+            "heap": ["heap", str(pid), "--json", "--no-progress", "--top", "0", "--largest", "200"],
+            "refs": ["refs", str(pid), "--type", "Thread", "--json", "--no-progress"]}[name]
+
+
+def check_embedded(interp, doc, where):
+    """On a -stripped twin, the layout must have come from pyinspect's embedded tables."""
+    if interp.get("stripped_libpython"):
+        source = doc["python"]["layout_source"]
+        check("embedded" in source, "%s: a stripped libpython, yet the layout came from %r" % (where, source))
+
+
+def check_answer(name, out, where, interp):
+    """The answer of a run that completed: whole, and about the 9 threads of exiting_target()."""
+    try:
+        j = json.loads(out)
+    except ValueError:
+        raise TestFailure("%s: stdout is not one JSON document (%d bytes)" % (where, len(out)))
+    check_embedded(interp, j, where)
+    if name == "stack":
+        deep = [th for th in j["threads"] if sum(1 for f in th["frames"] if f["name"] == "f") == 51]
+        check(len(j["threads"]) == 9 and len(deep) == 8, "%s: %d threads, %d of them 51 frames of f" % (
+            where, len(j["threads"]), len(deep)))
+    elif name == "heap":
+        check(j["total_objects"] > 20000, "%s: %d objects" % (where, j["total_objects"]))
+    else:
+        check(j["matched"] >= 8 and j["starts"] and j["nodes"], "%s: %d Thread objects matched, %d started from, "
+              "%d nodes" % (where, j["matched"], len(j["starts"]), len(j["nodes"])))
+
+
+def blocked_writing_stdout(pid):
+    """True if pyinspect is blocked in write(1, ...) (its answer is bigger than the pipe)."""
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            fields = f.read().split()
+    except (IOError, OSError):
+        return False
+    return len(fields) > 1 and fields[0] == "1" and int(fields[1], 16) == 1
+
+
 @case
 def target_exits(ctx):
-    """A target that exits while pyinspect reads it: success or a one-line error (3 or 7), never
-    a crash or a hang, and pyinspect never takes more than a second after the exit."""
-    outcomes = {}
-    script = ("import threading, time, os, sys\n"
-              "def f(n):\n    return f(n - 1) if n else time.sleep(1000)\n"
-              "for i in range(8):\n    t = threading.Thread(target=f, args=(50,)); t.daemon = True; t.start()\n"
-              "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-              "time.sleep(%f)\nos._exit(0)\n")
-
-    def start(delay):
-        p = subprocess.Popen([ctx.interp["path"], "-c", script % delay], stdout=subprocess.PIPE,
-                             env=dict(os.environ, **(ctx.interp.get("env") or {})))
-        check(p.stdout.readline() == b"ready\n", "target did not start")
-        return p
-
-    # How long a whole run takes on a target that stays (a sanitizer build is several times slower
-    # than a release build): the exits below are spread from 0 to 1.5 times that, so that they fall
-    # before, during and after the read whatever the build.
-    runs = []
-    for _ in range(3):
-        p = start(1000)
-        t0 = time.time()
-        run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], timeout=30)
-        runs.append(time.time() - t0)
-        p.kill()
-        p.wait()
-    span = 1.5 * sorted(runs)[1]
-    print("a run on a live target takes %.1f ms; exits spread over %.1f ms" % (sorted(runs)[1] * 1000, span * 1000))
-    for i in range(60):
-        delay = (i % 20) * span / 20
-        p = start(delay)
-        t0 = time.time()
-        code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(p.pid)], check_exit=False, timeout=30)
-        elapsed = time.time() - t0
-        p.wait()
-        check(code in (0, 3, 5, 7), "exit %d: %s" % (code, err))
-        if code != 0:
-            one_line_error(code, out, err, code, "exited|no process|zombie|interpreter|not a CPython")
-        check(elapsed < 2.0, "pyinspect took %.1fs on an exiting target" % elapsed)
-        outcomes[code] = outcomes.get(code, 0) + 1
-    print("outcomes by exit code: %s" % outcomes)
-    check(len(outcomes) > 1, "the target never exited during a read; the test did not test anything")
+    """A target that exits before, during and after pyinspect reads it, each made to happen at
+    that point by a handshake, for stack, heap and refs: before it attaches (a zombie, then
+    reaped): exit 3; killed while pyinspect holds it stopped (the hold shim, at its first
+    PTRACE_DETACH): exit 7 with one line, within a second; after the read (pyinspect blocked
+    writing its answer into a full pipe): exit 0 and the whole answer."""
+    import fcntl
+    F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+    ran = []
+    for interp in spread(ctx):
+        for name in ("stack", "heap", "refs"):
+            where = "%s on %s" % (name, interp["id"])
+            # Before: exited, not yet reaped (waitid WNOWAIT returns once it is a zombie).
+            p = exiting_target(interp)
+            exit_now(p)
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+            code, out, err = run_pyinspect(ctx.pyinspect, exit_args(name, p.pid), check_exit=False, timeout=30)
+            one_line_error(code, out, err, 3, "zombie")
+            # Before: reaped, so no such process.
+            p.wait()
+            code, out, err = run_pyinspect(ctx.pyinspect, exit_args(name, p.pid), check_exit=False, timeout=30)
+            one_line_error(code, out, err, 3, "no process with PID %d" % p.pid)
+            # During: killed while every thread is stopped, as pyinspect is about to release it.
+            p = exiting_target(interp)
+            try:
+                with Held(ctx.shim, [ctx.pyinspect, "--color=never"] + exit_args(name, p.pid), at="detach") as h:
+                    h.wait_held()
+                    states = thread_states(p.pid)
+                    check(len(states) == 9 and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                    p.kill()
+                    killed = time.time()
+                    wait_exited(p.pid)
+                    h.release()
+                    code, out, err = h.communicate(timeout=30)
+                    took = time.time() - killed
+            finally:
+                p.kill()
+                p.wait()
+            one_line_error(code, out, err, 7, "process %d exited while" % p.pid)
+            check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
+            during_ms = took * 1000
+            # After: pyinspect has read everything and is blocked writing its answer into a pipe
+            # smaller than it; the target exits; the answer must still come whole, with exit 0.
+            p = exiting_target(interp)
+            r, w = os.pipe()
+            try:
+                fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
+                q = subprocess.Popen([ctx.pyinspect] + exit_args(name, p.pid), stdout=w, stderr=subprocess.PIPE)
+                os.close(w)
+                deadline = time.time() + 60
+                while not blocked_writing_stdout(q.pid):
+                    check(q.poll() is None, "%s: pyinspect ended (exit %s) without filling a 4 KiB pipe: the answer "
+                          "is too small for the test" % (where, q.returncode))
+                    check(time.time() < deadline, "%s: pyinspect never wrote its answer" % where)
+                    select.select([], [], [], 0.001)
+                exit_now(p)
+                p.wait()
+                chunks = []
+                while True:
+                    c = os.read(r, 65536)
+                    if not c:
+                        break
+                    chunks.append(c)
+                err = q.stderr.read().decode("utf-8", "replace")
+                q.wait()
+            finally:
+                os.close(r)
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            out = b"".join(chunks).decode("utf-8", "replace")
+            check(q.returncode == 0 and err == "", "%s: target exited after the read: exit %d, stderr %r" % (
+                where, q.returncode, err))
+            check_answer(name, out, "%s, target exited after the read" % where, interp)
+            ran.append("%s (%.0f ms)" % (where, during_ms))
+    print("target exits before (3), while paused (7, ms from kill to exit), after the read (0): %s" % ", ".join(ran))
 
 
 @case
@@ -233,22 +324,47 @@ def heap_too_large(ctx):
         check(all(s not in "tT" for s in thread_states(t.pid).values()), "the target is stopped")
 
 
+def with_meminfo(cmd, available_mib, workdir):
+    """cmd run in a private mount namespace whose /proc/meminfo is this machine's with
+    MemAvailable replaced by `available_mib` (a file bind-mounted over it)."""
+    with open("/proc/meminfo") as f:
+        lines = f.read().splitlines()
+    check(any(l.startswith("MemAvailable:") for l in lines), "no MemAvailable in /proc/meminfo")
+    path = os.path.join(workdir, "meminfo")
+    with open(path, "w") as f:
+        for l in lines:
+            f.write(("MemAvailable:   %8d kB" % (available_mib << 10)) if l.startswith("MemAvailable:") else l)
+            f.write("\n")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /proc/meminfo && exec "$@"', path] + list(cmd)
+
+
 @case
 def heap_larger_than_memory(ctx):
     """Without --max-copy, a copy the machine cannot hold is refused before the target is stopped
-    (the available memory is made small for the test)."""
-    for interp in spread(ctx):
-        with Target(interp, "census.py") as t:
-            for cmd in (["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
-                env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
-                p = subprocess.run([ctx.pyinspect] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-                one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 10, r"only 8 MiB are available.*--max-copy")
-                check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target is stopped")
-            # --max-copy overrides the estimate.
-            env = dict(os.environ, PYINSPECT_TEST_MEM_AVAILABLE_MIB="8")
-            p = subprocess.run([ctx.pyinspect, "heap", str(t.pid), "--max-copy", "100000", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
+    (pyinspect runs in a mount namespace whose /proc/meminfo says 8 MiB are available)."""
+    import tempfile
+    check(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare(1) to make a mount namespace")
+    workdir = tempfile.mkdtemp(prefix="pyinspect-meminfo-")
+    try:
+        # The namespace works: inside it, /proc/meminfo is the test's file.
+        p = subprocess.run(with_meminfo(["cat", "/proc/meminfo"], 8, workdir), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        check(p.returncode == 0 and b"MemAvailable:       8192 kB" in p.stdout,
+              "the bind-mounted /proc/meminfo is not seen: exit %d, %r" % (p.returncode, p.stderr))
+        for interp in spread(ctx):
+            with Target(interp, "census.py") as t:
+                for cmd in (["heap", str(t.pid)], ["refs", str(t.pid), "--type", "Thread"]):
+                    p = subprocess.run(with_meminfo([ctx.pyinspect] + cmd, 8, workdir), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+                    one_line_error(p.returncode, p.stdout.decode(), p.stderr.decode(), 10, r"only 8 MiB are available.*--max-copy")
+                    check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target is stopped")
+                # --max-copy overrides the estimate.
+                p = subprocess.run(with_meminfo([ctx.pyinspect, "heap", str(t.pid), "--max-copy", "100000", "--json"], 8,
+                                                workdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                check(p.returncode == 0, "--max-copy did not override: %s" % p.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def on_terminal(cmd, env):
@@ -296,13 +412,18 @@ def terminal_and_pipes(ctx):
 
 def spread(ctx):
     """One interpreter of each family the issue names, when present: the newest 2.7, the newest
-    3.x up to 3.10, the newest 3.11 or later."""
+    3.x up to 3.10, the newest 3.11 or later; each followed by its -stripped twin where it has one
+    (the same interpreter with a libpython stripped of every symbol: pyinspect reads it with its
+    embedded layout tables)."""
     picks = []
     for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
         fam = [e for e in ctx.all if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
                and not e["id"].endswith("d-system")]
         if fam:
             picks.append(fam[-1])
+            twin = ctx.stripped.get(fam[-1]["id"] + "-stripped")
+            if twin:
+                picks.append(twin)
     check(picks, "no interpreter")
     return picks
 
@@ -344,13 +465,6 @@ def ticks_continue(p, within=1.0):
     return seen >= 3
 
 
-def wait_stopped(pid, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not all(s == "t" for s in thread_states(pid).values()):
-        time.sleep(0.002)
-    check(all(s == "t" for s in thread_states(pid).values()), "the target never stopped: %s" % thread_states(pid))
-
-
 def commands(pid, outdir):
     """The three ways pyinspect pauses a target; refs also writes a file."""
     dot = os.path.join(outdir, "graph.dot")
@@ -373,18 +487,23 @@ def killed_while_paused(ctx, sig):
         outdir = tempfile.mkdtemp(prefix="pyinspect-kill-")
         try:
             for name, args, _ in commands(p.pid, outdir):
-                env = dict(os.environ, PYINSPECT_TEST_HOLD_PAUSE_MS="5000")
-                q = subprocess.Popen([ctx.pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-                wait_stopped(p.pid)
-                q.send_signal(sig)
-                _, err = q.communicate(timeout=10)
                 where = "%s on %s, signal %d" % (name, interp["id"], sig)
+                # Held at its first PTRACE_DETACH: every thread of the target is stopped.
+                with Held(ctx.shim, [ctx.pyinspect] + args, at="detach") as h:
+                    h.wait_held()
+                    states = thread_states(p.pid)
+                    check(states and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                    h.proc.send_signal(sig)
+                    code, _, err = h.communicate(timeout=10)
                 stopped = [tid for tid, st in thread_states(p.pid).items() if st in "tT"]
                 check(not stopped, "%s: threads %s of the target are still stopped" % (where, stopped))
                 check(ticks_continue(p), "%s: the target does not run on" % where)
                 if sig != signal.SIGKILL:
-                    check(q.returncode == 128 + sig, "%s: exit %d, expected %d" % (where, q.returncode, 128 + sig))
-                    check(err.decode().strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                    check(code == 128 + sig, "%s: exit %d, expected %d" % (where, code, 128 + sig))
+                    check(err.strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                else:
+                    check(code == -signal.SIGKILL, "%s: exit %d, expected death by SIGKILL" % (where, code))
                 check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
                 ran.append("%s@%s" % (name, interp["id"]))
         finally:
@@ -444,40 +563,44 @@ def sigpipe(ctx):
 
 
 def target_killed(ctx, name, objects, when):
-    """The target is killed while pyinspect reads it: one line, exit code 7 (or 3 if it was gone
-    before pyinspect looked), within a second of the kill; no file left behind."""
+    """The target is killed while pyinspect reads it, at a point the hold shim stops pyinspect at:
+    "paused", its first read once every thread is stopped; "walking", the first liveness check of
+    its walk of the copy, the target released. One line, exit code 7, within a second of the kill;
+    no file left behind."""
     import tempfile
     for interp in spread(ctx):
         outdir = tempfile.mkdtemp(prefix="pyinspect-dies-")
         p = ticking_target(interp, objects)
+        where = "%s on %s, target killed while %s" % (name, interp["id"], when)
         try:
             args = [a for n, a, _ in commands(p.pid, outdir) if n == name][0]
-            env = dict(os.environ)
-            if when == "paused":
-                env["PYINSPECT_TEST_HOLD_PAUSE_MS"] = "5000"
-            q = subprocess.Popen([ctx.pyinspect, "--color=never"] + args + (["--no-progress"] if name != "stack" else []), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=env)
-            wait_stopped(p.pid)
-            if when == "walking":
-                # Released: pyinspect now walks its copy. Wait until the target runs again.
-                deadline = time.time() + 20
-                while time.time() < deadline and any(st == "t" for st in thread_states(p.pid).values()):
-                    time.sleep(0.001)
-            p.kill()
-            killed = time.time()
-            p.wait()
-            out, err = q.communicate(timeout=30)
-            took = time.time() - killed
-            where = "%s on %s, target killed while %s" % (name, interp["id"], when)
-            check(q.returncode != 0, "%s: pyinspect finished before the kill (the heap is too small to test)" % where)
-            one_line_error(q.returncode, out.decode(), err.decode(), 7, "exited while")
+            cmd = [ctx.pyinspect, "--color=never"] + args + (["--no-progress"] if name != "stack" else [])
+            with Held(ctx.shim, cmd, at="read" if when == "paused" else "recheck") as h:
+                h.wait_held()
+                states = thread_states(p.pid)
+                if when == "paused":
+                    check(states and all(st == "t" for st in states.values()),
+                          "%s: held, but the target's threads are %s" % (where, states))
+                else:
+                    stopped = [tid for tid, st in states.items() if st in "tT"]
+                    check(not stopped, "%s: walking, but threads %s of the target are stopped" % (where, stopped))
+                p.kill()
+                killed = time.time()
+                if when == "paused":
+                    wait_exited(p.pid)  # stopped by pyinspect, so not reapable until it lets go
+                else:
+                    p.wait()
+                h.release()
+                code, out, err = h.communicate(timeout=30)
+                took = time.time() - killed
+            one_line_error(code, out, err, 7, "exited while")
             check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
             check(leftovers(outdir) == [], "%s: files left behind: %s" % (where, leftovers(outdir)))
-            print("%s: exit 7 %.0f ms after the kill: %s" % (where, took * 1000, err.decode().strip()))
+            print("%s: exit 7 %.0f ms after the kill: %s" % (where, took * 1000, err.strip()))
         finally:
             if p.poll() is None:
                 p.kill()
-                p.wait()
+            p.wait()
             shutil.rmtree(outdir, ignore_errors=True)
 
 
@@ -505,6 +628,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interpreters", required=True)
     ap.add_argument("--pyinspect")
+    ap.add_argument("--shim", help="the hold shim, tests/shim/hold_pause.c built as a shared library")
     ap.add_argument("--case")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
@@ -517,8 +641,11 @@ def main():
         pass
     ctx = Ctx()
     ctx.pyinspect = os.path.abspath(args.pyinspect)
+    ctx.shim = os.path.abspath(args.shim) if args.shim else None
     with open(args.interpreters) as f:
-        interps = [e for e in json.load(f) if not e.get("stripped_libpython")]
+        everything = [e for e in json.load(f) if not e.get("probe_failed")]
+    interps = [e for e in everything if not e.get("stripped_libpython")]
+    ctx.stripped = dict((e["id"], e) for e in everything if e.get("stripped_libpython"))
     # The newest interpreter found (errors do not depend on the version).
     ctx.interp = interps[-1]
     ctx.all = interps

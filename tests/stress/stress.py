@@ -3,7 +3,12 @@
 
   stress.py --interpreters F --pyinspect P --python ID --mode repeat [--stacks 1000] [--heaps 50]
   stress.py --interpreters F --pyinspect P --python ID --mode racing [--runs 500]
-  stress.py --interpreters F --list      # "mode id" pairs: one 2.7, one <=3.10, one >=3.11
+  stress.py --interpreters F --list      # "mode id" pairs: one 2.7, one <=3.10, one >=3.11,
+                                         # and the -stripped twin of each (embedded tables)
+
+On a -stripped twin (the same interpreter with a libpython stripped of every symbol, so pyinspect
+reads it with its embedded layout tables) the default budgets are a fifth: 200 dumps, 10 scans,
+100 racing runs; the printed line gives the counts run.
 
 repeat: back-to-back `stack --json` dumps, then `heap --json` scans, of a busy multi-threaded
 target (busy_target.py). Every run must succeed and show every worker in its `chain` frames;
@@ -28,13 +33,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from harness import TestFailure, check  # noqa: E402
 
 
+TWIN_SHARE = 5  # a stripped twin runs 1/TWIN_SHARE of the default budgets
+
+
 def spread(interps):
+    """One 2.7, the newest <=3.10 and the newest >=3.11, each followed by its -stripped twin."""
+    twins = dict((e["id"], e) for e in interps if e.get("stripped_libpython"))
     picks = []
     for lo, hi in [((2, 0), (3, 0)), ((3, 0), (3, 11)), ((3, 11), (99, 0))]:
-        fam = [e for e in interps if lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
+        fam = [e for e in interps if not e.get("probe_failed")
+               and lo <= tuple(int(x) for x in e["version"].split(".")[:2]) < hi
                and not e.get("stripped_libpython") and not e["id"].endswith("d-system")]
         if fam:
             picks.append(fam[-1])
+            if fam[-1]["id"] + "-stripped" in twins:
+                picks.append(twins[fam[-1]["id"] + "-stripped"])
     return picks
 
 
@@ -113,6 +126,9 @@ def repeat(ctx, args):
             check(code == 0, "%s run %d: exit %d: %s" % (what, i + 1, code, err.strip()))
             times[what].append(dt)
             j = json.loads(out)
+            if i == 0 and ctx.interp.get("stripped_libpython"):
+                check("embedded" in j["python"]["layout_source"], "a stripped libpython, yet the layout came from %r"
+                      % j["python"]["layout_source"])
             if what == "stack":
                 names = dict((th["name"], th) for th in j["threads"])
                 for w in range(workers):
@@ -144,9 +160,9 @@ def repeat(ctx, args):
         steps = sum(n for n, _ in result["workers"])
     finally:
         t.close()
-    print("repeat on %s: %d stack dumps (median %.1f ms, max %.1f ms), %d heap scans (median %.0f ms, max %.0f ms); "
+    print("repeat on %s%s: %d stack dumps (median %.1f ms, max %.1f ms), %d heap scans (median %.0f ms, max %.0f ms); "
           "all succeeded; the target's %d steps all correct, no signal reached it" % (
-              ctx.interp["id"], len(times["stack"]), 1000 * sorted(times["stack"])[len(times["stack"]) // 2],
+              ctx.interp["id"], ctx.budget_note, len(times["stack"]), 1000 * sorted(times["stack"])[len(times["stack"]) // 2],
               1000 * max(times["stack"]), len(times["heap"]), 1000 * sorted(times["heap"])[len(times["heap"]) // 2],
               1000 * max(times["heap"]), steps))
 
@@ -182,8 +198,8 @@ def racing(ctx, args):
                 check(st[0] in "RS", "target state %s after run %d" % (st, i + 1))
     finally:
         t.close()
-    print("racing on %s: %d --nonblocking runs, outcomes (command:exit code) %s; slowest %.2f s (%s)" % (
-        ctx.interp["id"], args.runs, dict(sorted(outcomes.items())), slowest[0], slowest[1]))
+    print("racing on %s%s: %d --nonblocking runs, outcomes (command:exit code) %s; slowest %.2f s (%s)" % (
+        ctx.interp["id"], ctx.budget_note, args.runs, dict(sorted(outcomes.items())), slowest[0], slowest[1]))
 
 
 def main():
@@ -192,9 +208,9 @@ def main():
     ap.add_argument("--pyinspect")
     ap.add_argument("--python")
     ap.add_argument("--mode", choices=["repeat", "racing"])
-    ap.add_argument("--stacks", type=int, default=1000)
-    ap.add_argument("--heaps", type=int, default=50)
-    ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--stacks", type=int, help="stack dumps (default 1000; on a stripped twin 200)")
+    ap.add_argument("--heaps", type=int, help="heap scans (default 50; on a stripped twin 10)")
+    ap.add_argument("--runs", type=int, help="racing runs (default 500; on a stripped twin 100)")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
     with open(args.interpreters) as f:
@@ -210,6 +226,13 @@ def main():
     ctx = Ctx()
     ctx.pyinspect = os.path.abspath(args.pyinspect)
     ctx.interp = [e for e in interps if e["id"] == args.python][0]
+    twin = bool(ctx.interp.get("stripped_libpython"))
+    share = TWIN_SHARE if twin else 1
+    defaults = {"stacks": 1000 // share, "heaps": 50 // share, "runs": 500 // share}
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    ctx.budget_note = (" (stripped twin, embedded tables: 1/%d of the budget)" % share) if twin else ""
     try:
         (repeat if args.mode == "repeat" else racing)(ctx, args)
     except TestFailure as e:
