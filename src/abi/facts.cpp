@@ -83,6 +83,7 @@ Facts Facts::for_version(const PyVersion& asked) {
 
   // The collector and lifetimes.
   f.immortal_objects = at_least(3, 12);
+  f.immortal_zero_bits = at_least(3, 14) ? 0x0000ffff00000000ull : 0xffffffff00000000ull;
   f.finalizers_block_collection = !at_least(3, 4);  // PEP 442
 
   // pymalloc.

@@ -109,8 +109,15 @@ struct Facts {
   bool ctypes_type_sizeof = false;
 
   // --- the collector and lifetimes ---
-  bool immortal_objects = false;  // 3.12+: ob_refcnt with bit 31 set is immortal
-  bool immortal(int64_t refcnt) const { return immortal_objects && (static_cast<uint64_t>(refcnt) & (1ull << 31)); }
+  // 3.12+: an immortal object's ob_refcnt has bit 31 set and nothing in the bits above that must
+  // be zero (3.12-3.13: all 32 high bits; 3.14: ob_overflow, bits 32-47, ob_flags above them may
+  // be set). A freed block, whose first word is a pointer, never passes.
+  bool immortal_objects = false;
+  uint64_t immortal_zero_bits = 0;
+  bool immortal(int64_t refcnt) const {
+    auto v = static_cast<uint64_t>(refcnt);
+    return immortal_objects && (v & (1ull << 31)) && !(v & immortal_zero_bits);
+  }
   bool finalizers_block_collection = false;  // 2.7: a cycle with __del__ goes to gc.garbage
 
   // --- pymalloc ---

@@ -1,5 +1,6 @@
 // `pyinspect abi dump BINARY`: the layout pyinspect reads from a binary's DWARF, as the JSON of
 // pyabi/. `pyinspect abi check BINARY`: that layout against the embedded table of its version.
+// `pyinspect abi fixed --python X.Y`: the layouts it uses for structs of extension modules.
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -93,9 +94,21 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   po::positional_options_description pos;
   pos.add("action", 1).add("binary", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect abi dump|check BINARY [options]", args, desc, pos, vm)) return 0;
+  // `abi fixed --python X.Y` needs no binary: the layouts pyinspect uses for extension modules.
+  bool fixed = !args.empty() && args[0] == "fixed";
+  std::vector<std::string> rest = args;
+  if (fixed) rest.insert(rest.begin() + 1, "-");
+  if (!parse_command("pyinspect abi dump|check BINARY [options] | abi fixed --python X.Y", rest, desc, pos, vm))
+    return 0;
+  if (action == "fixed") {
+    auto v = PyVersion::parse(force_version);
+    if (!v) throw Error(ErrorCode::Usage, "abi fixed wants --python X.Y");
+    Layout l = fixed_layout(*v);
+    std::cout << dump_json(l.to_json(), 1) << "\n";
+    return 0;
+  }
   if (action != "dump" && action != "check")
-    throw Error(ErrorCode::Usage, "abi wants 'dump' or 'check', not '" + action + "'");
+    throw Error(ErrorCode::Usage, "abi wants 'dump', 'check' or 'fixed', not '" + action + "'");
   if (action == "check" && !out_path.empty()) throw Error(ErrorCode::Usage, "-o is for abi dump");
 
   BinaryLayout bl = layout_of_binary(binary, force_version);

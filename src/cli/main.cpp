@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "abi/facts.hpp"
 #include "abi/layout.hpp"
 #include "base/emergency.hpp"
 #include "base/error.hpp"
@@ -100,9 +101,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a == "-V" || a == "--version") {
-      std::cout << "pyinspect " << PYINSPECT_VERSION
-                << "\nSupports CPython 2.7 and 3.6-3.13 (embedded layouts: " << embedded_versions()
-                << "; 3.13+ also through the target's _Py_DebugOffsets)\n";
+      std::string untested;
+      for (const auto& v : known_versions())
+        if (!v.tested) untested += (untested.empty() ? "" : ", ") + std::to_string(v.major) + "." + std::to_string(v.minor);
+      std::cout << "pyinspect " << PYINSPECT_VERSION << "\nSupports CPython " << known_versions_text()
+                << " (embedded layouts: " << embedded_versions()
+                << "; 3.13+ also through the target's _Py_DebugOffsets"
+                << (untested.empty() ? "" : "; " + untested + " from its published sources, not yet tested on a real one")
+                << ")\n";
       return 0;
     }
     if (a == "-v" || a == "--verbose") {

@@ -29,7 +29,7 @@ class Builder : public HeapWalk {
   struct RootHit {
     uint64_t addr;
     std::string label;
-    bool frame;
+    GraphRoot::Rank rank;
   };
   std::vector<RootHit> roots;
 
@@ -43,7 +43,11 @@ class Builder : public HeapWalk {
   // roots start chains.
   void on_root(RemoteAddr obj, const Edge& edge, bool) override {
     if (edge.root == RootKind::Gc || edge.root == RootKind::None) return;
-    roots.push_back({obj.value(), edge.name ? edge.name : "?", edge.root == RootKind::Frame});
+    GraphRoot::Rank rank = edge.kind == EdgeKind::Guess  ? GraphRoot::Scanned
+                           : edge.root == RootKind::Frame  ? GraphRoot::Frame
+                           : edge.root == RootKind::Thread ? GraphRoot::Thread
+                                                           : GraphRoot::Interpreter;
+    roots.push_back({obj.value(), edge.name ? edge.name : "?", rank});
   }
 };
 
@@ -189,11 +193,12 @@ void ObjectGraph::index(Builder& b, Progress& bar) {
   compress(addrs_.size(), edges, false, in_start_, in_edges_);
   for (auto [dict, obj] : b.owners) owner_.emplace_back(set_->rank(dict), set_->rank(obj));
   std::sort(owner_.begin(), owner_.end());
-  // The interpreter's roots first, then the threads' frames.
+  // The best reasons first (GraphRoot::Rank), each in the order they were found. A word of the
+  // runtime state that only looks like a reference (a cache, a stale slot) is no reason for
+  // anything to be alive: its objects are in the graph, but start no chain and keep no cycle.
+  std::stable_sort(b.roots.begin(), b.roots.end(), [](const auto& x, const auto& y) { return x.rank < y.rank; });
   for (const auto& h : b.roots)
-    if (!h.frame) roots_.push_back({set_->rank(h.addr), h.label, false});
-  for (const auto& h : b.roots)
-    if (h.frame) roots_.push_back({set_->rank(h.addr), h.label, true});
+    if (h.rank != GraphRoot::Scanned) roots_.push_back({set_->rank(h.addr), h.label, h.rank});
 }
 
 std::vector<std::string> ObjectGraph::root_labels(uint32_t n) const {

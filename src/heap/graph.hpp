@@ -21,8 +21,14 @@ class Builder;
 
 struct GraphRoot {
   uint32_t node;
-  std::string label;   // "sys.modules", "[thread 4242] main(): objs", ...
-  bool frame = false;  // a thread's frame (or one of its locals): alive only while it runs
+  std::string label;  // "sys.modules", "[thread 4242] main(): objs", ...
+  // How good a reason to be alive it is, chains trying the best first: the interpreter's named
+  // state (sys.modules, builtins, the interned strings...) holds objects for good; a thread's
+  // frame (or one of its locals) only while it runs; then what thread states hold; last, a word
+  // of the runtime state that merely looks like a reference.
+  enum Rank : uint8_t { Interpreter, Frame, Thread, Scanned };
+  Rank rank = Interpreter;
+  bool frame() const { return rank == Frame; }
 };
 
 // One reference, as an object holds it.

@@ -202,9 +202,10 @@ std::string step_text(const GraphRef& ref, bool from_frame, bool after_instance_
 
 void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) {
   // Breadth first from the roots: the first wanted object reached has one of the shortest
-  // chains. The interpreter's roots (sys.modules, builtins, ...) are tried first: what they hold
-  // stays alive for good; the threads' frames only for what the modules do not reach. The walk
-  // goes on to the end to count how many wanted objects any root reaches at all.
+  // chains. The best reasons to be alive are tried first (GraphRoot::Rank): the interpreter's
+  // roots (sys.modules, builtins, ...) hold for good; the threads' frames only for what those do
+  // not reach, then what thread states hold. The walk goes on to the end to count how many wanted
+  // objects any root reaches at all.
   uint32_t target = ObjectGraph::kNone;
   std::vector<uint32_t> parent(g.size(), ObjectGraph::kNone);
   std::vector<int32_t> root_of(g.size(), -1);
@@ -215,11 +216,11 @@ void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) 
     ++reached;
     if (target == ObjectGraph::kNone) target = n;
   };
-  for (bool frames : {false, true}) {
+  for (auto rank : {GraphRoot::Interpreter, GraphRoot::Frame, GraphRoot::Thread}) {
     std::deque<uint32_t> queue;
     for (size_t i = 0; i < roots.size(); ++i) {
       uint32_t n = roots[i].node;
-      if (roots[i].frame != frames || root_of[n] >= 0) continue;
+      if (roots[i].rank != rank || root_of[n] >= 0) continue;
       root_of[n] = static_cast<int32_t>(i);
       queue.push_back(n);
       reach(n);

@@ -90,10 +90,10 @@ def parse_fields_def(path):
     does not parse is an error, so that a change of format cannot quietly shrink the check."""
     field_re = re.compile(r'FIELD\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*"([^"]+)"\s*\)')
     size_re = re.compile(r'SIZE\(\s*(\w+)\s*,\s*"([^"]+)"\s*\)')
-    ver_re = re.compile(r'VERSIONS\(\s*"([^"]+)"\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)')
+    ver_re = re.compile(r'(VERSIONS|OUTSIDE)\(\s*"([^"]+)"\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)')
     ident = re.compile(r"^[A-Za-z_]\w*$")
     member = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-    fields, sizes, versions = [], [], {}
+    fields, sizes, versions, outside = [], [], {}, {}
     seen = set()
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -116,21 +116,23 @@ def parse_fields_def(path):
                     raise CheckError("%s: cannot parse %r" % (where, s))
                 fid, ctype = m.groups()
                 sizes.append((fid, ctype))
-            elif s.startswith("VERSIONS("):
+            elif s.startswith(("VERSIONS(", "OUTSIDE(")):
+                # OUTSIDE: the versions in which a type lives in an extension module, never in
+                # libpython's headers or the tables (tests/abi/check_fixed_layouts.py checks those).
                 m = ver_re.match(s)
                 if not m:
                     raise CheckError("%s: cannot parse %r" % (where, s))
-                a, b, c, d = (int(x) for x in m.groups()[1:])
-                versions[m.group(1)] = ((a, b), (c, d))
+                a, b, c, d = (int(x) for x in m.groups()[2:])
+                (versions if m.group(1) == "VERSIONS" else outside)[m.group(2)] = ((a, b), (c, d))
             else:
                 raise CheckError("%s: unexpected line %r" % (where, s))
-            if not s.startswith("VERSIONS("):
+            if not s.startswith(("VERSIONS(", "OUTSIDE(")):
                 if fid in seen:
                     raise CheckError("%s: id %s appears twice" % (where, fid))
                 seen.add(fid)
     if not fields or not sizes:
         raise CheckError("%s: no FIELD or SIZE lines found" % path)
-    return fields, sizes, versions
+    return fields, sizes, versions, outside
 
 
 def in_versions(versions, ctype, ver):
@@ -384,7 +386,9 @@ def reference(interp, args):
 def check(interp, args):
     t0 = time.time()
     ver = (interp["major"], interp["minor"])
-    fields, sizes, versions = parse_fields_def(args.fields_def)
+    fields, sizes, versions, outside = parse_fields_def(args.fields_def)
+    fields = [f for f in fields if not (f[1] in outside and in_versions(outside, f[1], ver))]
+    sizes = [z for z in sizes if not (z[1] in outside and in_versions(outside, z[1], ver))]
     cc = find_compiler()
     main, dirs = header_dirs(interp)
     ref, ref_name = reference(interp, args)

@@ -133,6 +133,46 @@ def subinterpreters(ctx):
                   "subinterpreter thread TID %s != runner %s" % (matches[0]["native_id"], runner["native_id"]))
 
 
+@test("d-state")
+def d_state(ctx):
+    """A thread in uninterruptible sleep cannot be stopped: the pause must not wait its full
+    timeout for it (2 s) but leave it after a short grace, and say which thread was not stopped;
+    its stack is still read (it does not change while it sleeps)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    check(cc is not None, "no C compiler to build targets/_vfork_hold.c (build-essential)")
+    import tempfile
+    build = tempfile.mkdtemp(prefix="pyinspect-vfork-")
+    lib = os.path.join(build, "libvforkhold.so")
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.check_call([cc, "-shared", "-fPIC", "-O1", "-o", lib, os.path.join(here, "..", "targets", "_vfork_hold.c")])
+    try:
+        with Target(ctx.interp, "dstate.py", args=[lib]) as t:
+            held = [th for th in t.report["threads"] if th["name"] == "in-vfork"][0]
+            tid = held["native_id"]
+            # Handshake: the kernel says the thread is in D.
+            deadline = time.time() + 60
+            while open("/proc/%d/task/%d/stat" % (t.pid, tid)).read().rsplit(")", 1)[1].split()[0] != "D":
+                check(time.time() < deadline, "the thread never entered uninterruptible sleep")
+                select.select([], [], [], 0.01)
+            got = stack_json(ctx.pyinspect, t.pid)
+            compare_stacks(t.report, got, check_gil=False)
+            check(got["threads_not_stopped"] == 1, "threads_not_stopped %s" % got["threads_not_stopped"])
+            for th in got["threads"]:
+                want = th["native_id"] != tid
+                check(th["stopped"] is want, "thread %s: stopped %s, expected %s" % (th["native_id"], th["stopped"], want))
+            check(got["pause_us"] < 500000, "the pause lasted %.0f ms: it waited for the sleeping thread" % (
+                got["pause_us"] / 1000))
+            print("pause %.1f ms with a thread in D" % (got["pause_us"] / 1000))
+            _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "stack", str(t.pid)])
+            check(re.search(r'^Thread %d "in-vfork" \(disk-sleep, not stopped\)$' % tid, out, re.M) is not None,
+                  "the text does not say the thread was not stopped:\n" + out)
+            check("1 thread did not stop" in out, "no line about the thread that did not stop:\n" + out)
+            h = heap_json(ctx, t.pid, "--top", "1")
+            check(any("did not stop" in w for w in h["warnings"]), "heap does not say a thread did not stop: %s" % h["warnings"])
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
 def parse_py_bt(text):
     """gdb py-bt output -> {LWP: [(function, file, line), ...]} (innermost first)."""
     threads = {}

@@ -52,6 +52,27 @@ def completion(completion_file, words):
     return set(run(["bash", "-c", script]).split())
 
 
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def known_versions():
+    with open(os.path.join(SOURCE, "src", "abi", "versions.def")) as f:
+        return ["%s.%s" % m for m in re.findall(r"^PYVERSION\((\d+), *(\d+)", f.read(), re.M)]
+
+
+def range_of(versions):
+    """"2.7 and 3.6-3.14" from ["2.7", "3.6", ...]: runs of consecutive minors."""
+    runs = []
+    for v in versions:
+        ma, mi = (int(x) for x in v.split("."))
+        if runs and runs[-1][1] == (ma, mi - 1):
+            runs[-1][1] = (ma, mi)
+        else:
+            runs.append([(ma, mi), (ma, mi)])
+    texts = ["%d.%d" % a if a == b else "%d.%d-%d.%d" % (a + b) for a, b in runs]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
 def check_tree(root, pyinspect):
     for rel in ["bin/pyinspect", "share/man/man1/pyinspect.1.gz", "share/bash-completion/completions/pyinspect",
                 "share/doc/pyinspect/README.md", "share/doc/pyinspect/usage.md", "share/doc/pyinspect/safety.md"]:
@@ -59,8 +80,16 @@ def check_tree(root, pyinspect):
     exe = os.path.join(root, "bin", "pyinspect")
     version = run([exe, "--version"])
     check(re.match(r"pyinspect \d+\.\d+\.\d+\n", version), "--version: %r" % version)
-    for v in ["2.7", "3.6", "3.10", "3.13"]:
-        check(v in version, "--version does not name CPython %s: %r" % (v, version))
+    # One list of versions (src/abi/versions.def): --version, the man page, the package's
+    # description, completion and the README all say the same.
+    known = known_versions()
+    m = re.search(r"Supports CPython (.+?) \(", version)
+    check(m is not None, "--version names no CPython versions: %r" % version)
+    range_text = m.group(1)
+    check(range_text == range_of(known), "--version says %r, versions.def gives %r" % (range_text, range_of(known)))
+    with open(os.path.join(SOURCE, "README.md")) as f:
+        readme = re.sub(r"\s+", " ", f.read())
+    check("Works on CPython %s " % range_text in readme, "README.md does not say it works on CPython %s" % range_text)
     man = run(["man", "-l", os.path.join(root, "share/man/man1/pyinspect.1.gz")], env=dict(os.environ, MANWIDTH="100",
                                                                                         MAN_KEEP_FORMATTING="0"))
     man = re.sub(r".\x08", "", man)
@@ -69,6 +98,14 @@ def check_tree(root, pyinspect):
     for c in COMMANDS:
         check(re.search(r"pyinspect\s+%s" % c, man), "man page does not document `pyinspect %s`" % c)
     check(version.split()[1] in man, "man page does not carry the version %s" % version.split()[1])
+    check("(%s;" % range_text in re.sub(r"\s+", " ", man), "man page does not name CPython %s" % range_text)
+    # --help lists every exit code docs/exit-codes.md documents.
+    with open(os.path.join(SOURCE, "docs", "exit-codes.md")) as f:
+        codes = re.findall(r"^\| (\d+) \|", f.read(), re.M)
+    usage = run([exe, "--help"])
+    check(len(codes) >= 12, "docs/exit-codes.md lists only %s" % codes)
+    missing = [c for c in codes if not re.search(r"\b%s\b" % c, usage)]
+    check(not missing, "--help does not list the exit codes %s of docs/exit-codes.md" % missing)
     # An option broken at its hyphen by the line fill is one word; spaces a justified line widened, one.
     flat = re.sub(r"\s+", " ", re.sub(r"-\n\s*", "-", man))
     for c in COMMANDS:
@@ -81,6 +118,8 @@ def check_tree(root, pyinspect):
         got = completion(comp, ["pyinspect", c, "--"] if c != "abi" else ["pyinspect", c, "dump", "--"])
         missing = want - got
         check(not missing, "completion for `%s` lacks %s" % (c, sorted(missing)))
+    got = completion(comp, ["pyinspect", "stack", "1", "--python", ""])
+    check(got == set(known), "completion of --python: %s, versions.def %s" % (sorted(got), known))
     got = completion(comp, ["pyinspect", "heap", "1", "--by", ""])
     check(got == {"kind", "type", "module", "size"}, "completion of --by: %s" % got)
     print("installed tree ok: program, man page (%d lines), completion for %d commands, docs"

@@ -167,9 +167,31 @@ def repeat(ctx, args):
               1000 * max(times["heap"]), steps))
 
 
+# The stacks churn_target.py's threads can have: the main thread's, down to <module>; the
+# others', down to threading's bootstrap frames, and a recursing thread's all deep() above run().
+BOOTSTRAP = (["_bootstrap_inner", "_bootstrap"], ["__bootstrap_inner", "__bootstrap"])
+
+
+def well_formed(frames):
+    names = [f["function"].split(".")[-1] for f in frames]  # 3.11+ qualified names: Thread.run
+    if not names:
+        return True  # a thread starting or ending
+    if "???" in names:
+        return False
+    if names[-1] == "<module>":
+        return "deep" not in names
+    if names[-1] not in ("_bootstrap", "__bootstrap"):  # threading's outermost frame
+        return False
+    if "deep" in names:
+        body = names[:-3]
+        return names[-2:] in BOOTSTRAP and names[-3] == "run" and bool(body) and all(n == "deep" for n in body)
+    return True
+
+
 def racing(ctx, args):
     t = Target(ctx.interp, "churn_target.py")
     outcomes = {}
+    torn_threads = [0]
     slowest = (0, "")
     try:
         for i in range(args.runs):
@@ -186,6 +208,17 @@ def racing(ctx, args):
             if code == 0:
                 j = json.loads(out)
                 check(j["paused"] is False, "%s run %d: the answer does not say it was not paused" % (kind, i + 1))
+                if kind == "stack":
+                    for th in j["threads"]:
+                        # A stack read while it changed must say so; one that does not is whole.
+                        if th["torn"]:
+                            torn_threads[0] += 1
+                        else:
+                            check(well_formed(th["frames"]), "stack run %d: thread %s not marked torn, yet its frames "
+                                  "are not a stack the target can have: %s" % (
+                                      i + 1, th["native_id"], [f["function"] for f in th["frames"]]))
+                    check(j["torn"] == any(th["torn"] for th in j["threads"]) or j["warnings"],
+                          "stack run %d: torn %s but threads %s" % (i + 1, j["torn"], [th["torn"] for th in j["threads"]]))
                 if kind == "stack" and j["torn"]:  # an inconsistency was detected and said
                     outcomes["stack:torn"] = outcomes.get("stack:torn", 0) + 1
             else:
@@ -198,8 +231,14 @@ def racing(ctx, args):
                 check(st[0] in "RS", "target state %s after run %d" % (st, i + 1))
     finally:
         t.close()
-    print("racing on %s%s: %d --nonblocking runs, outcomes (command:exit code) %s; slowest %.2f s (%s)" % (
-        ctx.interp["id"], ctx.budget_note, args.runs, dict(sorted(outcomes.items())), slowest[0], slowest[1]))
+    # Threads start, recurse and end all the time: over a full budget some reads must see a stack
+    # change under them, or the detection does not work.
+    if args.runs >= 300:
+        check(torn_threads[0] > 0, "%d stack reads of a churning target and none saw a stack change" % args.runs)
+    print("racing on %s%s: %d --nonblocking runs, outcomes (command:exit code) %s; %d thread stacks marked torn, "
+          "every other one whole; slowest %.2f s (%s)" % (
+              ctx.interp["id"], ctx.budget_note, args.runs, dict(sorted(outcomes.items())), torn_threads[0], slowest[0],
+              slowest[1]))
 
 
 def main():

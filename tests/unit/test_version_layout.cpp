@@ -115,6 +115,17 @@ TEST_CASE("layout: facts follow the version") {
   CHECK(traits(3, 12).unicode_state.ready_bit == -1);
   CHECK(traits(3, 11).long_size == Facts::LongSize::ObSize);
   CHECK(traits(3, 12).long_size == Facts::LongSize::Tag);
+  // Immortal objects: their count, never a freed block's first word (a pointer).
+  CHECK_FALSE(traits(3, 11).immortal(0xffffffff));
+  CHECK(traits(3, 12).immortal(0xffffffff));
+  CHECK_FALSE(traits(3, 12).immortal(0x7fc5cb895100));
+  CHECK_FALSE(traits(3, 13).immortal(int64_t{0xc0000000} | (int64_t{5} << 48)));
+  CHECK(traits(3, 14).immortal(int64_t{0xc0000000} | (int64_t{5} << 48)));
+  CHECK_FALSE(traits(3, 14).immortal(0x7fc5cb895100));
+  // 3.14's stack references: tag bits 3; a tagged int is no object.
+  CHECK(traits(3, 13).untag(0x7f0000001001) == RemoteAddr(0x7f0000001001));
+  CHECK(traits(3, 14).untag(0x7f0000001001) == RemoteAddr(0x7f0000001000));
+  CHECK(traits(3, 14).untag(0x7f0000001003).null());
   CHECK(traits(2, 7).dict == Facts::Dict::Dict27);
   CHECK(traits(3, 10).dict == Facts::Dict::Dict36);
   CHECK(traits(3, 11).dict == Facts::Dict::Dict311);
