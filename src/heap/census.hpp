@@ -42,8 +42,9 @@ struct MemorySummary {
   // array); sys.getsizeof counts that storage in no object.
   uint64_t dictless_instances = 0;
   uint64_t dictless_values_bytes = 0;
-  // pymalloc (when its state could be read)
+  // pymalloc (when its state could be read; else why not)
   bool pymalloc_known = false;
+  std::string pymalloc_unknown;
   uint64_t arenas = 0, arena_bytes = 0;
   uint64_t pool_bytes_used = 0;   // blocks handed out
   uint64_t pool_bytes_free = 0;   // free blocks in pools that are in use

@@ -9,7 +9,10 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
   const Layout& l = ctx.l;
   const Memory& mem = ctx.mem;
   const Facts& t = l.facts();
-  if (!l.has(F::arena_address) || !l.has(S::sz_arena_object) || !l.has(F::pool_count)) return;
+  if (!l.has(F::arena_address) || !l.has(S::sz_arena_object) || !l.has(F::pool_count)) {
+    m.pymalloc_unknown = "this build's layout does not describe pymalloc's arenas";
+    return;
+  }
 
   std::optional<RemoteAddr> arenas;
   std::optional<uint32_t> maxarenas;
@@ -17,7 +20,11 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
     // obmalloc.c's statics: in the symbol table only.
     auto a = py.binary().static_symbol("arenas");
     auto n = py.binary().static_symbol("maxarenas");
-    if (!a || !n) return;
+    if (!a || !n) {
+      m.pymalloc_unknown = "its arenas are static variables of " + py.binary().target_path +
+                           ", which has no symbol table (a stripped build; its debug symbols would tell)";
+      return;
+    }
     arenas = mem.read_ptr(*a);
     maxarenas = mem.read_as<uint32_t>(*n);
   } else {
@@ -35,7 +42,10 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
     arenas = mem.read_ptr(state + l.off(F::obm_arenas));
     maxarenas = mem.read_as<uint32_t>(state + l.off(F::obm_maxarenas));
   }
-  if (!arenas || !maxarenas || arenas->null() || *maxarenas == 0 || *maxarenas > (1u << 24)) return;
+  if (!arenas || !maxarenas || arenas->null() || *maxarenas == 0 || *maxarenas > (1u << 24)) {
+    m.pymalloc_unknown = "no arena in use (PYTHONMALLOC=malloc, or nothing allocated yet)";
+    return;
+  }
 
   int64_t asz = l.size(S::sz_arena_object);
   std::vector<uint8_t> table(static_cast<size_t>(*maxarenas * asz));
@@ -64,6 +74,7 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
     }
   }
   m.pymalloc_known = m.arenas > 0;
+  if (!m.pymalloc_known) m.pymalloc_unknown = "no arena in use (PYTHONMALLOC=malloc, or nothing allocated yet)";
 }
 
 }  // namespace pyinspect

@@ -7,8 +7,9 @@
 
 namespace pyinspect {
 
-// Fills the pymalloc fields of `m` from the (copied) memory; leaves pymalloc_known false when
-// the allocator's state cannot be found (stripped builds before 3.12, PYTHONMALLOC=malloc).
+// Fills the pymalloc fields of `m` from the (copied) memory; leaves pymalloc_known false, and
+// says why in pymalloc_unknown, when the allocator's state cannot be found (stripped builds
+// before 3.12, whose arenas are static variables; PYTHONMALLOC=malloc; no arena yet).
 void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m);
 
 }  // namespace pyinspect

@@ -100,6 +100,7 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
     out << "pymalloc: " << m.arenas << " arenas (" << mib(m.arena_bytes) << "): " << mib(m.pool_bytes_used)
         << " in allocated blocks; " << mib(m.pool_bytes_free) << " in free blocks and " << mib(m.arena_bytes_free)
         << " in empty pools, kept by Python and not returned to the OS\n";
+  if (!m.pymalloc_known && !m.pymalloc_unknown.empty()) out << "pymalloc: not read: " << m.pymalloc_unknown << "\n";
   if (m.dictless_instances)
     out << "Instance attributes kept without a dict object (3.11+): " << m.dictless_instances << " instances, "
         << mib(m.dictless_values_bytes) << " (counted in no object's size; see docs/heap.md)\n";
@@ -184,6 +185,7 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
                            {"dictless_values_bytes", m.dictless_values_bytes},
                            {"garbage_count", m.garbage_count},
                            {"garbage", garbage}};
+  if (!m.pymalloc_known) memory["pymalloc_unknown"] = m.pymalloc_unknown;
   if (m.pymalloc_known)
     memory["pymalloc"] = {{"arenas", m.arenas},
                           {"arena_bytes", m.arena_bytes},

@@ -1,28 +1,12 @@
-#!/usr/bin/env python3
-"""By hand, not wired into CTest yet: compares the sizes `pyinspect heap` gives single objects with
-sys.getsizeof() of the same objects, on real interpreters.
-
-    tests/integration/check_sizes.py [--pyinspect build/pyinspect] [python ...]
-
-Without interpreters given, every pyenv version is used. For each, a target builds objects of every
-kind heap/sizes.cpp treats apart (strings with and without caches, split and combined dicts, type
-objects, code with co_extra, live frames, generators...), reports their addresses with
-sys.getsizeof() and parks; `pyinspect heap PID --json --largest N` then lists every object it
-sized, and the two are compared by address. Objects pyinspect did not list are reported apart:
-a size it cannot know (a __sizeof__ written in Python) or an object the census did not reach.
-Exit status 1 on any size mismatch."""
-import argparse
-import glob
-import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
-
-TARGET = r'''
 # -*- coding: utf-8 -*-
+# One object of every kind heap/sizes.cpp treats apart (strings with and without their caches,
+# split and combined dicts, type objects, code with co_extra or an opcache, live frames,
+# generators...), each reported with sys.getsizeof(): the sizes pyinspect must give them.
 import array, collections, ctypes, gc, json, os, sys, time, weakref
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _park  # noqa: E402
+
 V = sys.version_info[:2]
 probes = []
 def probe(label, obj):
@@ -188,75 +172,6 @@ if (3, 8) <= V <= (3, 10):
 report = {}
 for label, obj in probes:
     report['%x' % id(obj)] = [label, sys.getsizeof(obj), type(obj).__name__]
-sys.stdout.write(json.dumps(report) + '\n')
-sys.stdout.flush()
-while True:
-    time.sleep(60)
-'''
-
-
-def interpreters(args):
-    if args:
-        return args
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() or \
-        os.path.expanduser("~/.pyenv")
-    found = []
-    for d in sorted(glob.glob(os.path.join(root, "versions", "*", "bin"))):
-        names = sorted(n for n in os.listdir(d) if n.startswith("python") and n[6:].count(".") == 1
-                       and n[6:].replace(".", "").isdigit())
-        if names:
-            found.append(os.path.join(d, names[0]))
-    return found
-
-
-def check(pyinspect, python, script):
-    proc = subprocess.Popen([python, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            print("%s: the target failed: %s" % (python, proc.stderr.read().decode(errors="replace")))
-            return 1
-        expected = json.loads(line)
-        time.sleep(0.2)
-        out = subprocess.run([pyinspect, "heap", str(proc.pid), "--json", "--no-progress", "--largest", "100000000"],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            print("%s: pyinspect heap failed (%d): %s" % (python, out.returncode, out.stderr.strip()))
-            return 1
-        got = {"%x" % o["address"]: o for o in json.loads(out.stdout).get("largest", [])}
-    finally:
-        proc.kill()
-        proc.wait()
-    bad = missing = 0
-    for addr, (label, size, tname) in sorted(expected.items(), key=lambda kv: kv[1][0]):
-        o = got.get(addr)
-        if o is None:
-            missing += 1
-            print("  %-32s %-22s getsizeof %6d  pyinspect: not listed" % (label, tname, size))
-        elif o["size"] != size:
-            bad += 1
-            print("  %-32s %-22s getsizeof %6d  pyinspect %6d  MISMATCH" % (label, tname, size, o["size"]))
-    print("%s: %d objects, %d mismatches, %d not listed" % (python, len(expected), bad, missing))
-    return 1 if bad else 0
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pyinspect", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                        "..", "..", "build", "pyinspect"))
-    ap.add_argument("python", nargs="*")
-    args = ap.parse_args()
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(TARGET)
-        script = f.name
-    try:
-        status = 0
-        for python in interpreters(args.python):
-            status |= check(args.pyinspect, python, script)
-        return status
-    finally:
-        os.unlink(script)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+_park.open_channel()
+_park.register()
+_park.park(extra={"probes": report})
