@@ -5,6 +5,7 @@
 // a field that cannot be read is skipped, never trusted, and the object's walk says so.
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <unordered_set>
 
 #include "base/error.hpp"
@@ -78,6 +79,8 @@ class Walker {
   void stgdict();
   void module_state();
   void conservative();
+  Hidden hidden_reason();
+  void own_dict(F f);
 
   HeapContext& ctx_;
   const Layout& l_;
@@ -385,26 +388,79 @@ void Walker::stgdict() {
   field(F::stgdict_checker, "checker");
 }
 
-void Walker::run() {
-  // gc.get_referents() asks only GC objects (a static type object is none: tp_is_gc says so).
-  if (!ti_.gc) hidden_ = ti_.cat == Cat::Code ? Hidden::CodeObject : Hidden::Other;
+// The members that categories with nothing else to follow report, in their tp_traverse's order
+// (a member the version's layout lacks is simply not there).
+struct Member {
+  F field;
+  const char* name;
+  Hidden hidden = Hidden::No;
+};
+
+const std::vector<Member>& plain_members(Cat cat) {
+  static const std::map<Cat, std::vector<Member>> table = {
+      {Cat::OrderedDict, {{F::odict_inst_dict, "__dict__"}}},
+      {Cat::DefaultDict, {{F::defdict_factory, "default_factory"}}},
+      {Cat::Method, {{F::meth_func, "__func__"}, {F::meth_self, "__self__"}, {F::meth_class, "im_class"}}},
+      {Cat::CFunction, {{F::cfunc_self, "__self__"}, {F::cfunc_module, "__module__"}}},
+      {Cat::Cell, {{F::cell_ref, "cell_contents"}}},
+      {Cat::WeakRef, {{F::wr_callback, "__callback__"}}},  // the referent is weak
+      {Cat::Property,
+       {{F::prop_get, "fget"}, {F::prop_set, "fset"}, {F::prop_del, "fdel"}, {F::prop_doc, "__doc__"},
+        {F::prop_name, "__name__"}}},
+      {Cat::ClassMethod, {{F::cm_callable, "__func__"}, {F::cm_dict, "__dict__"}}},
+      {Cat::StaticMethod, {{F::sm_callable, "__func__"}, {F::sm_dict, "__dict__"}}},
+      {Cat::Slice, {{F::slice_start, "start"}, {F::slice_stop, "stop"}, {F::slice_step, "step"}}},
+      {Cat::BaseException,
+       {{F::exc_dict, "__dict__"}, {F::exc_args, "args"}, {F::exc_notes, "__notes__"},
+        {F::exc_traceback, "__traceback__"}, {F::exc_context, "__context__"}, {F::exc_cause, "__cause__"}}},
+      {Cat::Traceback, {{F::tb_next, "tb_next"}, {F::tb_frame, "tb_frame"}}},
+      {Cat::MappingProxy, {{F::mappingproxy_mapping, "mapping"}}},
+      {Cat::MethodWrapper, {{F::wrapper_descr, "descr"}, {F::wrapper_self, "__self__"}}},
+      // descr_traverse reports d_type alone
+      {Cat::Descriptor,
+       {{F::descr_type, "__objclass__"}, {F::descr_name, "__name__", Hidden::Descriptor},
+        {F::descr_qualname, "__qualname__", Hidden::Descriptor}}},
+      {Cat::MemberDescriptor,
+       {{F::descr_type, "__objclass__"}, {F::descr_name, "__name__", Hidden::Descriptor},
+        {F::descr_qualname, "__qualname__", Hidden::Descriptor}}},
+      {Cat::Super, {{F::super_type, "__thisclass__"}, {F::super_obj, "__self__"}, {F::super_obj_type, "__self_class__"}}},
+      {Cat::Instance27, {{F::inst_class, "__class__"}}},
+      {Cat::Class27, {{F::class_bases, "__bases__"}, {F::class_name, "__name__"}}},
+      {Cat::Unicode27, {{F::uni27_defenc, "defenc"}}},
+  };
+  static const std::vector<Member> none;
+  auto it = table.find(cat);
+  return it == table.end() ? none : it->second;
+}
+
+// The reason every reference of this object is hidden from gc.get_referents(), if one is: only
+// GC objects are asked (a static type object is none: tp_is_gc says so).
+Hidden Walker::hidden_reason() {
   if (ti_.cat == Cat::Type) {
     auto flags = ctx_.reader.type_flags(obj_);
-    if (flags && !(*flags & tpflags::kHeapType)) hidden_ = Hidden::TypeObject;
+    if (flags && !(*flags & tpflags::kHeapType)) return Hidden::TypeObject;
   }
+  if (!ti_.gc) return ti_.cat == Cat::Code ? Hidden::CodeObject : Hidden::Other;
+  return Hidden::No;
+}
+
+// The dict a module, a 2.7 instance or a 2.7 class holds in member f.
+void Walker::own_dict(F f) {
+  if (auto d = mem_.read_ptr(obj_ + l_.require(f)))
+    emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
+  else
+    unreadable();
+}
+
+void Walker::run() {
+  hidden_ = hidden_reason();
   instance_parts();
   switch (ti_.cat) {
     case Cat::Tuple:
     case Cat::List: tuple_or_list(); break;
     case Cat::Dict:
     case Cat::OrderedDict:
-      dict(obj_);
-      if (ti_.cat == Cat::OrderedDict) field(F::odict_inst_dict, "__dict__");
-      break;
-    case Cat::DefaultDict:
-      dict(obj_);
-      field(F::defdict_factory, "default_factory");
-      break;
+    case Cat::DefaultDict: dict(obj_); break;
     case Cat::StgDict: stgdict(); break;
     case Cat::Set:
     case Cat::FrozenSet: set(); break;
@@ -416,43 +472,9 @@ void Walker::run() {
     case Cat::Coroutine:
     case Cat::AsyncGenerator: generator(); break;
     case Cat::Function: function(); break;
-    case Cat::Method:
-      field(F::meth_func, "__func__");
-      field(F::meth_self, "__self__");
-      field(F::meth_class, "im_class");
-      break;
-    case Cat::CFunction:
-      field(F::cfunc_self, "__self__");
-      field(F::cfunc_module, "__module__");
-      break;
     case Cat::Module:
-      if (auto d = mem_.read_ptr(obj_ + l_.require(F::md_dict)))
-        emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
-      else
-        unreadable();
+      own_dict(F::md_dict);
       module_state();
-      break;
-    case Cat::Cell: field(F::cell_ref, "cell_contents"); break;
-    case Cat::WeakRef: field(F::wr_callback, "__callback__"); break;  // the referent is weak
-    case Cat::Property:
-      field(F::prop_get, "fget");
-      field(F::prop_set, "fset");
-      field(F::prop_del, "fdel");
-      field(F::prop_doc, "__doc__");
-      field(F::prop_name, "__name__");
-      break;
-    case Cat::ClassMethod:
-      field(F::cm_callable, "__func__");
-      field(F::cm_dict, "__dict__");
-      break;
-    case Cat::StaticMethod:
-      field(F::sm_callable, "__func__");
-      field(F::sm_dict, "__dict__");
-      break;
-    case Cat::Slice:
-      field(F::slice_start, "start");
-      field(F::slice_stop, "stop");
-      field(F::slice_step, "step");
       break;
     case Cat::Range:
       if (f_.range_objects) {  // 2.7's xrange holds C longs
@@ -462,56 +484,15 @@ void Walker::run() {
         field(F::range_length, "length");
       }
       break;
-    case Cat::BaseException:
-      field(F::exc_dict, "__dict__");
-      field(F::exc_args, "args");
-      field(F::exc_notes, "__notes__");
-      field(F::exc_traceback, "__traceback__");
-      field(F::exc_context, "__context__");
-      field(F::exc_cause, "__cause__");
-      break;
-    case Cat::Traceback:
-      field(F::tb_next, "tb_next");
-      field(F::tb_frame, "tb_frame");
-      break;
-    case Cat::MappingProxy: field(F::mappingproxy_mapping, "mapping"); break;
-    case Cat::MethodWrapper:
-      field(F::wrapper_descr, "descr");
-      field(F::wrapper_self, "__self__");
-      break;
-    case Cat::Descriptor:
-    case Cat::MemberDescriptor:  // descr_traverse reports d_type alone
-      field(F::descr_type, "__objclass__");
-      field(F::descr_name, "__name__", RemoteAddr(), Hidden::Descriptor);
-      field(F::descr_qualname, "__qualname__", RemoteAddr(), Hidden::Descriptor);
-      break;
-    case Cat::Super:
-      field(F::super_type, "__thisclass__");
-      field(F::super_obj, "__self__");
-      field(F::super_obj_type, "__self_class__");
-      break;
-    case Cat::Instance27:
-      field(F::inst_class, "__class__");
-      if (auto d = mem_.read_ptr(obj_ + l_.require(F::inst_dict)))
-        emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
-      else
-        unreadable();
-      break;
-    case Cat::Class27:
-      field(F::class_bases, "__bases__");
-      if (auto d = mem_.read_ptr(obj_ + l_.require(F::class_dict)))
-        emit(*d, {EdgeKind::InstanceDict, -1, {}, "__dict__"});
-      else
-        unreadable();
-      field(F::class_name, "__name__");
-      break;
-    case Cat::Unicode27: field(F::uni27_defenc, "defenc"); break;
+    case Cat::Instance27: own_dict(F::inst_dict); break;
+    case Cat::Class27: own_dict(F::class_dict); break;
     case Cat::Object:
     case Cat::Buffered:
     case Cat::Struct:
     case Cat::Other: conservative(); break;
     default: break;
   }
+  for (const Member& m : plain_members(ti_.cat)) field(m.field, m.name, RemoteAddr(), m.hidden);
 }
 
 // A C type pyinspect does not model (an extension's, an interpreter type not listed here, or a

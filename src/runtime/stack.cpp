@@ -326,12 +326,18 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     } else if (task) {
       info.name = task->comm;
     }
+    bool undecodable = false;
     for (const auto& f : t.walk.frames)
-      if (auto fi = decoder.decode(f)) info.frames.push_back(std::move(*fi));
+      if (auto fi = decoder.decode(f)) {
+        undecodable = undecodable || fi->unreadable;
+        info.frames.push_back(std::move(*fi));
+      }
     info.truncated = t.walk.truncated;
     if (t.walk.truncated) info.warnings.push_back(t.walk.problem);
-    info.torn = t.torn;
-    snap.torn = snap.torn || t.torn;
+    // A thread that ran while it was read and has a frame whose code cannot be decoded: its code
+    // object was most likely freed or replaced meanwhile, which is a change seen, not corruption.
+    info.torn = t.torn || (undecodable && info.stopped != true);
+    snap.torn = snap.torn || info.torn;
     snap.threads.push_back(std::move(info));
   }
   snap.threads_not_stopped = static_cast<int>(read.unstopped.size());
