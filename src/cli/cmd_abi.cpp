@@ -1,7 +1,6 @@
 // `pyinspect abi dump BINARY`: the layout pyinspect reads from a binary's DWARF, as the JSON of
 // pyabi/. `pyinspect abi check BINARY`: that layout against the embedded table of its version.
 // `pyinspect abi fixed --python X.Y`: the layouts it uses for structs of extension modules.
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +11,7 @@
 #include "cli/options.hpp"
 #include "elf/debug_file.hpp"
 #include "elf/dwarf_types.hpp"
+#include "output/atomic_file.hpp"
 #include "output/json_util.hpp"
 
 namespace pyinspect {
@@ -80,6 +80,71 @@ std::string difference_text(const Difference& d) {
   return d.what + ": DWARF " + num(d.dwarf) + (d.kind == "table" ? ", table " : ", as read from _Py_DebugOffsets ") +
          num(d.other);
 }
+
+// Every member and size where the binary's DWARF disagrees with the embedded table, its
+// _Py_DebugOffsets, or the ranges of versions.def.
+std::vector<Difference> differences(const BinaryLayout& bl, const Layout& emb) {
+  const Layout& dw = bl.layout;
+  std::vector<Difference> diffs;
+  for (size_t i = 0; i < kFieldCount; ++i) {
+    F f = static_cast<F>(i);
+    std::string what = std::string(kFieldSpecs[i].type) + "." + kFieldSpecs[i].path;
+    if (dw.off(f) != emb.off(f)) diffs.push_back({kFieldSpecs[i].id, what, "table", dw.off(f), emb.off(f)});
+    if (bl.debug_offsets && bl.debug_offsets->has(f) && bl.debug_offsets->off(f) != dw.off(f))
+      diffs.push_back({kFieldSpecs[i].id, what, "debug_offsets", dw.off(f), bl.debug_offsets->off(f)});
+    if (bl.ranged.off(f) != dw.off(f)) diffs.push_back({kFieldSpecs[i].id, what, "versions", dw.off(f), bl.ranged.off(f)});
+  }
+  for (size_t i = 0; i < kSizeCount; ++i) {
+    S s = static_cast<S>(i);
+    std::string what = std::string("sizeof(") + kSizeSpecs[i].type + ")";
+    if (bl.debug_offsets && bl.debug_offsets->has(s) && bl.debug_offsets->size(s) != dw.size(s))
+      diffs.push_back({kSizeSpecs[i].id, what, "debug_offsets", dw.size(s), bl.debug_offsets->size(s)});
+    if (dw.size(s) != emb.size(s)) diffs.push_back({kSizeSpecs[i].id, what, "table", dw.size(s), emb.size(s)});
+  }
+  return diffs;
+}
+
+// abi check: exit 0 when the DWARF matches the embedded table, 1 when it does not.
+int abi_check(const std::string& binary, const BinaryLayout& bl, bool json) {
+  const Layout& dw = bl.layout;
+  nlohmann::json doc;
+  doc["binary"] = binary;
+  doc["version"] = dw.version.str();
+  doc["debug_build"] = dw.debug_build;
+  doc["members"] = dw.known_fields();
+  if (dw.debug_build) {
+    // A debug build is read through its DWARF only: no embedded table applies.
+    doc["table"] = nullptr;
+    doc["differences"] = nlohmann::json::array();
+    doc["matches"] = nullptr;
+    if (json)
+      std::cout << dump_json(doc, 1) << "\n";
+    else
+      std::cout << binary << ": debug build; pyinspect reads it through DWARF only (no embedded table applies)\n";
+    return 0;
+  }
+  auto emb = embedded_layout(dw.version);
+  if (!emb) throw Error(ErrorCode::Unsupported, "no embedded table for CPython " + dw.version.short_str());
+  std::vector<Difference> diffs = differences(bl, *emb);
+  if (json) {
+    doc["table"] = emb->origin;
+    doc["debug_offsets_members"] = bl.debug_offsets ? nlohmann::json(bl.debug_offsets->known_fields()) : nlohmann::json(nullptr);
+    auto& arr = doc["differences"] = nlohmann::json::array();
+    for (const auto& d : diffs)
+      arr.push_back({{"id", d.id}, {"member", d.what}, {"kind", d.kind}, {"dwarf", offset_json(d.dwarf)},
+                     {"other", offset_json(d.other)}});
+    doc["matches"] = diffs.empty();
+    std::cout << dump_json(doc, 1) << "\n";
+    return diffs.empty() ? 0 : 1;
+  }
+  for (const auto& d : diffs) std::cout << "  " << difference_text(d) << "\n";
+  if (bl.debug_offsets)
+    std::cout << "  (also checked the " << bl.debug_offsets->known_fields() << " members of its _Py_DebugOffsets)\n";
+  std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields()
+            << " members): " << (diffs.empty() ? "matches " : std::to_string(diffs.size()) + " difference(s) from ")
+            << emb->origin << "\n";
+  return diffs.empty() ? 0 : 1;
+}
 }  // namespace
 
 int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
@@ -103,78 +168,22 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   if (action == "fixed") {
     auto v = PyVersion::parse(force_version);
     if (!v) throw Error(ErrorCode::Usage, "abi fixed wants --python X.Y");
-    Layout l = fixed_layout(*v);
-    std::cout << dump_json(l.to_json(), 1) << "\n";
+    std::cout << dump_json(fixed_layout(*v).to_json(), 1) << "\n";
     return 0;
   }
   if (action != "dump" && action != "check")
     throw Error(ErrorCode::Usage, "abi wants 'dump', 'check' or 'fixed', not '" + action + "'");
   if (action == "check" && !out_path.empty()) throw Error(ErrorCode::Usage, "-o is for abi dump");
+  if (!out_path.empty()) check_output_path("-o", out_path);
 
   BinaryLayout bl = layout_of_binary(binary, force_version);
-  if (action == "dump") {
-    std::string text = dump_json(bl.layout.to_json(), 1) + "\n";
-    if (out_path.empty()) {
-      std::cout << text;
-    } else {
-      std::ofstream f(out_path);
-      if (!(f << text)) throw Error(ErrorCode::Output, "cannot write " + out_path);
-    }
-    return 0;
-  }
-  const Layout& dw = bl.layout;
-  nlohmann::json doc;
-  doc["binary"] = binary;
-  doc["version"] = dw.version.str();
-  doc["debug_build"] = dw.debug_build;
-  doc["members"] = dw.known_fields();
-  if (dw.debug_build) {
-    // A debug build is read through its DWARF only: no embedded table applies.
-    doc["table"] = nullptr;
-    doc["differences"] = nlohmann::json::array();
-    doc["matches"] = nullptr;
-    if (json)
-      std::cout << dump_json(doc, 1) << "\n";
-    else
-      std::cout << binary << ": debug build; pyinspect reads it through DWARF only (no embedded table applies)\n";
-    return 0;
-  }
-  auto emb = embedded_layout(dw.version);
-  if (!emb) throw Error(ErrorCode::Unsupported, "no embedded table for CPython " + dw.version.short_str());
-  std::vector<Difference> diffs;
-  for (size_t i = 0; i < kFieldCount; ++i) {
-    F f = static_cast<F>(i);
-    std::string what = std::string(kFieldSpecs[i].type) + "." + kFieldSpecs[i].path;
-    if (dw.off(f) != emb->off(f)) diffs.push_back({kFieldSpecs[i].id, what, "table", dw.off(f), emb->off(f)});
-    if (bl.debug_offsets && bl.debug_offsets->has(f) && bl.debug_offsets->off(f) != dw.off(f))
-      diffs.push_back({kFieldSpecs[i].id, what, "debug_offsets", dw.off(f), bl.debug_offsets->off(f)});
-    if (bl.ranged.off(f) != dw.off(f)) diffs.push_back({kFieldSpecs[i].id, what, "versions", dw.off(f), bl.ranged.off(f)});
-  }
-  for (size_t i = 0; i < kSizeCount; ++i) {
-    S s = static_cast<S>(i);
-    std::string what = std::string("sizeof(") + kSizeSpecs[i].type + ")";
-    if (bl.debug_offsets && bl.debug_offsets->has(s) && bl.debug_offsets->size(s) != dw.size(s))
-      diffs.push_back({kSizeSpecs[i].id, what, "debug_offsets", dw.size(s), bl.debug_offsets->size(s)});
-    if (dw.size(s) != emb->size(s)) diffs.push_back({kSizeSpecs[i].id, what, "table", dw.size(s), emb->size(s)});
-  }
-  if (json) {
-    doc["table"] = emb->origin;
-    doc["debug_offsets_members"] = bl.debug_offsets ? nlohmann::json(bl.debug_offsets->known_fields()) : nlohmann::json(nullptr);
-    auto& arr = doc["differences"] = nlohmann::json::array();
-    for (const auto& d : diffs)
-      arr.push_back({{"id", d.id}, {"member", d.what}, {"kind", d.kind}, {"dwarf", offset_json(d.dwarf)},
-                     {"other", offset_json(d.other)}});
-    doc["matches"] = diffs.empty();
-    std::cout << dump_json(doc, 1) << "\n";
-    return diffs.empty() ? 0 : 1;
-  }
-  for (const auto& d : diffs) std::cout << "  " << difference_text(d) << "\n";
-  if (bl.debug_offsets)
-    std::cout << "  (also checked the " << bl.debug_offsets->known_fields() << " members of its _Py_DebugOffsets)\n";
-  std::cout << binary << " (CPython " << dw.version.str() << ", " << dw.known_fields()
-            << " members): " << (diffs.empty() ? "matches " : std::to_string(diffs.size()) + " difference(s) from ")
-            << emb->origin << "\n";
-  return diffs.empty() ? 0 : 1;
+  if (action == "check") return abi_check(binary, bl, json);
+  std::string text = dump_json(bl.layout.to_json(), 1) + "\n";
+  if (out_path.empty())
+    std::cout << text;
+  else
+    write_file_atomically(out_path, text);
+  return 0;
 }
 
 }  // namespace pyinspect

@@ -40,13 +40,16 @@ std::string find_dot() {
   return {};
 }
 
+Error no_dot(const std::string& format) {
+  return Error(ErrorCode::Output, "Graphviz's dot is not installed, needed for --" + format +
+                                      "; install it (Debian/Ubuntu: apt-get install graphviz) or write --dot FILE "
+                                      "and render it elsewhere");
+}
+
 // Renders DOT with Graphviz's `dot` into `path` (format svg or png), atomically.
 void render(const std::string& dot_text, const std::string& format, const std::string& path) {
   std::string dot = find_dot();
-  if (dot.empty())
-    throw Error(ErrorCode::Output, "Graphviz's dot is not installed, needed for --" + format +
-                                       "; install it (Debian/Ubuntu: apt-get install graphviz) or write --dot FILE "
-                                       "and render it elsewhere");
+  if (dot.empty()) throw no_dot(format);
   AtomicFile input(path + ".dot", path);  // never committed: removed when done
   input.out << dot_text;
   input.out.flush();
@@ -69,18 +72,22 @@ void render(const std::string& dot_text, const std::string& format, const std::s
     throw Error(ErrorCode::Output, "Graphviz's dot could not render " + path);
   output.commit();
 }
-}  // namespace
-
-int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
-  po::options_description desc("Options");
+// The command line of `refs`, parsed.
+struct RefsArgs {
   std::string pid_text, address_text, dot_path, svg_path, png_path;
   bool json = false, nonblocking = false, no_dwarf = false, no_cache = false, no_progress = false;
   uint64_t max_copy_mib = 0;
   RefsOptions o;
   TargetOptions topts;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+  bool progress() const { return !no_progress && isatty(STDERR_FILENO); }
+};
+
+po::options_description refs_options(RefsArgs& a) {
+  po::options_description desc("Options");
+  RefsOptions& o = a.o;
+  desc.add_options()("pid", po::value(&a.pid_text)->required(), "process to inspect")
       ("type", po::value(&o.type), "start from objects of this class: Name or module.Name")
-      ("address", po::value(&address_text), "start from the object at this address (0x...)")
+      ("address", po::value(&a.address_text), "start from the object at this address (0x...)")
       ("backrefs", po::bool_switch(&o.backrefs), "what refers to them, up to roots (default: what they refer to)")
       ("chain", po::bool_switch(&o.chain), "one shortest chain of references from a root to the object")
       ("cycles", po::bool_switch(&o.cycles), "the reference cycles the objects are part of")
@@ -88,83 +95,101 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("too-many", po::value(&o.too_many)->default_value(o.too_many),
        "more neighbours than this collapse into one 'N more references' node")
       ("max-objects", po::value(&o.max_objects)->default_value(o.max_objects), "start from at most N matching objects")
-      ("dot", po::value(&dot_path), "write the graph as Graphviz DOT to FILE (-: standard output)")
-      ("svg", po::value(&svg_path), "render the graph to an SVG file (needs Graphviz's dot)")
-      ("png", po::value(&png_path), "render the graph to a PNG file (needs Graphviz's dot)")
-      ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
-      ("nonblocking", po::bool_switch(&nonblocking), "copy the memory without pausing the target")
-      ("no-progress", po::bool_switch(&no_progress), "no progress line on stderr")
-      ("max-copy", po::value(&max_copy_mib), "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)")
-      ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
-      ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
-      ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
-  po::positional_options_description pos;
-  pos.add("pid", 1);
-  po::variables_map vm;
-  if (!parse_command("pyinspect refs PID (--type NAME | --address 0x...) [options]", args, desc, pos, vm)) return 0;
-  if (o.type.empty() == address_text.empty())
+      ("dot", po::value(&a.dot_path), "write the graph as Graphviz DOT to FILE (-: standard output)")
+      ("svg", po::value(&a.svg_path), "render the graph to an SVG file (needs Graphviz's dot)")
+      ("png", po::value(&a.png_path), "render the graph to a PNG file (needs Graphviz's dot)")
+      ("json", po::bool_switch(&a.json), "print one JSON document (docs/json.md)")
+      ("nonblocking", po::bool_switch(&a.nonblocking), "copy the memory without pausing the target")
+      ("no-progress", po::bool_switch(&a.no_progress), "no progress line on stderr")
+      ("max-copy", po::value(&a.max_copy_mib), "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)")
+      ("no-dwarf", po::bool_switch(&a.no_dwarf), "ignore debug info; use the embedded layout tables")
+      ("no-cache", po::bool_switch(&a.no_cache), "read the DWARF even if its layout is cached")
+      ("python", po::value(&a.topts.force_version), "CPython version X.Y, when the binary does not tell");
+  return desc;
+}
+
+// Usage errors before the target is touched; fills in the address and the target options.
+void check_refs_args(RefsArgs& a) {
+  RefsOptions& o = a.o;
+  if (o.type.empty() == a.address_text.empty())
     throw Error(ErrorCode::Usage, "give exactly one of --type NAME and --address 0x...");
   if (int(o.backrefs) + int(o.chain) + int(o.cycles) > 1)
     throw Error(ErrorCode::Usage, "--backrefs, --chain and --cycles are different questions: give one");
   if (o.max_depth < 0 || o.max_depth > 100) throw Error(ErrorCode::Usage, "--max-depth wants 0 to 100");
   if (o.too_many < 1 || o.max_objects < 1) throw Error(ErrorCode::Usage, "--too-many and --max-objects want at least 1");
-  if (dot_path == "-" && json) throw Error(ErrorCode::Usage, "--dot - and --json both want standard output: choose one");
-  if (!dot_path.empty() && dot_path != "-") check_output_path("--dot", dot_path);
-  if (!svg_path.empty()) check_output_path("--svg", svg_path);
-  if (!png_path.empty()) check_output_path("--png", png_path);
-  if (!address_text.empty()) {
+  if (a.dot_path == "-" && a.json) throw Error(ErrorCode::Usage, "--dot - and --json both want standard output: choose one");
+  if (!a.dot_path.empty() && a.dot_path != "-") check_output_path("--dot", a.dot_path);
+  if (!a.svg_path.empty()) check_output_path("--svg", a.svg_path);
+  if (!a.png_path.empty()) check_output_path("--png", a.png_path);
+  if (!a.address_text.empty()) {
     char* end = nullptr;
     errno = 0;
-    unsigned long long a = std::strtoull(address_text.c_str(), &end, 0);
-    if (errno || !end || *end || a == 0)
-      throw Error(ErrorCode::Usage, "'" + address_text + "' is not an address (expected 0x... as pyinspect heap --largest shows)");
-    o.address = a;
+    unsigned long long addr = std::strtoull(a.address_text.c_str(), &end, 0);
+    if (errno || !end || *end || addr == 0)
+      throw Error(ErrorCode::Usage,
+                  "'" + a.address_text + "' is not an address (expected 0x... as pyinspect heap --largest shows)");
+    o.address = addr;
   }
-  if ((!svg_path.empty() || !png_path.empty()) && find_dot().empty())
-    throw Error(ErrorCode::Output, std::string("Graphviz's dot is not installed, needed for --") +
-                                       (svg_path.empty() ? "png" : "svg") +
-                                       "; install it (Debian/Ubuntu: apt-get install graphviz) or write --dot FILE "
-                                       "and render it elsewhere");
-  topts.use_dwarf = !no_dwarf;
-  topts.use_cache = !no_cache;
+  if ((!a.svg_path.empty() || !a.png_path.empty()) && find_dot().empty()) throw no_dot(a.svg_path.empty() ? "png" : "svg");
+  a.topts.use_dwarf = !a.no_dwarf;
+  a.topts.use_cache = !a.no_cache;
+}
 
+// Copies the target's memory, builds the object graph and answers the question.
+RefsResult read_refs(const RefsArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
-  Process proc(parse_pid(pid_text));
+  Process proc(parse_pid(a.pid_text));
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
-  PythonProcess py(proc, mem, topts);
+  PythonProcess py(proc, mem, a.topts);
   int64_t pause_ns = 0;
   // The graph needs about as much again as the copy (docs/performance.md).
   std::vector<std::string> pause_warnings;
-  auto snap = take_snapshot(proc.pid(), mem, nonblocking, max_copy_mib << 20, pause_ns, pause_warnings, 2.0,
-                            !no_progress && isatty(STDERR_FILENO));
+  auto snap = take_snapshot(proc.pid(), mem, a.nonblocking, a.max_copy_mib << 20, pause_ns, pause_warnings, 2.0,
+                            a.progress());
   HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
-  ObjectGraph graph(ctx, *snap, py, !no_progress && isatty(STDERR_FILENO));
-  RefsResult r = compute_refs(graph, o);
+  ObjectGraph graph(ctx, *snap, py, a.progress());
+  RefsResult r = compute_refs(graph, a.o);
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
-  r.paused = !nonblocking;
+  r.paused = !a.nonblocking;
   r.warnings = pause_warnings;
   r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
 
-  std::string dot_text = (dot_path.empty() && svg_path.empty() && png_path.empty()) ? "" : refs_dot(r);
+// The graph files asked for, then the answer on standard output (unless the DOT is the output).
+void write_refs(const RefsResult& r, const RefsArgs& a, const GlobalOptions& g) {
+  std::string dot_text = (a.dot_path.empty() && a.svg_path.empty() && a.png_path.empty()) ? "" : refs_dot(r);
   std::string summary = " (" + std::to_string(r.nodes.size()) + " objects, " + std::to_string(r.edges.size()) + " references)";
-  if (dot_path == "-") {
+  if (a.dot_path == "-") {
     std::cout << dot_text;  // the graph is the output
-  } else if (!dot_path.empty()) {
-    write_file_atomically(dot_path, dot_text);
-    std::cerr << "pyinspect: wrote " << dot_path << summary << "\n";
+  } else if (!a.dot_path.empty()) {
+    write_file_atomically(a.dot_path, dot_text);
+    std::cerr << "pyinspect: wrote " << a.dot_path << summary << "\n";
   }
-  for (auto [path, format] : {std::pair{&svg_path, "svg"}, std::pair{&png_path, "png"}}) {
+  for (auto [path, format] : {std::pair{&a.svg_path, "svg"}, std::pair{&a.png_path, "png"}}) {
     if (path->empty()) continue;
     render(dot_text, format, *path);
     std::cerr << "pyinspect: wrote " << *path << summary << "\n";
   }
-  if (json)
+  if (a.json)
     std::cout << dump_json(refs_json(r)) << "\n";
-  else if (dot_path != "-")
+  else if (a.dot_path != "-")
     print_refs_text(std::cout, r, TextStyle{g.color, false});
+}
+}  // namespace
+
+int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
+  RefsArgs a;
+  po::options_description desc = refs_options(a);
+  po::positional_options_description pos;
+  pos.add("pid", 1);
+  po::variables_map vm;
+  if (!parse_command("pyinspect refs PID (--type NAME | --address 0x...) [options]", args, desc, pos, vm)) return 0;
+  check_refs_args(a);
+  write_refs(read_refs(a), a, g);
   return 0;
 }
 

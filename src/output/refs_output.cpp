@@ -64,11 +64,11 @@ std::vector<std::string> cycle_status(const RefsResult& r, const RefsCycle& c) {
   return out;
 }
 
-void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& style) {
-  std::map<uint32_t, const RefsNode*> nodes;
-  for (const auto& n : r.nodes) nodes[n.id] = &n;
-  const char* bold = style.color ? "\033[1m" : "";
-  const char* reset = style.color ? "\033[0m" : "";
+namespace {
+using NodeIndex = std::map<uint32_t, const RefsNode*>;
+
+// What matched, the graph's size, whether it was paused, and the warnings.
+void print_refs_header(std::ostream& out, const RefsResult& r) {
   out << r.matched << (r.matched == 1 ? " object" : " objects") << " matched";
   if (r.mode == "chain" && r.matched > 1 && r.chain_reachable == 0)
     out << " (none reachable from a root)";
@@ -83,61 +83,58 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
   if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
+}
 
-  if (r.mode == "chain") {
-    if (!r.chain_found) {
-      out << "No chain of references from a root (a module, a thread's frame, the interpreter) reaches "
-          << (r.matched == 1 ? "it: it is" : "any of them: they are")
-          << " kept alive only by reference cycles, or by C code. Try --cycles or --backrefs.\n";
-      return;
-    }
-    out << bold << r.chain_text << reset << "\n";
-    for (size_t i = 0; i < r.chain.size(); ++i) {
-      std::string label;
-      if (i > 0)
-        for (const auto& e : r.edges)
-          if (e.from == r.chain[i - 1] && e.to == r.chain[i]) label = e.label;
-      out << std::string(2 + 2 * i, ' ') << (i ? "--" + label + "--> " : std::string()) << describe(*nodes[r.chain[i]])
-          << "\n";
-    }
+void print_chain(std::ostream& out, const RefsResult& r, const NodeIndex& nodes, const char* bold, const char* reset) {
+  if (!r.chain_found) {
+    out << "No chain of references from a root (a module, a thread's frame, the interpreter) reaches "
+        << (r.matched == 1 ? "it: it is" : "any of them: they are")
+        << " kept alive only by reference cycles, or by C code. Try --cycles or --backrefs.\n";
     return;
   }
-  if (r.mode == "cycles") {
-    if (r.cycles.empty())
-      out << "Not part of any reference cycle (references to classes and modules are not counted).\n";
-    for (size_t i = 0; i < r.cycles.size(); ++i) {
-      const auto& c = r.cycles[i];
-      out << bold << "Cycle " << i + 1 << ": ";
-      if (c.similar.cycles > 1)
-        out << c.similar.cycles << " cycles like this one, " << c.similar.size << " bytes in all; this one: ";
-      out << c.count << " objects, " << c.size << " bytes" << reset << " (";
-      for (size_t k = 0; k < c.kinds.size() && k < 12; ++k)
-        out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
-      if (c.kinds.size() > 12) out << ", ...";
-      out << ")\n";
-      if (!c.ring.empty()) out << "  " << c.ring << "\n";
-      if (c.similar.cycles > 1)
-        out << "  Of the " << c.similar.cycles << ": " << c.similar.alive << " alive, " << c.similar.unreachable
-            << " unreachable, " << c.similar.in_garbage << " in gc.garbage. This one:\n";
-      for (const auto& line : cycle_status(r, c)) out << "  " << line << "\n";
-      std::set<uint32_t> members(c.members.begin(), c.members.end());
-      for (uint32_t n : c.members) {
-        out << "  " << describe(*nodes[n]) << "\n";
-        for (const auto& e : r.edges)
-          if (e.from == n && members.count(e.to))
-            out << "    --" << e.label << "--> " << nodes[e.to]->kind << " " << log::hex(nodes[e.to]->address) << "\n";
-      }
-      if (c.count > c.members.size()) out << "  ... and " << c.count - c.members.size() << " more objects\n";
-    }
-    return;
+  out << bold << r.chain_text << reset << "\n";
+  for (size_t i = 0; i < r.chain.size(); ++i) {
+    std::string label;
+    if (i > 0)
+      for (const auto& e : r.edges)
+        if (e.from == r.chain[i - 1] && e.to == r.chain[i]) label = e.label;
+    out << std::string(2 + 2 * i, ' ') << (i ? "--" + label + "--> " : std::string())
+        << describe(*nodes.at(r.chain[i])) << "\n";
   }
-  // refs / backrefs: a tree from each start object, each object expanded once.
+}
+
+void print_cycle(std::ostream& out, const RefsResult& r, const RefsCycle& c, size_t number, const NodeIndex& nodes,
+                 const char* bold, const char* reset) {
+  out << bold << "Cycle " << number << ": ";
+  if (c.similar.cycles > 1)
+    out << c.similar.cycles << " cycles like this one, " << c.similar.size << " bytes in all; this one: ";
+  out << c.count << " objects, " << c.size << " bytes" << reset << " (";
+  for (size_t k = 0; k < c.kinds.size() && k < 12; ++k) out << (k ? ", " : "") << c.kinds[k].second << " " << c.kinds[k].first;
+  if (c.kinds.size() > 12) out << ", ...";
+  out << ")\n";
+  if (!c.ring.empty()) out << "  " << c.ring << "\n";
+  if (c.similar.cycles > 1)
+    out << "  Of the " << c.similar.cycles << ": " << c.similar.alive << " alive, " << c.similar.unreachable
+        << " unreachable, " << c.similar.in_garbage << " in gc.garbage. This one:\n";
+  for (const auto& line : cycle_status(r, c)) out << "  " << line << "\n";
+  std::set<uint32_t> members(c.members.begin(), c.members.end());
+  for (uint32_t n : c.members) {
+    out << "  " << describe(*nodes.at(n)) << "\n";
+    for (const auto& e : r.edges)
+      if (e.from == n && members.count(e.to))
+        out << "    --" << e.label << "--> " << nodes.at(e.to)->kind << " " << log::hex(nodes.at(e.to)->address) << "\n";
+  }
+  if (c.count > c.members.size()) out << "  ... and " << c.count - c.members.size() << " more objects\n";
+}
+
+// refs / backrefs: a tree from each start object, each object expanded once.
+void print_tree(std::ostream& out, const RefsResult& r, const NodeIndex& nodes, const char* bold, const char* reset) {
+  bool back = r.mode == "backrefs";
   std::multimap<uint32_t, const RefsEdge*> next;
-  for (const auto& e : r.edges) next.emplace(r.mode == "backrefs" ? e.to : e.from, &e);
+  for (const auto& e : r.edges) next.emplace(back ? e.to : e.from, &e);
   std::set<uint32_t> printed;
   std::function<void(uint32_t, int)> walk = [&](uint32_t n, int indent) {
-    bool first = printed.insert(n).second;
-    if (!first) {
+    if (!printed.insert(n).second) {
       out << " (see above)\n";
       return;
     }
@@ -145,18 +142,34 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
     auto [b, e] = next.equal_range(n);
     for (auto it = b; it != e; ++it) {
       const RefsEdge& edge = *it->second;
-      uint32_t m = r.mode == "backrefs" ? edge.from : edge.to;
+      uint32_t m = back ? edge.from : edge.to;
       out << std::string(static_cast<size_t>(indent) + 2, ' ')
-          << (edge.label.empty() ? (r.mode == "backrefs" ? "<-- " : "--> ")
-                                 : (r.mode == "backrefs" ? "<--" + edge.label + "-- " : "--" + edge.label + "--> "))
-          << describe(*nodes[m]);
+          << (edge.label.empty() ? (back ? "<-- " : "--> ")
+                                 : (back ? "<--" + edge.label + "-- " : "--" + edge.label + "--> "))
+          << describe(*nodes.at(m));
       walk(m, indent + 2);
     }
   };
   for (uint32_t s : r.starts) {
-    out << bold << describe(*nodes[s]) << reset;
+    out << bold << describe(*nodes.at(s)) << reset;
     walk(s, 0);
   }
+}
+}  // namespace
+
+void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& style) {
+  NodeIndex nodes;
+  for (const auto& n : r.nodes) nodes[n.id] = &n;
+  const char* bold = style.color ? "\033[1m" : "";
+  const char* reset = style.color ? "\033[0m" : "";
+  print_refs_header(out, r);
+  if (r.mode == "chain") return print_chain(out, r, nodes, bold, reset);
+  if (r.mode == "cycles") {
+    if (r.cycles.empty()) out << "Not part of any reference cycle (references to classes and modules are not counted).\n";
+    for (size_t i = 0; i < r.cycles.size(); ++i) print_cycle(out, r, r.cycles[i], i + 1, nodes, bold, reset);
+    return;
+  }
+  print_tree(out, r, nodes, bold, reset);
 }
 
 std::string refs_dot(const RefsResult& r) {
