@@ -1,10 +1,15 @@
 // `pyinspect abi dump BINARY`: the layout pyinspect reads from a binary's DWARF, as the JSON of
 // pyabi/. `pyinspect abi check BINARY`: that layout against the embedded table of its version.
 // `pyinspect abi fixed --python X.Y`: the layouts it uses for structs of extension modules.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "abi/debug_offsets.hpp"
+#include "abi/facts.hpp"
 #include "abi/layout.hpp"
 #include "base/error.hpp"
 #include "cli/commands.hpp"
@@ -168,6 +173,9 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
   if (action == "fixed") {
     auto v = PyVersion::parse(force_version);
     if (!v) throw Error(ErrorCode::Usage, "abi fixed wants --python X.Y");
+    if (!known_version(*v))
+      throw Error(ErrorCode::Unsupported, "CPython " + v->short_str() + " is not supported (pyinspect knows " +
+                                              known_versions_text() + ")");
     std::cout << dump_json(fixed_layout(*v).to_json(), 1) << "\n";
     return 0;
   }
@@ -175,6 +183,8 @@ int cmd_abi(const std::vector<std::string>& args, const GlobalOptions&) {
     throw Error(ErrorCode::Usage, "abi wants 'dump', 'check' or 'fixed', not '" + action + "'");
   if (action == "check" && !out_path.empty()) throw Error(ErrorCode::Usage, "-o is for abi dump");
   if (!out_path.empty()) check_output_path("-o", out_path);
+  if (access(binary.c_str(), R_OK) != 0)
+    throw Error(ErrorCode::Usage, "cannot read " + binary + ": " + std::strerror(errno));
 
   BinaryLayout bl = layout_of_binary(binary, force_version);
   if (action == "check") return abi_check(binary, bl, json);

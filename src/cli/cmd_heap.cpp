@@ -54,7 +54,7 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (!parse_command("pyinspect heap PID [options]", args, desc, pos, vm)) return 0;
   GroupBy group = parse_group(by);
   if (vm.count("growth") && !(growth > 0 && growth <= 86400))
-    throw Error(ErrorCode::Usage, "--growth wants a number of seconds between 0 and 86400");
+    throw Error(ErrorCode::Usage, "--growth wants a number of seconds more than 0, at most 86400");
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
   opts.max_copy_bytes = max_copy_mib << 20;
@@ -75,18 +75,24 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
     opts.each_object = [&listing](const ListedObject& o) {
       char line[64];
       if (o.size)
-        std::snprintf(line, sizeof line, "%llx %llu ", static_cast<unsigned long long>(o.address),
+        std::snprintf(line, sizeof line, "0x%llx %llu ", static_cast<unsigned long long>(o.address),
                       static_cast<unsigned long long>(*o.size));
       else
-        std::snprintf(line, sizeof line, "%llx - ", static_cast<unsigned long long>(o.address));
+        std::snprintf(line, sizeof line, "0x%llx - ", static_cast<unsigned long long>(o.address));
       listing->out << line << o.type << '\n';
     };
   }
   if (growth > 0) {
     HeapCensus before = take_census(py, mem, opts);
     std::this_thread::sleep_for(std::chrono::duration<double>(growth));
-    ProcessMemory mem2(proc.pid(), Maps::read(proc.pid()));
-    HeapCensus after = take_census(py, mem2, opts);
+    HeapCensus after;
+    try {
+      ProcessMemory mem2(proc.pid(), Maps::read(proc.pid()));
+      after = take_census(py, mem2, opts);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::NoSuchProcess) throw;
+      throw Error(ErrorCode::TargetExited, "process " + std::to_string(proc.pid()) + " exited during --growth");
+    }
     if (json)
       std::cout << dump_json(growth_json(before, after, group, top, growth)) << "\n";
     else

@@ -127,7 +127,7 @@ void check_refs_args(RefsArgs& a) {
     unsigned long long addr = std::strtoull(a.address_text.c_str(), &end, 0);
     if (errno || !end || *end || addr == 0)
       throw Error(ErrorCode::Usage,
-                  "'" + a.address_text + "' is not an address (expected 0x... as pyinspect heap --largest shows)");
+                  "'" + a.address_text + "' is not an address (expected 0x... as pyinspect heap --largest shows, or the decimal id())");
     o.address = addr;
   }
   if ((!a.svg_path.empty() || !a.png_path.empty()) && find_dot().empty()) throw no_dot(a.svg_path.empty() ? "png" : "svg");

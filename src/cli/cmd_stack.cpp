@@ -31,6 +31,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   pos.add("pid", 1);
   po::variables_map vm;
   if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
+  if (opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
   opts.thread_names = !no_names;
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;

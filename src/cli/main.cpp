@@ -18,7 +18,7 @@
 using namespace pyinspect;
 
 namespace {
-const char* kUsage = R"(Usage: pyinspect [-v] [--color=auto|always|never] COMMAND [ARGS]
+const char* kUsage = R"(Usage: pyinspect [-v|-vv] [--color=auto|always|never] COMMAND [ARGS]
        pyinspect PID              (same as `pyinspect stack PID`)
 
 Inspect a running CPython process from outside: read-only, no code injected.
@@ -31,6 +31,7 @@ Commands:
   info PID       which Python the process runs and how pyinspect reads it
   abi dump BIN   print the layout pyinspect reads from BIN's DWARF (pyabi/ tables)
   abi check BIN  compare BIN's DWARF with the embedded table for its version
+  abi fixed --python X.Y  the layouts used for extension modules' structs (_struct, ctypes...)
 
 Options:
   -h, --help     this help; `pyinspect COMMAND --help` for a command's options

@@ -13,6 +13,14 @@
 
 namespace pyinspect {
 
+namespace {
+bool is_positional(const po::positional_options_description& pos, const std::string& name) {
+  for (unsigned i = 0; i < pos.max_total_count() && i < 16; ++i)
+    if (pos.name_for_position(i) == name) return true;
+  return false;
+}
+}  // namespace
+
 bool parse_command(const std::string& usage, const std::vector<std::string>& args, po::options_description& desc,
                    const po::positional_options_description& pos, po::variables_map& vm) {
   desc.add_options()("help,h", "show this help");
@@ -35,10 +43,20 @@ bool parse_command(const std::string& usage, const std::vector<std::string>& arg
   try {
     po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
     if (vm.count("help")) {
-      std::cout << "Usage: " << usage << "\n\n" << desc << "\n";
+      // The positional arguments are in the usage line, not options of their own.
+      po::options_description visible("Options");
+      for (const auto& o : desc.options())
+        if (!is_positional(pos, o->long_name())) visible.add(o);
+      std::cout << "Usage: " << usage << "\n\n" << visible << "\n";
       return false;
     }
     po::notify(vm);
+  } catch (const po::required_option& e) {
+    std::string name = e.get_option_name();
+    while (!name.empty() && name[0] == '-') name.erase(0, 1);
+    if (!is_positional(pos, name)) throw Error(ErrorCode::Usage, std::string(e.what()) + " (see --help)");
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    throw Error(ErrorCode::Usage, "missing " + name + " (usage: " + usage + ")");
   } catch (const po::error& e) {
     throw Error(ErrorCode::Usage, std::string(e.what()) + " (see --help)");
   }

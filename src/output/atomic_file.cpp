@@ -1,5 +1,6 @@
 #include "output/atomic_file.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,11 @@ AtomicFile::AtomicFile(const std::string& path, const std::string& shown)
   name.push_back('\0');
   int fd = mkstemp(name.data());
   if (fd < 0) throw Error(ErrorCode::Output, "cannot write " + shown_ + ": " + std::strerror(errno));
+  // mkstemp makes the file 0600; the finished file gets the mode any new file would (0666 less
+  // the umask), as a shell redirection gives.
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, 0666 & ~mask);
   close(fd);
   tmp_ = name.data();
   emergency_add_file(tmp_.c_str());

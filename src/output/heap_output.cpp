@@ -41,8 +41,8 @@ void print_found_through(std::ostream& out, const HeapCensus& c) {
   char line[64];
   for (const auto& f : c.found_through) {
     if (!f.objects) continue;
-    std::snprintf(line, sizeof line, "  %10llu objects %10s  ", static_cast<unsigned long long>(f.objects),
-                  mib(f.bytes).c_str());
+    std::snprintf(line, sizeof line, "  %10llu %-7s %10s  ", static_cast<unsigned long long>(f.objects),
+                  f.objects == 1 ? "object" : "objects", mib(f.bytes).c_str());
     out << line << f.what << "\n";
   }
 }

@@ -52,9 +52,13 @@ def bad_pid(ctx):
 
 @case
 def usage(ctx):
-    for args, pat in [(["frobnicate"], "unknown command"), (["stack"], "pid"), (["stack", "1", "--bogus"], "bogus"),
+    for args, pat in [(["frobnicate"], "unknown command"), (["stack"], r"missing PID \(usage: pyinspect stack PID"),
+                      (["abi"], "missing ACTION"), (["stack", "1", "--bogus"], "bogus"),
                       (["--color=sometimes", "stack", "1"], "auto, always or never"),
-                      (["stack", "1", "--max-frames", "many"], "max-frames")]:
+                      (["stack", "1", "--max-frames", "many"], "max-frames"),
+                      (["stack", "1", "--max-frames", "0"], "--max-frames wants 1 or more"),
+                      (["heap", "1", "--growth", "0"], "--growth wants a number of seconds more than 0"),
+                      (["abi", "check", "/nonexistent/libpython9.9.so"], "cannot read /nonexistent/libpython9.9.so: No such file")]:
         code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
         one_line_error(code, out, err, 2, pat)
 
@@ -148,6 +152,72 @@ def unsupported_version(ctx):
         with Target(interp, "threads.py") as t:
             code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--python", "3.5"], check_exit=False)
             one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported")
+    code, out, err = run_pyinspect(ctx.pyinspect, ["abi", "fixed", "--python", "3.5"], check_exit=False)
+    one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported \(pyinspect knows 2\.7 and 3\.6")
+
+
+def sleeping(pid):
+    """True if the process is in clock_nanosleep or nanosleep (x86-64: 230, 35)."""
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            fields = f.read().split()
+    except (IOError, OSError):
+        return False
+    return len(fields) > 1 and fields[0] in ("230", "35")
+
+
+@case
+def growth_target_exits(ctx):
+    """heap --growth, the target exiting between the two censuses (made to happen there: pyinspect
+    is seen sleeping in the interval): exit 7, one line that says so."""
+    interp = spread(ctx)[0]
+    p = exiting_target(interp)
+    try:
+        q = subprocess.Popen([ctx.pyinspect, "heap", str(p.pid), "--growth", "3", "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not sleeping(q.pid):
+            check(q.poll() is None, "pyinspect ended (exit %s) before the interval" % q.returncode)
+            check(time.time() < deadline, "pyinspect never reached the interval between its censuses")
+            select.select([], [], [], 0.001)
+        exit_now(p)
+        p.wait()
+        out, err = q.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    one_line_error(q.returncode, out.decode(), err.decode(), 7, "process %d exited during --growth" % p.pid)
+
+
+@case
+def output_file_mode(ctx):
+    """Files pyinspect writes get the mode a new file gets (0666 less the umask), as a shell
+    redirection gives, though they are made under a temporary name first."""
+    import tempfile
+    interp = spread(ctx)[0]
+    work = tempfile.mkdtemp(prefix="pyinspect-mode-")
+    p = exiting_target(interp)
+    try:
+        for mask in (0o022, 0o077):
+            listing = os.path.join(work, "objects-%o.txt" % mask)
+            dot = os.path.join(work, "graph-%o.dot" % mask)
+            for args in (["heap", str(p.pid), "--top", "1", "--no-progress", "--list-objects", listing],
+                         ["refs", str(p.pid), "--type", "Thread", "--no-progress", "--dot", dot]):
+                q = subprocess.Popen([ctx.pyinspect] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=lambda m=mask: os.umask(m))
+                out, err = q.communicate(timeout=120)
+                check(q.returncode == 0, "%s: exit %d: %s" % (args[0], q.returncode, err))
+            for path in (listing, dot):
+                mode = os.stat(path).st_mode & 0o777
+                check(mode == 0o666 & ~mask, "%s under umask %03o has mode %03o, expected %03o" % (
+                    os.path.basename(path), mask, mode, 0o666 & ~mask))
+        check(sorted(os.listdir(work)) == sorted(["objects-22.txt", "graph-22.dot", "objects-77.txt", "graph-77.dot"]),
+              "left in the directory: %s" % os.listdir(work))
+    finally:
+        exit_now(p)
+        p.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @case
