@@ -76,12 +76,18 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
 
   if (model == Frames::FrameObjects) {
     int64_t back = l.require(F::fo_back), code = l.require(F::fo_code), lasti = l.require(F::fo_lasti);
-    int64_t need = std::max({back, code, lasti}) + 8;
+    int64_t refcnt = l.require(F::ob_refcnt);
+    int64_t need = std::max({back, code, lasti, refcnt}) + 8;
     while (f) {
       if (out.frames.size() >= max_frames) return out.truncated = out.at_limit = true, out.problem = "frame limit reached", out;
       if (!seen.insert(f).second) return out.truncated = true, out.problem = "frame chain loops", out;
       auto s = r.read_struct(f, need);
       if (!s) return out.truncated = true, out.problem = "frame unreadable", out;
+      // A frame that returned keeps its f_code and, on the free list, links the next free frame
+      // through f_back: a chain read while it changed can walk on into frames that are not
+      // running. Every frame object that runs holds a reference to itself; a freed one has none.
+      if (s->get<int64_t>(refcnt).value_or(0) <= 0)
+        return out.truncated = true, out.problem = "a freed frame in the chain", out;
       RawFrame raw;
       raw.frame = f;
       raw.code = *s->ptr(code);

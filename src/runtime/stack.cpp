@@ -83,7 +83,10 @@ std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::v
 }
 
 // Whether a thread's stack changed while it was read: its innermost frame, or where that frame
-// is, is no longer what the walk saw. `live` reads the target as it is now.
+// is, is no longer what the walk saw, or a frame of the chain now has another code object or
+// links to another frame. Frames are reused at the same addresses (free lists, each code's
+// spare frame, the data stack), so a stack can return to the same innermost frame with other
+// frames beneath it; checking every link catches that. `live` reads the target as it is now.
 bool changed_since(const ObjectReader& live, RemoteAddr tstate, const FrameWalk& walk) {
   const Layout& l = live.layout();
   auto top = current_frame(live, tstate);
@@ -92,12 +95,27 @@ bool changed_since(const ObjectReader& live, RemoteAddr tstate, const FrameWalk&
   if (*top != seen) return true;
   if (walk.frames.empty()) return false;
   const RawFrame& f = walk.frames.front();
-  if (l.facts().frames == Facts::Frames::FrameObjects) {
-    auto lasti = live.memory().read_as<int32_t>(f.frame + l.require(F::fo_lasti));
-    return !lasti || *lasti != f.lasti;
+  const Memory& mem = live.memory();
+  bool objects = l.facts().frames == Facts::Frames::FrameObjects;
+  if (objects) {
+    auto lasti = mem.read_as<int32_t>(f.frame + l.require(F::fo_lasti));
+    if (!lasti || *lasti != f.lasti) return true;
+  } else {
+    auto instr = mem.read_ptr(f.frame + l.require(F::if_instr));
+    if (!instr || *instr != f.instr) return true;
   }
-  auto instr = live.memory().read_ptr(f.frame + l.require(F::if_instr));
-  return !instr || *instr != f.instr;
+  int64_t back = l.require(objects ? F::fo_back : F::if_previous);
+  int64_t code = l.require(objects ? F::fo_code : F::if_code);
+  for (size_t i = 0; i < walk.frames.size(); ++i) {
+    const RawFrame& fr = walk.frames[i];
+    auto c = mem.read_ptr(fr.frame + code);
+    if (!c || (objects ? *c : l.facts().untag(c->value())) != fr.code) return true;
+    if (i + 1 == walk.frames.size() && walk.truncated) break;  // where the walk stopped is judged by its caller
+    auto b = mem.read_ptr(fr.frame + back);
+    RemoteAddr expect = i + 1 < walk.frames.size() ? walk.frames[i + 1].frame : RemoteAddr();
+    if (!b || *b != expect) return true;
+  }
+  return false;
 }
 
 // The thread states of every interpreter and each thread's frame chain, as raw addresses, read

@@ -8,7 +8,10 @@
 
 On a -stripped twin (the same interpreter with a libpython stripped of every symbol, so pyinspect
 reads it with its embedded layout tables) the default budgets are a fifth: 200 dumps, 10 scans,
-100 racing runs; the printed line gives the counts run.
+100 racing runs; the printed line gives the counts run. On a build with the sanitizers
+(--sanitized), which runs each command 10-20 times slower, repeat runs a fifth of its budgets too
+(a fifth of a fifth on a twin); racing keeps its own, as reading memory that changes underneath is
+what the sanitizers are there to watch.
 
 repeat: back-to-back `stack --json` dumps, then `heap --json` scans, of a busy multi-threaded
 target (busy_target.py). Every run must succeed and show every worker in its `chain` frames;
@@ -34,6 +37,7 @@ from harness import TestFailure, check  # noqa: E402
 
 
 TWIN_SHARE = 5  # a stripped twin runs 1/TWIN_SHARE of the default budgets
+SANITIZED_SHARE = 5  # and repeat on a sanitizer build 1/SANITIZED_SHARE of those
 
 
 def spread(interps):
@@ -250,6 +254,7 @@ def main():
     ap.add_argument("--stacks", type=int, help="stack dumps (default 1000; on a stripped twin 200)")
     ap.add_argument("--heaps", type=int, help="heap scans (default 50; on a stripped twin 10)")
     ap.add_argument("--runs", type=int, help="racing runs (default 500; on a stripped twin 100)")
+    ap.add_argument("--sanitized", action="store_true", help="pyinspect is built with the sanitizers")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
     with open(args.interpreters) as f:
@@ -267,11 +272,18 @@ def main():
     ctx.interp = [e for e in interps if e["id"] == args.python][0]
     twin = bool(ctx.interp.get("stripped_libpython"))
     share = TWIN_SHARE if twin else 1
-    defaults = {"stacks": 1000 // share, "heaps": 50 // share, "runs": 500 // share}
+    repeat_share = share * (SANITIZED_SHARE if args.sanitized else 1)
+    defaults = {"stacks": 1000 // repeat_share, "heaps": 50 // repeat_share, "runs": 500 // share}
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    ctx.budget_note = (" (stripped twin, embedded tables: 1/%d of the budget)" % share) if twin else ""
+    notes = []
+    if twin:
+        notes.append("stripped twin, embedded tables")
+    if args.sanitized and args.mode == "repeat":
+        notes.append("sanitizers")
+    used = repeat_share if args.mode == "repeat" else share
+    ctx.budget_note = (" (%s: 1/%d of the budget)" % (", ".join(notes), used)) if used > 1 else ""
     try:
         (repeat if args.mode == "repeat" else racing)(ctx, args)
     except TestFailure as e:

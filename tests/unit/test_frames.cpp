@@ -215,6 +215,25 @@ TEST_CASE("frames: an unreadable frame pointer ends the walk") {
   }
 }
 
+TEST_CASE("frames: a freed frame object ends the walk (up to 3.10)") {
+  // A frame that returned sits on the free list (or as its code's spare frame) with refcount 0,
+  // its f_code left in place and f_back linking the next free frame: the chain of a thread read
+  // while it changed can lead there, and what follows is not the thread's stack.
+  for (const Ver& v : kVersions) {
+    if (v.at_least(3, 11)) continue;  // interpreter frames have no refcount
+    INFO("CPython ", v.str());
+    FakeThread t(v);
+    auto frames = t.chain({kSpecs[0], kSpecs[1], kSpecs[2], kSpecs[3]});
+    t.py().i64(t.py().at(frames[2], F::ob_refcnt), 0);
+    ObjectReader r(t.py().mem, t.layout(), t.py().types);
+    FrameWalk walk = walk_frames(r, t.tstate(), 100);
+    CHECK(walk.truncated);
+    CHECK_FALSE(walk.at_limit);
+    CHECK(walk.problem == "a freed frame in the chain");
+    CHECK(decode_all(r, walk) == std::vector<Decoded>{expected(v, kSpecs[0]), expected(v, kSpecs[1])});
+  }
+}
+
 TEST_CASE("frames: max_frames bounds the walk") {
   for (const Ver& v : kVersions) {
     INFO("CPython ", v.str());
