@@ -163,9 +163,15 @@ void PythonProcess::find_interpreter_head(const ProcessMemory& mem, const std::s
   }
   if (use("code") && head_from_code(mem)) return;
   if (use("scan") && head_from_scan(mem)) return;
-  if (method != "auto")
+  if (method != "auto") {
+    std::string why = method == "runtime" ? (runtime_ ? "_PyRuntime has no interpreter list in this layout"
+                                                      : "the interpreter has no _PyRuntime (CPython 3.7 and later do)")
+                      : method == "symbol" ? "the interpreter has no symbol interp_head (up to CPython 3.6, not stripped)"
+                      : method == "code"   ? "PyInterpreterState_Head's code does not name a variable it reads"
+                                           : "no pointer in the interpreter's data leads to a valid interpreter state";
     throw Error(ErrorCode::NotPython, "method '" + method + "' does not find the interpreter state in process " +
-                                          std::to_string(proc_.pid()));
+                                          std::to_string(proc_.pid()) + ": " + why);
+  }
   throw Error(ErrorCode::NotPython, "cannot find the interpreter state in process " + std::to_string(proc_.pid()) +
                                         " (is Python initialised?)");
 }

@@ -82,10 +82,18 @@ def find_interpreter(ctx):
         methods.append("code")
         if not ctx.interp.get("stripped_libpython"):
             methods.append("symbol")
+    # A way that does not apply to this version is refused in one line that says why (exit 5).
+    absent = "symbol" if v >= (3, 7) else "runtime"
     with Target(ctx.interp, "threads.py") as t:
         for m in methods:
             got = stack_json(ctx.pyinspect, t.pid, ["--find-interpreter", m])
             compare_stacks(t.report, got)
+        code, _, err = run_pyinspect(ctx.pyinspect, ["stack", str(t.pid), "--find-interpreter", absent],
+                                     check_exit=False)
+        lines = err.strip().splitlines()
+        want = "symbol interp_head" if absent == "symbol" else "no _PyRuntime"
+        check(code == 5 and len(lines) == 1 and ("method '%s'" % absent) in lines[0] and want in lines[0],
+              "--find-interpreter %s: exit %d, %r" % (absent, code, err))
 
 
 @test("text")
