@@ -7,7 +7,9 @@ Without --python: every pyenv CPython that has CPython's python-gdb.py next to i
 
 1. Speed: the same 5-thread target (10 frames per thread) is dumped RUNS times by
    `gdb -batch -p PID -ex 'thread apply all py-bt'` (with CPython's python-gdb.py) and by
-   `pyinspect stack PID`, alternating; medians and their ratio are printed.
+   `pyinspect stack PID`, alternating; medians and their ratio are printed, and the median of as
+   many `pyinspect stack --no-cache PID` runs in between (the layout read from DWARF every time,
+   as on the first run against a build, instead of from the layout cache).
 2. Pause: a target with 10 threads of 50 frames is dumped RUNS*10 times; pyinspect reports the
    time from its first PTRACE_SEIZE to its last detach (pause_us in --json). The target also
    measures it from the inside: a spinning thread records every gap of more than 50 us in its
@@ -65,7 +67,7 @@ def bench_one(python, runs, pyinspect):
                              stdout=subprocess.PIPE, text=True).stdout.strip()
     p = start(python, 5, 10)
     try:
-        gdb_times, pi_times = [], []
+        gdb_times, pi_times, nocache_times = [], [], []
         for _ in range(runs):
             dt, out = timed(["gdb", "-nx", "-batch", "-p", str(p.pid), "-ex", "source " + gdb_script,
                              "-ex", "thread apply all py-bt"])
@@ -74,10 +76,13 @@ def bench_one(python, runs, pyinspect):
             dt, out = timed([pyinspect, "stack", str(p.pid)])
             assert out.count("Thread ") == 5, out
             pi_times.append(dt)
+            dt, out = timed([pyinspect, "stack", "--no-cache", str(p.pid)])
+            assert out.count("Thread ") == 5, out
+            nocache_times.append(dt)
     finally:
         p.kill()
         p.wait()
-    g, pi = statistics.median(gdb_times), statistics.median(pi_times)
+    g, pi, nc = statistics.median(gdb_times), statistics.median(pi_times), statistics.median(nocache_times)
 
     # The target of the goal: 10 threads of 50 frames, all blocked.
     p = start(python, 10, 50)
@@ -139,7 +144,8 @@ def bench_one(python, runs, pyinspect):
         return sorted(out)
     seen, nb_seen = longest(windows), longest(nb_windows)
     return {
-        "version": version, "gdb_ms": g * 1e3, "pyinspect_ms": pi * 1e3, "ratio": g / pi,
+        "version": version, "gdb_ms": g * 1e3, "pyinspect_ms": pi * 1e3, "ratio": g / pi, "nocache_ms": nc * 1e3,
+        "nocache_ratio": g / nc,
         "idle_median_us": statistics.median(idle_pauses), "idle_p90_us": idle_pauses[int(len(idle_pauses) * 0.9)],
         "idle_max_us": idle_pauses[-1],
         "pause_median_us": statistics.median(pauses), "pause_p90_us": pauses[int(len(pauses) * 0.9)],
@@ -165,15 +171,16 @@ def main():
           "column, the same stall during --nonblocking dumps (no pause at all), shows that part." %
           (args.runs * 10, args.runs * 10))
     print()
-    print("| CPython | gdb py-bt | pyinspect stack | ratio | pause, idle: median / p90 / max "
+    print("| CPython | gdb py-bt | pyinspect stack | ratio | --no-cache (DWARF read) | ratio | pause, idle: median / p90 / max "
           "| pause, busy: median / p90 / max | stall seen by the target: median / p90 / max "
           "| stall with --nonblocking: median / p90 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for python in pythons:
         r = bench_one(python, args.runs, pyinspect)
-        print("| %s | %.0f ms | %.1f ms | %.0fx | %.0f / %.0f / %.0f us | %.0f / %.0f / %.0f us "
+        print("| %s | %.0f ms | %.1f ms | %.0fx | %.1f ms | %.0fx | %.0f / %.0f / %.0f us | %.0f / %.0f / %.0f us "
               "| %.0f / %.0f / %.0f us | %.0f / %.0f us |" % (
-                  r["version"], r["gdb_ms"], r["pyinspect_ms"], r["ratio"], r["idle_median_us"], r["idle_p90_us"],
+                  r["version"], r["gdb_ms"], r["pyinspect_ms"], r["ratio"], r["nocache_ms"], r["nocache_ratio"],
+                  r["idle_median_us"], r["idle_p90_us"],
                   r["idle_max_us"], r["pause_median_us"], r["pause_p90_us"], r["pause_max_us"],
                   r["stall_median_us"], r["stall_p90_us"], r["stall_max_us"], r["nb_median_us"], r["nb_p90_us"]))
         sys.stdout.flush()

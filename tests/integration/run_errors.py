@@ -156,13 +156,18 @@ def unsupported_version(ctx):
     one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported \(pyinspect knows 2\.7 and 3\.6")
 
 
-def sleeping(pid):
-    """True if the process is in clock_nanosleep or nanosleep (x86-64: 230, 35)."""
+def syscall_of(pid):
+    """The fields of /proc/PID/syscall (number, then arguments in hex), [] if it cannot be read."""
     try:
         with open("/proc/%d/syscall" % pid) as f:
-            fields = f.read().split()
+            return f.read().split()
     except (IOError, OSError):
-        return False
+        return []
+
+
+def sleeping(pid):
+    """True if the process is in clock_nanosleep or nanosleep (x86-64: 230, 35)."""
+    fields = syscall_of(pid)
     return len(fields) > 1 and fields[0] in ("230", "35")
 
 
@@ -297,11 +302,7 @@ def check_answer(name, out, where, interp):
 
 def blocked_writing_stdout(pid):
     """True if pyinspect is blocked in write(1, ...) (its answer is bigger than the pipe)."""
-    try:
-        with open("/proc/%d/syscall" % pid) as f:
-            fields = f.read().split()
-    except (IOError, OSError):
-        return False
+    fields = syscall_of(pid)
     return len(fields) > 1 and fields[0] == "1" and int(fields[1], 16) == 1
 
 

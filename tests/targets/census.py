@@ -8,6 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _park  # noqa: E402
+from _closure import closure, type_name  # noqa: E402
 
 PY2 = sys.version_info[0] == 2
 
@@ -50,12 +51,6 @@ if PY2:
     gc.collect()
 
 
-def type_name(t):
-    module = getattr(t, "__module__", None) or ("__builtin__" if PY2 else "builtins")
-    name = getattr(t, "__qualname__", None) or t.__name__
-    return name if module in ("builtins", "__builtin__") else "%s.%s" % (module, name)
-
-
 # Code objects are not GC containers: gc.get_referents(code) is empty, yet a code object keeps its
 # constants, names and tables alive. Follow the attributes that are stored in the code object
 # (not those computed on access, which would create objects as the census runs).
@@ -89,25 +84,8 @@ def referents(o):
 
 
 def census():
-    gc.collect()
-    seen = {}
     parent = {} if os.environ.get("PYINSPECT_CENSUS_IDS") else None
-    roots = gc.get_objects()
-    stack = list(roots)
-    # The census's own frame and containers are not part of the heap being measured.
-    skip = set([id(roots), id(stack), id(seen), id(parent), id(sys._getframe())])
-    skip.add(id(skip))
-    while stack:
-        o = stack.pop()
-        i = id(o)
-        if i in seen or i in skip:
-            continue
-        seen[i] = o
-        r = referents(o)
-        if parent is not None:
-            for x in r:
-                parent.setdefault(id(x), o)
-        stack.extend(r)
+    seen = closure(referents, parent)
     by_type = {}
     total = 0
     for i, o in seen.items():
@@ -127,7 +105,7 @@ def census():
                                                   repr(p)[:80].replace("\n", " ") if p is not None else ""))
     out = {"objects": len(seen), "size": total, "by_type": by_type, "garbage": len(gc.garbage),
            "made": {"__main__.ObjectA": 2000, "__main__.Slotted": 1500}}
-    del seen, stack, roots, o
+    del seen, o
     return out
 
 

@@ -12,6 +12,7 @@ import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _park  # noqa: E402
+from _closure import closure, type_name  # noqa: E402
 
 PY2 = sys.version_info[0] == 2
 MODULES = ["argparse", "array", "base64", "bisect", "collections", "copy", "csv", "ctypes", "datetime",
@@ -94,38 +95,19 @@ except ImportError:
     pass
 
 
-def type_name(t):
-    module = getattr(t, "__module__", None) or ("__builtin__" if PY2 else "builtins")
-    name = getattr(t, "__qualname__", None) or t.__name__
-    return name if module in ("builtins", "__builtin__") else "%s.%s" % (module, name)
-
-
 def census(path):
-    gc.collect()
-    seen = {}
-    roots = gc.get_objects()
-    stack = list(roots)
-    # The census's own frame and containers are not part of the heap being measured.
-    skip = set([id(roots), id(stack), id(seen), id(sys._getframe())])
-    skip.add(id(skip))
-    while stack:
-        o = stack.pop()
-        i = id(o)
-        if i in seen or i in skip:
-            continue
-        seen[i] = o
-        stack.extend(gc.get_referents(o))
+    seen = closure()
     f = open(path, "w")
     dead = open(path + ".dead", "w")
     for i, o in seen.items():
         f.write("%x %d %s\n" % (i, sys.getsizeof(o), type_name(type(o))))
         # A weakref whose object is gone and that only this census still holds (2.7 keeps some
         # briefly) is freed with the census's lists: noted, so the harness knows.
-        if type(o) is weakref.ref and o() is None and sys.getrefcount(o) <= 6:
+        if type(o) is weakref.ref and o() is None and sys.getrefcount(o) <= 5:
             dead.write("%x\n" % i)
     dead.close()
     f.close()
-    del seen, stack, roots, o
+    del seen, o
 
 
 # The report goes first (its line is short enough for the pipe: the write returns), then the
