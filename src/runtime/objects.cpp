@@ -352,6 +352,12 @@ std::optional<ObjectReader::TypeShape> ObjectReader::type_shape(RemoteAddr type)
   shape.basicsize = t->get<int64_t>(l_.off(F::tp_basicsize)).value_or(0);
   shape.itemsize = t->get<int64_t>(l_.off(F::tp_itemsize)).value_or(0);
   shape.dictoffset = t->get<int64_t>(l_.off(F::tp_dictoffset)).value_or(0);
+  // Values no type has are a misread (a freed or torn type): bounded here, the sums made of them
+  // (dict_pointer's end of a variable-size object) cannot overflow.
+  constexpr int64_t kMaxSize = int64_t{1} << 32;
+  if (shape.basicsize < 0 || shape.basicsize > kMaxSize || shape.itemsize < 0 || shape.itemsize > (1 << 20) ||
+      shape.dictoffset < -kMaxSize || shape.dictoffset > kMaxSize)
+    return std::nullopt;
   return shape;
 }
 
