@@ -94,26 +94,25 @@ bool changed_since(const ObjectReader& live, RemoteAddr tstate, const FrameWalk&
   RemoteAddr seen = walk.frames.empty() ? RemoteAddr() : walk.frames.front().frame;
   if (*top != seen) return true;
   if (walk.frames.empty()) return false;
-  const RawFrame& f = walk.frames.front();
-  const Memory& mem = live.memory();
   bool objects = l.facts().frames == Facts::Frames::FrameObjects;
-  if (objects) {
-    auto lasti = mem.read_as<int32_t>(f.frame + l.require(F::fo_lasti));
-    if (!lasti || *lasti != f.lasti) return true;
-  } else {
-    auto instr = mem.read_ptr(f.frame + l.require(F::if_instr));
-    if (!instr || *instr != f.instr) return true;
-  }
   int64_t back = l.require(objects ? F::fo_back : F::if_previous);
   int64_t code = l.require(objects ? F::fo_code : F::if_code);
+  int64_t where = l.require(objects ? F::fo_lasti : F::if_instr);  // checked on the innermost frame
+  int64_t need = std::max({back, code, where}) + 8;
   for (size_t i = 0; i < walk.frames.size(); ++i) {
     const RawFrame& fr = walk.frames[i];
-    auto c = mem.read_ptr(fr.frame + code);
-    if (!c || (objects ? *c : l.facts().untag(c->value())) != fr.code) return true;
+    auto s = live.read_struct(fr.frame, need);
+    if (!s) return true;
+    auto c = s->get<uint64_t>(code);
+    if (!c || (objects ? RemoteAddr(*c) : l.facts().untag(*c)) != fr.code) return true;
+    if (i == 0) {
+      bool same = objects ? s->get<int32_t>(where) == std::optional<int32_t>(fr.lasti)
+                          : s->ptr(where) == std::optional<RemoteAddr>(fr.instr);
+      if (!same) return true;
+    }
     if (i + 1 == walk.frames.size() && walk.truncated) break;  // where the walk stopped is judged by its caller
-    auto b = mem.read_ptr(fr.frame + back);
     RemoteAddr expect = i + 1 < walk.frames.size() ? walk.frames[i + 1].frame : RemoteAddr();
-    if (!b || *b != expect) return true;
+    if (s->ptr(back) != std::optional<RemoteAddr>(expect)) return true;
   }
   return false;
 }

@@ -71,7 +71,7 @@ TEST_CASE("version: from_file_name") {
     return v ? v->short_str() : std::string("none");
   };
   CHECK(mm("libpython3.11.so.1.0") == "3.11");
-  CHECK(mm("/root/.pyenv/versions/3.6.15/lib/libpython3.6m.so.1.0") == "3.6");
+  CHECK(mm("/opt/py/3.6.15/lib/libpython3.6m.so.1.0") == "3.6");
   CHECK(mm("python2.7") == "2.7");
   CHECK(mm("/usr/bin/python3.11d") == "3.11");
   CHECK(mm("libpython3.13t.so") == "3.13");
