@@ -10,9 +10,13 @@
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "heap/census.hpp"
+#include "heap/graph.hpp"
+#include "heap/retained.hpp"
+#include "heap/snapshot.hpp"
 #include "output/heap_output.hpp"
 #include "output/atomic_file.hpp"
 #include "output/json_util.hpp"
+#include "output/retained_output.hpp"
 
 namespace pyinspect {
 
@@ -24,13 +28,40 @@ GroupBy parse_group(const std::string& by) {
   throw Error(ErrorCode::Usage, "--by wants kind, type, module or size, not '" + by + "'");
 }
 
+namespace {
+// heap --retained: the object graph of one copy (as refs builds it) and its dominator tree.
+int heap_retained(Process& proc, ProcessMemory& mem, PythonProcess& py, const CensusOptions& opts, size_t top, bool json,
+                  const TextStyle& style) {
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t pause_ns = 0;
+  std::vector<std::string> warnings;
+  // The graph needs about as much again as the copy (docs/performance.md).
+  auto snap = take_snapshot(proc.pid(), mem, opts.nonblocking, opts.max_copy_bytes, pause_ns, warnings, 2.0, opts.progress);
+  HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
+  ObjectGraph graph(ctx, *snap, py, opts.progress);
+  RetainedResult r = compute_retained(graph, top, opts.progress);
+  r.pid = proc.pid();
+  r.python = python_info(py, *snap);
+  r.pause_ns = pause_ns;
+  r.paused = !opts.nonblocking;
+  r.warnings = warnings;
+  r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
+  r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
+  if (json)
+    std::cout << dump_json(retained_json(r)) << "\n";
+  else
+    print_retained_text(std::cout, r, style);
+  return 0;
+}
+}  // namespace
+
 int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   po::options_description desc("Options");
   std::string pid_text, by = "kind", list_path;
   size_t top = 10;
   double growth = 0;
   uint64_t max_copy_mib = 0;
-  bool json = false, no_progress = false, no_dwarf = false, no_cache = false;
+  bool json = false, no_progress = false, no_dwarf = false, no_cache = false, retained = false;
   CensusOptions opts;
   TargetOptions topts;
   desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
@@ -38,6 +69,8 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("by", po::value(&by)->default_value(by), "group by kind, type, module or size")
       ("largest", po::value(&opts.largest)->default_value(0), "also list the N largest single objects")
       ("growth", po::value(&growth), "take two censuses SECONDS apart and show what grew")
+      ("retained", po::bool_switch(&retained),
+       "the --top objects that retain the most (the dominator tree from the roots), and the leak suspects")
       ("list-objects", po::value(&list_path),
        "also write every object to FILE, one line each: address (hex), size (- if unknown), type")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
@@ -60,6 +93,14 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   opts.max_copy_bytes = max_copy_mib << 20;
   opts.progress = !no_progress && isatty(STDERR_FILENO);
 
+  if (retained) {
+    for (const char* other : {"by", "largest", "growth", "list-objects"})
+      if (vm.count(other) && !vm[other].defaulted())
+        throw Error(ErrorCode::Usage, std::string("--retained and --") + other + " are different questions: give one");
+    if (top < 1 || top > kMaxRetainedRows)
+      throw Error(ErrorCode::Usage, "--top with --retained wants 1 to " + std::to_string(kMaxRetainedRows) +
+                                        " (each row has its chain)");
+  }
   if (!list_path.empty()) {
     if (growth > 0) throw Error(ErrorCode::Usage, "--list-objects and --growth: give one");
     check_output_path("--list-objects", list_path);
@@ -82,6 +123,7 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       listing->out << line << o.type << '\n';
     };
   }
+  if (retained) return heap_retained(proc, mem, py, opts, top, json, style);
   if (growth > 0) {
     HeapCensus before = take_census(py, mem, opts);
     std::this_thread::sleep_for(std::chrono::duration<double>(growth));

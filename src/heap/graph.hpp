@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "heap/csr.hpp"
 #include "heap/heap_types.hpp"
 #include "heap/snapshot.hpp"
 #include "runtime/target.hpp"
@@ -59,6 +60,9 @@ class ObjectGraph {
   std::pair<const uint32_t*, const uint32_t*> in(uint32_t n) const {
     return {in_edges_.data() + in_start_[n], in_edges_.data() + in_start_[n + 1]};
   }
+  // The same references as whole arrays, for algorithms over the whole graph (dominators).
+  CsrView forward() const { return {out_start_.data(), out_edges_.data()}; }
+  CsrView backward() const { return {in_start_.data(), in_edges_.data()}; }
   const std::vector<GraphRoot>& roots() const { return roots_; }
   // Root labels of n, if n is one (several roots may name one object).
   std::vector<std::string> root_labels(uint32_t n) const;

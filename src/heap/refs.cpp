@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "heap/dominators.hpp"
 
 namespace pyinspect {
 
@@ -201,77 +202,29 @@ std::string step_text(const GraphRef& ref, bool from_frame, bool after_instance_
 }
 
 void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) {
-  // Breadth first from the roots: the first wanted object reached has one of the shortest
-  // chains. The best reasons to be alive are tried first (GraphRoot::Rank): the interpreter's
-  // roots (sys.modules, builtins, ...) hold for good; the threads' frames only for what those do
-  // not reach, then what thread states hold. The walk goes on to the end to count how many wanted
-  // objects any root reaches at all.
+  // The first wanted object the walk reaches has one of the shortest chains; the walk goes on to
+  // the end to count how many wanted objects any root reaches at all.
   uint32_t target = ObjectGraph::kNone;
-  std::vector<uint32_t> parent(g.size(), ObjectGraph::kNone);
-  std::vector<int32_t> root_of(g.size(), -1);
-  const auto& roots = g.roots();
   uint64_t reached = 0;
-  auto reach = [&](uint32_t n) {
+  Chains chains(g, [&](uint32_t n) {
     if (!wanted[n]) return;
     ++reached;
     if (target == ObjectGraph::kNone) target = n;
-  };
-  for (auto rank : {GraphRoot::Interpreter, GraphRoot::Frame, GraphRoot::Thread}) {
-    std::deque<uint32_t> queue;
-    for (size_t i = 0; i < roots.size(); ++i) {
-      uint32_t n = roots[i].node;
-      if (roots[i].rank != rank || root_of[n] >= 0) continue;
-      root_of[n] = static_cast<int32_t>(i);
-      queue.push_back(n);
-      reach(n);
-    }
-    while (!queue.empty()) {
-      uint32_t n = queue.front();
-      queue.pop_front();
-      auto [b, e] = g.out(n);
-      for (const uint32_t* p = b; p != e; ++p) {
-        uint32_t m = *p;
-        if (root_of[m] >= 0) continue;
-        root_of[m] = root_of[n];
-        parent[m] = n;
-        reach(m);
-        queue.push_back(m);
-      }
-    }
-  }
+  });
   r.chain_reachable = reached;
-  bool found = target != ObjectGraph::kNone;
-  if (found) r.starts = {target};  // the chain is this object's
-  if (!found) return;
+  if (target == ObjectGraph::kNone) return;
+  r.starts = {target};  // the chain is this object's
   r.chain_found = true;
-  for (uint32_t n = target; n != ObjectGraph::kNone; n = parent[n]) r.chain.push_back(n);
-  std::reverse(r.chain.begin(), r.chain.end());
+  r.chain = chains.path(target);
+  std::vector<GraphRef> refs;
+  r.chain_text = chains.text(g, target, &refs);
   Builder b(g, r);
-  std::string text = roots[static_cast<size_t>(root_of[target])].label;
-  bool after_dict = false;
   for (size_t i = 0; i < r.chain.size(); ++i) {
-    uint32_t n = r.chain[i];
-    b.add(n, static_cast<int>(i));
-    if (i == 0) continue;
-    uint32_t prev = r.chain[i - 1];
-    GraphRef ref = g.reference(prev, n);
-    b.edge(prev, n, ref.label);
-    const TypeInfo& pt = g.type(prev);
-    if (ref.kind == EdgeKind::InstanceDict && pt.cat != Cat::Module && pt.cat != Cat::Type && i + 1 < r.chain.size()) {
-      after_dict = true;  // written as attribute access on the next step
-      continue;
-    }
-    if (ref.kind == EdgeKind::DictKey) {
-      text = "a key of " + text;  // no expression names a key; it ends the chain (keys hold nothing)
-      after_dict = false;
-      continue;
-    }
-    text += step_text(ref, pt.cat == Cat::Frame, after_dict);
-    after_dict = false;
+    b.add(r.chain[i], static_cast<int>(i));
+    if (i > 0) b.edge(r.chain[i - 1], r.chain[i], refs[i - 1].label);
   }
   for (auto& node : r.nodes)
     if (node.id == target) node.start = true;
-  r.chain_text = text;
 }
 
 // Strongly connected components (Tarjan, iterative) of the part of the graph reachable from the
@@ -497,6 +450,70 @@ void find_cycles(ObjectGraph& g, RefsResult& r, const std::vector<uint32_t>& all
 
 }  // namespace
 
+// Breadth first from the roots. The best reasons to be alive are tried first (GraphRoot::Rank):
+// the interpreter's roots (sys.modules, builtins, ...) hold for good; the threads' frames only
+// for what those do not reach, then what thread states hold.
+Chains::Chains(const ObjectGraph& g, const std::function<void(uint32_t)>& visit)
+    : parent_(g.size(), ObjectGraph::kNone), root_of_(g.size(), -1) {
+  const auto& roots = g.roots();
+  std::deque<uint32_t> queue;
+  for (auto rank : {GraphRoot::Interpreter, GraphRoot::Frame, GraphRoot::Thread}) {
+    for (size_t i = 0; i < roots.size(); ++i) {
+      uint32_t n = roots[i].node;
+      if (roots[i].rank != rank || root_of_[n] >= 0) continue;
+      root_of_[n] = static_cast<int32_t>(i);
+      queue.push_back(n);
+      if (visit) visit(n);
+    }
+    while (!queue.empty()) {
+      uint32_t n = queue.front();
+      queue.pop_front();
+      auto [b, e] = g.out(n);
+      for (const uint32_t* p = b; p != e; ++p) {
+        uint32_t m = *p;
+        if (root_of_[m] >= 0) continue;
+        root_of_[m] = root_of_[n];
+        parent_[m] = n;
+        if (visit) visit(m);
+        queue.push_back(m);
+      }
+    }
+  }
+}
+
+std::vector<uint32_t> Chains::path(uint32_t target) const {
+  std::vector<uint32_t> out;
+  if (!reached(target)) return out;
+  for (uint32_t n = target; n != ObjectGraph::kNone; n = parent_[n]) out.push_back(n);
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::string Chains::text(ObjectGraph& g, uint32_t target, std::vector<GraphRef>* refs) const {
+  std::vector<uint32_t> chain = path(target);
+  if (chain.empty()) return "";
+  std::string text = g.roots()[static_cast<size_t>(root_of_[target])].label;
+  bool after_dict = false;
+  for (size_t i = 1; i < chain.size(); ++i) {
+    uint32_t n = chain[i], prev = chain[i - 1];
+    GraphRef ref = g.reference(prev, n);
+    if (refs) refs->push_back(ref);
+    const TypeInfo& pt = g.type(prev);
+    if (ref.kind == EdgeKind::InstanceDict && pt.cat != Cat::Module && pt.cat != Cat::Type && i + 1 < chain.size()) {
+      after_dict = true;  // written as attribute access on the next step
+      continue;
+    }
+    if (ref.kind == EdgeKind::DictKey) {
+      text = "a key of " + text;  // no expression names a key; it ends the chain (keys hold nothing)
+      after_dict = false;
+      continue;
+    }
+    text += step_text(ref, pt.cat == Cat::Frame, after_dict);
+    after_dict = false;
+  }
+  return text;
+}
+
 RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
   RefsResult r;
   std::vector<uint32_t> all_matches;  // --cycles looks at every matching object
@@ -551,6 +568,18 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     if (!present.count(s)) b.add(s, 0);
   std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
   for (auto& n : r.nodes) n.start = starts.count(n.id) > 0 && !n.more;
+  // One object asked about: what it retains, from the dominator tree of the whole graph.
+  if (o.address || (o.chain && r.chain_found)) {
+    r.retained_asked = true;
+    uint32_t n = r.starts.front();
+    DominatorTree tree = dominator_tree(g);
+    if (auto ret = retained_of(g, tree, n))
+      for (auto& node : r.nodes)
+        if (node.id == n && !node.more) {
+          node.retained_size = ret->bytes;
+          node.retained_count = ret->count;
+        }
+  }
   return r;
 }
 

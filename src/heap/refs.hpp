@@ -2,6 +2,7 @@
 // `pyinspect refs`: objgraph's show_refs, show_backrefs and find_backref_chain, and the reference
 // cycles objects sit in, computed on the object graph of a copy of the target's heap.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ struct RefsNode {
   std::string type;   // exact type name
   std::string repr;   // short: "3 items", "'abc...'", a function's name
   std::optional<uint64_t> size;
+  // The object asked about (--address, or the end of --chain): its retained size and how many
+  // objects that is (heap/dominators.hpp); unset for others, or when no root reaches it.
+  std::optional<uint64_t> retained_size, retained_count;
   int depth = 0;
   bool start = false;
   bool finalizer = false;   // its class defines __del__ (or the C type tp_del)
@@ -71,6 +75,7 @@ struct RefsResult {
   std::vector<uint32_t> chain;       // node ids, root first
   bool chain_found = false;
   uint64_t chain_reachable = 0;      // matching objects some root reaches
+  bool retained_asked = false;       // --address or --chain: the start object's retained size
   std::vector<RefsCycle> cycles;
   uint64_t graph_objects = 0, graph_references = 0;
   int64_t pause_ns = 0, elapsed_ns = 0;
@@ -81,5 +86,23 @@ struct RefsResult {
 
 // Throws Error(Usage) when nothing matches --type / --address.
 RefsResult compute_refs(ObjectGraph& g, const RefsOptions& opts);
+
+// The shortest chains of references from the roots to every object they reach: one breadth-first
+// walk, the best reasons to be alive first (GraphRoot::Rank), so that one chain or many cost one
+// walk (`refs --chain`, `heap --retained`).
+class Chains {
+ public:
+  // visit: called on each object once, in the order the walk reaches it.
+  explicit Chains(const ObjectGraph& g, const std::function<void(uint32_t)>& visit = {});
+  bool reached(uint32_t n) const { return root_of_[n] >= 0; }
+  std::vector<uint32_t> path(uint32_t n) const;  // root first; empty if not reached
+  // The chain to n as a Python expression: "sys.modules['app'].__dict__['CACHE'][3]"; each
+  // reference along it (path(n)[i] -> path(n)[i + 1]) in refs when given.
+  std::string text(ObjectGraph& g, uint32_t n, std::vector<GraphRef>* refs = nullptr) const;
+
+ private:
+  std::vector<uint32_t> parent_;
+  std::vector<int32_t> root_of_;  // index in g.roots(), -1 if not reached
+};
 
 }  // namespace pyinspect

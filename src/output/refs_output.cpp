@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/log.hpp"
+#include "output/retained_output.hpp"
 
 namespace pyinspect {
 
@@ -83,6 +84,19 @@ void print_refs_header(std::ostream& out, const RefsResult& r) {
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
   if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
+}
+
+// What the object asked about retains (heap/dominators.hpp), when it was asked.
+void print_retained(std::ostream& out, const RefsResult& r, const NodeIndex& nodes) {
+  if (!r.retained_asked || r.starts.empty()) return;
+  const RefsNode& n = *nodes.at(r.starts.front());
+  out << n.kind << " " << log::hex(n.address);
+  if (n.retained_size)
+    out << " retains " << *n.retained_size << " bytes (" << size_text(*n.retained_size) << ") in "
+        << *n.retained_count << (*n.retained_count == 1 ? " object" : " objects")
+        << ": itself and what only it keeps alive\n";
+  else
+    out << ": no root reaches it, so it retains nothing on their behalf (no retained size)\n";
 }
 
 void print_chain(std::ostream& out, const RefsResult& r, const NodeIndex& nodes, const char* bold, const char* reset) {
@@ -163,6 +177,7 @@ void print_refs_text(std::ostream& out, const RefsResult& r, const TextStyle& st
   const char* bold = style.color ? "\033[1m" : "";
   const char* reset = style.color ? "\033[0m" : "";
   print_refs_header(out, r);
+  print_retained(out, r, nodes);
   if (r.mode == "chain") return print_chain(out, r, nodes, bold, reset);
   if (r.mode == "cycles") {
     if (r.cycles.empty()) out << "Not part of any reference cycle (references to classes and modules are not counted).\n";
@@ -222,6 +237,10 @@ nlohmann::json refs_json(const RefsResult& r) {
                         {"finalizer", n.finalizer},
                         {"roots", n.roots}};
     if (n.more) j["more"] = n.more;
+    if (r.retained_asked && !r.starts.empty() && n.id == r.starts.front() && !n.more) {  // null: no root reaches it
+      j["retained_size"] = n.retained_size ? nlohmann::json(*n.retained_size) : nlohmann::json(nullptr);
+      j["retained_count"] = n.retained_count ? nlohmann::json(*n.retained_count) : nlohmann::json(nullptr);
+    }
     nodes.push_back(j);
   }
   for (const auto& e : r.edges)
