@@ -26,6 +26,8 @@ Inspect a running CPython process from outside: read-only, no code injected.
 Commands:
   stack PID      every thread's Python stack (function, file:line)
   heap PID       a census of every live object, guppy-style (--top, --by, --largest, --growth)
+  memory PID     where the process's resident memory goes: objects, their buffers, free memory
+                 pymalloc and glibc malloc keep, memory no object owns, stacks, libraries
   refs PID       reference graphs: what objects hold (--type/--address), what holds them
                  (--backrefs), why they are alive (--chain), their cycles (--cycles); DOT/SVG/PNG
   info PID       which Python the process runs and how pyinspect reads it
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
     if (command == "stack") return cmd_stack(rest, g);
     if (command == "info") return cmd_info(rest, g);
     if (command == "heap") return cmd_heap(rest, g);
+    if (command == "memory") return cmd_memory(rest, g);
     if (command == "refs") return cmd_refs(rest, g);
     if (command == "abi") return cmd_abi(rest, g);
     throw Error(ErrorCode::Usage, "unknown command '" + command + "' (see pyinspect --help)");

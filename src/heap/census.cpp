@@ -265,7 +265,7 @@ void Census::on_expand(RemoteAddr obj, const TypeInfo& ti) {
   }
   auto& o = origins_[static_cast<size_t>(origin_)];
   ++o.first, o.second += size.bytes.value_or(0);
-  if (opts_.each_object) opts_.each_object({obj.value(), ti.name, size.bytes});
+  if (opts_.each_object) opts_.each_object({obj.value(), ti.name, size.bytes, ti});
   note_dictless(obj, ti);
   if (ti.cat == Cat::Dict && ti.addr == ctx_.t.dict) {
     dicts_.emplace_back(obj.value(), size.bytes);
@@ -371,7 +371,7 @@ void read_garbage(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) {
 
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
                                             int64_t& pause_ns, std::vector<std::string>& warnings,
-                                            double need_factor, bool progress) {
+                                            double need_factor, bool progress, std::vector<uint64_t>* tls_bases) {
   Progress bar(progress);
   SnapshotLimits limits;
   limits.max_bytes = max_copy_bytes;
@@ -382,6 +382,11 @@ std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool no
   if (!nonblocking) pause = std::make_unique<ProcessPause>(pid);
   snap->copy();
   snap->check_target("its memory was copied");
+  if (pause && tls_bases)
+    for (const auto& t : pause->threads())
+      // (The main thread's TLS block is not on its stack: [stack] is known by name.)
+      if (t->stopped() && t->tid() != pid)
+        if (auto b = t->tls_base()) tls_bases->push_back(*b);
   if (pause) {
     if (size_t n = pause->unstopped().size())
       warnings.push_back(std::to_string(n) + (n == 1 ? " thread" : " threads") +
@@ -393,6 +398,20 @@ std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool no
 }
 
 namespace {
+// What the copy left out, and whether the census had to read any of it from the live process:
+// then those bytes are from after the pause, and the answer says so.
+void note_left_out(const HeapSnapshot& snap, HeapCensus& out) {
+  auto& m = out.memory;
+  m.left_out_bytes = snap.left_out_bytes();
+  m.left_out_ranges = snap.left_out().size();
+  m.live_read_bytes = snap.live_read_bytes();
+  m.live_read_ranges = snap.live_read_ranges();
+  if (m.live_read_bytes)
+    out.warnings.push_back(std::to_string(m.live_read_bytes) + " bytes read live after the pause from " +
+                           std::to_string(m.live_read_ranges) + " of the " + std::to_string(m.left_out_ranges) +
+                           " ranges left out of the copy as data: what lies there may have changed since");
+}
+
 // The census's walk, in the order that lets it say how each object was reached (FoundThrough):
 // what the collector tracks and reaches as gc.get_referents() sees it, then each reference it does
 // not see, then the other roots.
@@ -424,8 +443,9 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   out.paused = !opts.nonblocking;
   out.memory.rss_bytes = py.process().rss_bytes();
 
+  std::vector<uint64_t> tls;
   auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, out.warnings, 1.5,
-                            opts.progress);
+                            opts.progress, opts.after_walk ? &tls : nullptr);
   out.memory.copied_bytes = snap->copied_bytes();
   HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
   out.python = python_info(py, *snap);
@@ -442,6 +462,8 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   }
   read_garbage(ctx, py, out.memory);
   read_pymalloc(ctx, py, out.memory);
+  note_left_out(*snap, out);
+  if (opts.after_walk) opts.after_walk(ctx, *snap, out, tls);
   out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
   LOG_INFO("census: " << out.total_objects << " objects (" << out.gc_tracked << " tracked by the GC), "
                       << ctx.all_types().size() << " types");

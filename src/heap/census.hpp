@@ -37,6 +37,10 @@ struct LargeObject {
 struct MemorySummary {
   uint64_t rss_bytes = 0;             // resident set of the whole process
   uint64_t copied_bytes = 0;          // writable resident memory pyinspect copied
+  // Data buffers left out of the copy (resident bytes, ranges), and what of them the census
+  // still read, from the live process after the pause (docs/heap.md, "Limits and memory").
+  uint64_t left_out_bytes = 0, left_out_ranges = 0;
+  uint64_t live_read_bytes = 0, live_read_ranges = 0;
   uint64_t object_bytes = 0;          // sum of sys.getsizeof over the objects found
   // 3.11+: instances whose attributes live without a dict object (inline or in a separate values
   // array); sys.getsizeof counts that storage in no object.
@@ -49,6 +53,9 @@ struct MemorySummary {
   uint64_t pool_bytes_used = 0;   // blocks handed out
   uint64_t pool_bytes_free = 0;   // free blocks in pools that are in use
   uint64_t arena_bytes_free = 0;  // empty pools
+  uint64_t pools_used = 0;        // pools with blocks handed out
+  uint64_t pool_size = 0, arena_size = 0;
+  std::vector<uint64_t> arena_list;  // where each arena starts
   // gc.garbage
   uint64_t garbage_count = 0;
   std::vector<HeapRow> garbage_kinds;
@@ -96,14 +103,21 @@ struct ListedObject {
   uint64_t address;
   const std::string& type;
   std::optional<uint64_t> size;
+  const TypeInfo& info;
 };
 
+class HeapSnapshot;
+class HeapContext;
+struct HeapCensus;
 struct CensusOptions {
   bool nonblocking = false;
   size_t largest = 0;
   bool progress = false;          // a progress line on stderr
   uint64_t max_copy_bytes = 0;    // refuse to copy more (0: no limit)
   std::function<void(const ListedObject&)> each_object;  // called for every object, if set
+  // Called once the census is done, while its copy of the memory still exists (pyinspect
+  // memory): the context, the copy, and the TLS base of every thread that stopped.
+  std::function<void(HeapContext&, const HeapSnapshot&, const HeapCensus&, const std::vector<uint64_t>&)> after_walk;
 };
 
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts);
@@ -111,10 +125,12 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
 // The copy of the target's writable memory the census and refs work on: planned while the
 // target runs, copied while it is paused (unless nonblocking). pause_ns: how long it was stopped;
 // warnings: threads that did not stop.
-class HeapSnapshot;
+// tls_bases, if given, gets the TLS base of every thread that stopped (glibc's struct pthread,
+// which lies in the thread's stack mapping).
 std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool nonblocking, uint64_t max_copy_bytes,
                                             int64_t& pause_ns, std::vector<std::string>& warnings,
-                                            double need_factor = 1.5, bool progress = false);
+                                            double need_factor = 1.5, bool progress = false,
+                                            std::vector<uint64_t>* tls_bases = nullptr);
 // gc.garbage (the gc module's list of what the collector could not free), if it can be found.
 class HeapContext;
 std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py);

@@ -19,7 +19,8 @@ const char* cat_name(Cat c) {
       "OrderedDict", "defaultdict", "code", "frame", "function", "method", "builtin function", "module", "cell",
       "generator", "coroutine", "async generator", "weakref", "property", "classmethod", "staticmethod", "slice",
       "range", "memoryview", "exception", "traceback", "mappingproxy", "method-wrapper", "descriptor",
-      "member descriptor", "super", "array", "buffered io", "struct", "StgDict", "instance (2.7)", "classobj (2.7)"};
+      "member descriptor", "super", "array", "buffered io", "struct", "StgDict", "instance (2.7)", "classobj (2.7)",
+      "numpy.ndarray", "mmap"};
   static_assert(sizeof names / sizeof names[0] == static_cast<size_t>(Cat::Count));
   return names[static_cast<size_t>(c)];
 }
@@ -111,6 +112,8 @@ Cat HeapContext::classify(RemoteAddr type, RemoteAddr& builtin) {
       if (*name == "_io.BufferedReader" || *name == "_io.BufferedWriter" || *name == "_io.BufferedRandom")
         c = Cat::Buffered;
       if (*name == "_struct.Struct") c = Cat::Struct;
+      if (*name == "numpy.ndarray") c = Cat::NdArray;
+      if (*name == "mmap.mmap") c = Cat::Mmap;
       if (c != Cat::Other) {
         builtin_cats_[cur.value()] = c;
         builtin = cur;
@@ -312,6 +315,10 @@ void HeapContext::read_mro(TypeInfo& ti, const StructBytes& s) {
     bool kheap = kflags && (*kflags & tpflags::kHeapType);
     auto kd = mem.read_ptr(*k + l.off(F::tp_dict));
     if (!kheap) {
+      // The first C type in the MRO decides. One that is not modelled and has a __sizeof__ of its
+      // own (not object's) counts something pyinspect does not.
+      if (!sizeof_found && ti.cat == Cat::Other && *k != t.object && kd && !kd->null() && reader.dict_get(*kd, "__sizeof__"))
+        ti.c_sizeof = true;
       sizeof_found = true;  // a C type's __sizeof__ decides from here on
       continue;
     }

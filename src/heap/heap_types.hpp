@@ -73,6 +73,8 @@ enum class Cat : uint8_t {
   StgDict,           // ctypes' StgDict (2.7-3.12), the dict of every ctypes type
   Instance27,        // 2.7 classic instance
   Class27,           // 2.7 classic class
+  NdArray,           // numpy.ndarray (numpy's C type)
+  Mmap,              // mmap.mmap
   Count
 };
 const char* cat_name(Cat c);
@@ -88,6 +90,9 @@ struct TypeInfo {
   bool heap = false;            // Py_TPFLAGS_HEAPTYPE
   bool gc = false;              // Py_TPFLAGS_HAVE_GC
   bool python_sizeof = false;   // a class in the MRO defines __sizeof__ in Python: size unknown
+  // A C type pyinspect does not model defines a __sizeof__ of its own: it is sized as object's
+  // __sizeof__ would, which may count less than the type's own (said, by type, never hidden).
+  bool c_sizeof = false;
   bool has_finalizer = false;   // defines __del__ (heap types) or has tp_del / a tp_finalize of its own
   bool ctypes_metatype = false; // derives from _ctypes.CType_Type (3.13+): its instances are ctypes types
   // Object slots of instances (__slots__ of this type and its heap bases): offset and name.
@@ -116,6 +121,8 @@ class HeapContext {
 
   // sizeof(PyGC_Head) for this build (16 from 3.8; 32 or 24 on 2.7-3.7).
   int64_t gc_head_size() const { return gc_head_; }
+  // numpy's major version when the target imported it (its structs changed in 2.0), else 0.
+  int numpy_major = 0;
   void set_gc_head_size(int64_t v) { gc_head_ = v; }
 
   // 3.12+: a static type's dict and subclasses, kept by the (main) interpreter, not the type

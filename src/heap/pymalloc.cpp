@@ -52,12 +52,14 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
   if (!mem.read(*arenas, table.data(), table.size())) return;
   StructBytes arena_table(std::move(table));
   const uint64_t pool = t.pool_size, arena = t.arena_size;
+  m.pool_size = pool, m.arena_size = arena;
   for (uint32_t i = 0; i < *maxarenas; ++i) {
     auto address = arena_table.get<uint64_t>(i * asz + l.off(F::arena_address)).value_or(0);
     if (!address) continue;  // slot not in use
     auto pool_address = arena_table.get<uint64_t>(i * asz + l.require(F::arena_pool_address)).value_or(0);
     auto nfree = arena_table.get<uint32_t>(i * asz + l.require(F::arena_nfreepools)).value_or(0);
     ++m.arenas;
+    m.arena_list.push_back(address);
     m.arena_bytes += arena;
     m.arena_bytes_free += uint64_t{nfree} * pool;
     // Pools carved so far; those with blocks handed out hold count * block size in use.
@@ -70,6 +72,7 @@ void read_pymalloc(HeapContext& ctx, const PythonProcess& py, MemorySummary& m) 
       uint64_t header = l.require(S::sz_pool_header);
       uint64_t capacity = (pool - header) / block;
       m.pool_bytes_used += uint64_t{*count} * block;
+      ++m.pools_used;
       if (capacity > *count) m.pool_bytes_free += (capacity - *count) * block;
     }
   }

@@ -1,5 +1,7 @@
 #include "heap/roots.hpp"
 
+#include "heap/buffers.hpp"
+
 #include <algorithm>
 
 #include "base/error.hpp"
@@ -282,6 +284,7 @@ void index_types(HeapContext& ctx, const PythonProcess& py) {
   const Layout& l = ctx.l;
   auto modules = l.has(F::is_modules) ? ctx.mem.read_ptr(main + l.off(F::is_modules)) : std::nullopt;
   if (!modules) return;
+  ctx.numpy_major = numpy_major_version(ctx, py);
   for (const auto& m : kByModule) {
     auto mod = ctx.reader.dict_get(*modules, m.module);
     auto mdict = mod ? ctx.mem.read_ptr(*mod + l.require(F::md_dict)) : std::nullopt;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "heap/buffers.hpp"
 #include "heap/heap_types.hpp"
 #include "runtime/frames.hpp"
 
@@ -619,6 +620,9 @@ Size Sizer::sizeof_part() {
     case Cat::Struct: return struct_size();
     case Cat::StgDict: return f_.stgdict_sizeof ? stgdict_size() : dict_size(type_.basicsize);
     case Cat::Buffered: return buffered_size();
+    case Cat::NdArray:
+      if (auto n = ndarray_sizeof(c_, obj_, type_)) return *n;
+      return fail(Problem::Unreadable);
     default:
       // Everything else uses object.__sizeof__: tuple, bytes, float, complex, 2.7 int and bool,
       // functions, methods, cells, modules, exceptions, descriptors, 2.7 classic instances...

@@ -21,6 +21,8 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+}  // namespace
+
 // Load bias of a file from its mappings: a PT_LOAD segment is mapped at a page-aligned address
 // whose file offset equals the segment's page-aligned offset.
 std::optional<uint64_t> load_bias(const ElfFile& elf, const Maps& maps, const std::string& target_path) {
@@ -34,7 +36,6 @@ std::optional<uint64_t> load_bias(const ElfFile& elf, const Maps& maps, const st
   }
   return std::nullopt;
 }
-}  // namespace
 
 PythonProcess::PythonProcess(const Process& proc, const ProcessMemory& mem, const TargetOptions& opts) : proc_(proc) {
   find_binary(mem);

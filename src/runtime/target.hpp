@@ -26,6 +26,10 @@ struct TargetOptions {
   std::string head_method = "auto";
 };
 
+// Load bias of a mapped ELF file: runtime address = link-time address + bias; nullopt if none of
+// its PT_LOAD segments is mapped.
+std::optional<uint64_t> load_bias(const ElfFile& elf, const Maps& maps, const std::string& target_path);
+
 class PythonProcess {
  public:
   // Locates the interpreter; throws Error (NotPython, Unsupported, Permission...) if it cannot.

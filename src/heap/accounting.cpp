@@ -1,0 +1,519 @@
+#include "heap/accounting.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_set>
+
+#include "base/log.hpp"
+#include "heap/buffers.hpp"
+#include "heap/glibc_malloc.hpp"
+#include "heap/heap_types.hpp"
+#include "heap/snapshot.hpp"
+#include "proc/pagemap.hpp"
+
+namespace pyinspect {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+// Reads from the copy, and what the copy does not hold (read-only data, what was left out of
+// it) from the live process.
+class CopyThenLive : public Memory {
+ public:
+  CopyThenLive(const Memory& copy, const Memory& live) : copy_(copy), live_(live) {}
+  bool read(RemoteAddr addr, void* out, size_t len) const override {
+    return copy_.read(addr, out, len) || live_.read(addr, out, len);
+  }
+
+ private:
+  const Memory& copy_;
+  const Memory& live_;
+};
+
+enum class Where : uint8_t { MallocHeap, MmappedChunk, Pymalloc, Other };
+
+struct Range {
+  uint64_t start, end;
+  Where where;
+  uint64_t resident = 0, exclusive = 0;
+};
+
+struct Object {
+  uint64_t addr;
+  uint64_t size;
+};
+
+// What an object's struct may point to that it owns (item arrays, hash tables, keys, buffers):
+// every type but those whose memory is all inline.
+bool may_own_memory(Cat c) {
+  switch (c) {
+    case Cat::Str: case Cat::Str27: case Cat::Unicode27: case Cat::Bytes: case Cat::Long: case Cat::Int27:
+    case Cat::Float: case Cat::Complex: case Cat::Tuple: case Cat::NoneType: case Cat::Cell: case Cat::Method:
+    case Cat::Slice: case Cat::Range: case Cat::Property: case Cat::ClassMethod: case Cat::StaticMethod:
+      return false;
+    default: return true;
+  }
+}
+
+std::string environ_value(int pid, const std::string& name) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(f, entry, '\0'))
+    if (entry.compare(0, name.size() + 1, name + "=") == 0) return entry.substr(name.size() + 1);
+  return "";
+}
+
+bool is_library(const std::vector<SmapsEntry>& smaps, const std::string& path) {
+  static thread_local std::map<std::string, bool> cache;
+  if (auto it = cache.find(path); it != cache.end()) return it->second;
+  bool lib = path.find(".so") != std::string::npos;
+  (void)smaps;
+  return cache[path] = lib;
+}
+
+std::string type_counts_text(const std::map<std::string, std::pair<uint64_t, uint64_t>>& by_type) {
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> v(by_type.begin(), by_type.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < 4; ++i) {
+    if (i) out += ", ";
+    out += std::to_string(v[i].second.first) + " " + v[i].first;
+  }
+  if (v.size() > 4) out += ", ...";
+  return out;
+}
+
+class Accountant {
+ public:
+  Accountant(PythonProcess& py, ProcessMemory& live, const MemoryOptions& opts, MemoryAccount& out)
+      : py_(py), live_(live), opts_(opts), out_(out), pm_(py.process().pid()) {
+    out_.categories.reserve(16);  // cat() hands out references that must stay valid
+  }
+
+  void object(const ListedObject& o) {
+    objects_.push_back({o.address, o.size.value_or(0)});
+    object_bytes_ += o.size.value_or(0);
+    if (o.info.c_sizeof) ++unmirrored_[o.info.name];
+    if (may_own_memory(o.info.cat)) owners_.push_back({o.address, &o.info});
+  }
+
+  void run(HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& census, const std::vector<uint64_t>& tls) {
+    CopyThenLive mem(snap, live_);
+    const Maps& maps = snap.maps();
+    int pid = py_.process().pid();
+    malloc_ = read_glibc_malloc(py_.process(), mem, maps, opts_.use_debug_info);
+    out_.malloc_source = malloc_.source;
+    out_.glibc_version = malloc_.glibc_version;
+    if (!malloc_.found) out_.malloc_unknown = malloc_.why_not;
+    for (auto& p : malloc_.problems) out_.warnings.push_back("malloc: " + p);
+    auto smaps = read_smaps(pid);
+    if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
+
+    std::sort(objects_.begin(), objects_.end(), [](const Object& a, const Object& b) { return a.addr < b.addr; });
+    classify(mem, smaps, census.memory, tls);
+    buffers(ctx);
+    ownership(mem);
+    total(census);
+  }
+
+ private:
+  MemoryCategory& cat(const char* name) {
+    for (auto& c : out_.categories)
+      if (std::string(c.name) == name) return c;
+    out_.categories.push_back({name, "", 0, 0, 0, "", "", {}, {}});
+    return out_.categories.back();
+  }
+
+  // Each mapping by what it is; the allocators' memory further into ranges.
+  void classify(const Memory& mem, const std::vector<SmapsEntry>& smaps, const MemorySummary& pym,
+                const std::vector<uint64_t>& tls) {
+    std::vector<std::pair<uint64_t, uint64_t>> heaps;
+    for (const auto& a : malloc_.arenas)
+      for (auto h : a.heaps) heaps.push_back(h);
+    std::sort(heaps.begin(), heaps.end());
+    std::unordered_set<uint64_t> arenas(pym.arena_list.begin(), pym.arena_list.end());
+    std::set<std::string> files;
+    MemoryCategory& stacks = cat("thread_stacks");
+    MemoryCategory& code = cat("code_and_libraries");
+    MemoryCategory& other = cat("other");
+    for (const auto& m : smaps) {
+      out_.rss_bytes += m.rss;
+      out_.private_bytes += m.private_dirty;
+      bool stack = m.path == "[stack]";
+      for (uint64_t t : tls) stack = stack || (t >= m.start && t < m.end);
+      bool file = !m.path.empty() && m.path[0] == '/';
+      if (stack) {
+        stacks.bytes += m.rss, stacks.private_bytes += m.private_dirty, ++stacks.count;
+        stack_ranges_.emplace_back(m.start, m.end);
+        continue;
+      }
+      if (file || m.path == "[vdso]" || m.path == "[vvar]" || m.path == "[vsyscall]") {
+        if (!file || is_library(smaps, m.path)) {
+          code.bytes += m.rss, code.private_bytes += m.private_dirty;
+          if (file) files.insert(m.path);
+          code_ranges_.emplace_back(m.start, m.end);
+        } else {
+          other.bytes += m.rss, other.private_bytes += m.private_dirty;
+          other_ranges_.emplace_back(m.start, m.end);
+          ++mapped_files_;
+        }
+        continue;
+      }
+      if (m.rss == 0) continue;
+      // Anonymous memory: glibc's heaps, its mmapped chunks, pymalloc's arenas, or other.
+      pm_.load(m.start, m.end);
+      uint64_t classified = 0, classified_private = 0;
+      uint64_t c = m.start;
+      uint64_t other_start = 0;
+      auto flush_other = [&](uint64_t end) {
+        if (other_start) other_ranges_.emplace_back(other_start, end);
+        other_start = 0;
+      };
+      while (c < m.end) {
+        Range r{c, 0, Where::Other};
+        auto h = std::upper_bound(heaps.begin(), heaps.end(), std::make_pair(c, UINT64_MAX));
+        if (h != heaps.begin() && std::prev(h)->second > c) {
+          r.where = Where::MallocHeap;
+          r.end = std::min(std::prev(h)->second, m.end);
+        } else if (h != heaps.end() && h->first < c + kPage && h->first > c) {
+          // A heap starts inside this page (after its header): the page is the heap's.
+          r.where = Where::MallocHeap;
+          r.end = std::min(h->second, m.end);
+        } else if (arenas.count(c)) {
+          r.where = Where::Pymalloc;
+          r.end = std::min(c + pym.arena_size, m.end);
+        } else if (auto size = mmapped_chunk_at(mem, c, m.end)) {
+          r.where = Where::MmappedChunk;
+          r.end = c + *size;
+        } else {
+          if (!other_start) other_start = c;
+          c += kPage;
+          continue;
+        }
+        flush_other(c);
+        auto n = pm_.count(r.start, r.end);
+        r.resident = n.resident, r.exclusive = n.exclusive;
+        classified += n.resident, classified_private += n.exclusive;
+        ranges_.push_back(r);
+        c = r.end;
+      }
+      flush_other(m.end);
+      other.bytes += m.rss > classified ? m.rss - classified : 0;
+      other.private_bytes += m.private_dirty > classified_private ? m.private_dirty - classified_private : 0;
+      ++anon_mappings_;
+    }
+    stacks.what = stacks.count == 1 ? "stack" : "stacks";
+    code.count = files.size();
+    code.what = "files";
+    std::sort(ranges_.begin(), ranges_.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  }
+
+  const Range* range_of(uint64_t addr) const {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), addr, [](uint64_t a, const Range& r) { return a < r.start; });
+    if (it == ranges_.begin()) return nullptr;
+    --it;
+    return addr < it->end ? &*it : nullptr;
+  }
+
+  static bool in(const std::vector<std::pair<uint64_t, uint64_t>>& v, uint64_t a) {
+    for (auto [s, e] : v)
+      if (a >= s && a < e) return true;
+    return false;
+  }
+
+  // Buffers objects own: where each is, and how much of it is resident.
+  void buffers(HeapContext& ctx) {
+    MemoryCategory& b = cat("object_buffers");
+    std::map<std::string, std::pair<uint64_t, uint64_t>> by_type;
+    uint64_t largest = 0, largest_addr = 0;
+    std::string largest_type;
+    std::set<uint64_t> chunks_seen;
+    for (auto [addr, ti] : owners_) {
+      auto buf = owned_buffer(ctx, RemoteAddr(addr), *ti);
+      if (!buf) continue;
+      if (buf->in_sizeof) buffer_in_sizeof_ += buf->bytes;
+      uint64_t resident = buf->bytes;
+      const Range* r = range_of(buf->addr);
+      if (r && r->where == Where::MmappedChunk) {
+        // The chunk is the buffer's own: count its resident pages (calloc'd pages never touched
+        // take no memory), once.
+        if (!chunks_seen.insert(r->start).second) continue;
+        resident = r->resident;
+        buffer_chunks_.insert(r->start);
+        b.private_bytes += r->exclusive;
+      } else if (!r) {
+        // A mapping of its own (mmap.mmap): resident pages, taken from the category it is in.
+        auto n = pm_.count(buf->addr, buf->addr + buf->bytes);
+        resident = n.resident;
+        b.private_bytes += n.exclusive;
+        MemoryCategory& from = in(stack_ranges_, buf->addr) ? cat("thread_stacks")
+                               : in(code_ranges_, buf->addr) ? cat("code_and_libraries") : cat("other");
+        from.bytes -= std::min(from.bytes, n.resident);
+        from.private_bytes -= std::min(from.private_bytes, n.exclusive);
+        outside_ += n.resident;
+      } else {
+        b.private_bytes += buf->bytes;
+        in_heap_buffers_.push_back(buf->addr);
+      }
+      b.bytes += resident;
+      ++b.count;
+      auto& t = by_type[ti->name];
+      ++t.first, t.second += buf->bytes;
+      if (buf->bytes > largest) largest = buf->bytes, largest_addr = addr, largest_type = ti->name;
+    }
+    b.what = "buffers";
+    b.figures.emplace_back("nominal_bytes", buffer_in_sizeof_);
+    if (largest) {
+      char a[32];
+      std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(largest_addr));
+      b.notes.emplace_back("largest_type", largest_type);
+      b.notes.emplace_back("largest_address", a);
+      b.figures.emplace_back("largest_bytes", largest);
+      b.notes.emplace_back("types", type_counts_text(by_type));
+    }
+  }
+
+  // Which chunks handed out belong to Python: an object lies in it, or an object's struct points
+  // to its start (item arrays, hash tables, keys, buffers). The rest no object points to.
+  void ownership(const Memory& mem) {
+    std::vector<MallocChunk> chunks = malloc_.in_use;
+    std::vector<const Range*> mmapped;
+    for (const auto& r : ranges_)
+      if (r.where == Where::MmappedChunk) chunks.push_back({r.start, r.end - r.start});
+    std::sort(chunks.begin(), chunks.end(), [](const MallocChunk& a, const MallocChunk& b) { return a.addr < b.addr; });
+    std::vector<bool> owned(chunks.size(), false);
+    auto find_by_user = [&](uint64_t p) -> int64_t {
+      auto it = std::lower_bound(chunks.begin(), chunks.end(), p - 16,
+                                 [](const MallocChunk& c, uint64_t a) { return c.addr < a; });
+      return (it != chunks.end() && it->addr == p - 16) ? it - chunks.begin() : -1;
+    };
+    // Objects in chunks: both lists are sorted.
+    size_t o = 0;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      while (o < objects_.size() && objects_[o].addr < chunks[i].addr) ++o;
+      if (o < objects_.size() && objects_[o].addr < chunks[i].addr + chunks[i].size) owned[i] = true;
+    }
+    std::unordered_set<uint64_t> users;
+    users.reserve(chunks.size() * 2);
+    for (const auto& c : chunks) users.insert(c.user());
+    for (uint64_t a : in_heap_buffers_)
+      if (auto i = find_by_user(a); i >= 0) owned[i] = true;
+    uint64_t words[128];
+    for (auto [addr, ti] : owners_) {
+      int64_t len = std::clamp<int64_t>(ti->basicsize, 16, ti->cat == Cat::Type ? 1024 : 256);
+      if (!mem.read(RemoteAddr(addr), words, static_cast<size_t>(len) & ~size_t{7})) continue;
+      for (int64_t w = 2; w < len / 8; ++w)
+        if (users.count(words[w]))
+          if (auto i = find_by_user(words[w]); i >= 0) owned[i] = true;
+    }
+    MemoryCategory& un = cat("malloc_unowned");
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      bool is_mmapped = std::binary_search(malloc_.in_use.begin(), malloc_.in_use.end(), chunks[i],
+                                           [](const MallocChunk& a, const MallocChunk& b) { return a.addr < b.addr; }) == false;
+      if (is_mmapped && buffer_chunks_.count(chunks[i].addr)) continue;  // counted as a buffer
+      if (owned[i]) {
+        if (is_mmapped) owned_mmapped_ += range_of(chunks[i].addr) ? range_of(chunks[i].addr)->resident : chunks[i].size;
+        continue;
+      }
+      uint64_t bytes = chunks[i].size;
+      if (is_mmapped) {
+        if (const Range* r = range_of(chunks[i].addr)) bytes = r->resident, un.private_bytes += r->exclusive;
+      } else {
+        un.private_bytes += bytes;
+      }
+      un.bytes += bytes;
+      ++un.count;
+      if (is_mmapped) ++unowned_mmapped_;
+    }
+    un.what = "chunks";
+  }
+
+  void total(const HeapCensus& census) {
+    const MemorySummary& pym = census.memory;
+    // Free memory glibc keeps, resident pages only.
+    MemoryCategory& mf = cat("malloc_free");
+    uint64_t nominal_bins = chunk_bytes(malloc_.free_bins), nominal_top = chunk_bytes(malloc_.free_top);
+    uint64_t nominal_fast = chunk_bytes(malloc_.free_fast), nominal_tcache = chunk_bytes(malloc_.free_tcache);
+    for (const auto* v : {&malloc_.free_bins, &malloc_.free_top, &malloc_.free_fast, &malloc_.free_tcache})
+      for (const auto& c : *v) {
+        auto n = pm_.count(c.addr, c.addr + c.size);
+        mf.bytes += n.resident, mf.private_bytes += n.exclusive, ++mf.count;
+      }
+    mf.what = "chunks";
+    mf.figures = {{"bins_bytes", nominal_bins},       {"top_bytes", nominal_top},       {"fastbins_bytes", nominal_fast},
+                  {"tcache_bytes", nominal_tcache},   {"bins_chunks", malloc_.free_bins.size()},
+                  {"fastbins_chunks", malloc_.free_fast.size()}, {"tcache_chunks", malloc_.free_tcache.size()},
+                  {"arenas", malloc_.arenas.size()}, {"tcaches", malloc_.tcaches}};
+    uint64_t in_use = chunk_bytes(malloc_.in_use);
+    cat("malloc_unowned").figures = {{"heap_in_use_bytes", in_use}, {"heap_in_use_chunks", malloc_.in_use.size()},
+                                     {"unowned_mmapped_chunks", unowned_mmapped_}};
+    if (malloc_.mmapped_bytes) cat("malloc_unowned").figures.emplace_back("mmapped_bytes_glibc", *malloc_.mmapped_bytes);
+
+    // pymalloc: free blocks in the pools in use, and every resident page of its arenas that is
+    // not in a pool in use (empty pools).
+    MemoryCategory& pf = cat("pymalloc_free");
+    uint64_t arena_resident = 0, arena_private = 0;
+    for (const auto& r : ranges_)
+      if (r.where == Where::Pymalloc) arena_resident += r.resident, arena_private += r.exclusive;
+    uint64_t used_pools = pym.pools_used * pym.pool_size;
+    pf.bytes = pym.pool_bytes_free + (arena_resident > used_pools ? arena_resident - used_pools : 0);
+    pf.private_bytes = std::min(pf.bytes, arena_private);
+    pf.count = pym.arenas;
+    pf.what = "arenas";
+    pf.figures = {{"free_block_bytes", pym.pool_bytes_free}, {"empty_pool_bytes", pym.arena_bytes_free},
+                  {"arena_resident_bytes", arena_resident}, {"used_block_bytes", pym.pool_bytes_used}};
+
+    // Objects: sys.getsizeof of each, less the buffers listed on their own line.
+    MemoryCategory& po = cat("python_objects");
+    po.bytes = object_bytes_ > buffer_in_sizeof_ ? object_bytes_ - buffer_in_sizeof_ : 0;
+    po.count = objects_.size();
+    po.what = "objects";
+    // Objects outside the allocators' memory (static types and objects in the binaries' data)
+    // are taken out of the line their mapping is on.
+    uint64_t outside = 0;
+    for (const auto& ob : objects_) {
+      if (range_of(ob.addr)) continue;
+      MemoryCategory& from = in(stack_ranges_, ob.addr) ? cat("thread_stacks")
+                             : in(code_ranges_, ob.addr) ? cat("code_and_libraries") : cat("other");
+      uint64_t take = std::min(from.bytes, ob.size);
+      from.bytes -= take;
+      outside += ob.size;
+    }
+    po.private_bytes = po.bytes;
+    po.figures = {{"sizeof_bytes", object_bytes_}, {"outside_allocators_bytes", outside},
+                  {"unknown_size_objects", census.unknown_size_objects}};
+
+    // What is left of the allocators' memory: headers, rounding, what objects point to that
+    // sys.getsizeof does not count.
+    uint64_t allocators = 0, allocators_private = 0;
+    for (const auto& r : ranges_) allocators += r.resident, allocators_private += r.exclusive;
+    uint64_t in_objects = po.bytes > outside ? po.bytes - outside : 0;
+    uint64_t buffers_here = cat("object_buffers").bytes - std::min(cat("object_buffers").bytes, outside_);
+    uint64_t explained = in_objects + buffers_here + pf.bytes + mf.bytes + cat("malloc_unowned").bytes;
+    MemoryCategory& oh = cat("allocator_overhead");
+    if (allocators >= explained) {
+      oh.bytes = allocators - explained;
+    } else {
+      out_.warnings.push_back("the allocators' resident memory (" + std::to_string(allocators) +
+                              " bytes) is less than what was counted in it (" + std::to_string(explained) +
+                              " bytes): the lines above overlap by the difference");
+    }
+    uint64_t explained_private = po.private_bytes + cat("object_buffers").private_bytes + pf.private_bytes +
+                                 mf.private_bytes + cat("malloc_unowned").private_bytes;
+    oh.private_bytes = allocators_private > explained_private ? allocators_private - explained_private : 0;
+    po.private_bytes = std::min(po.private_bytes, in_objects);
+    oh.figures = {{"allocators_resident_bytes", allocators}};
+    cat("other").count = anon_mappings_ + mapped_files_;
+    cat("other").what = "mappings";
+    describe(census);
+  }
+
+  void describe(const HeapCensus& census) {
+    auto set = [&](const char* name, const char* title, std::string expl) {
+      MemoryCategory& c = cat(name);
+      c.title = title;
+      c.explanation = std::move(expl);
+    };
+    auto n = [](uint64_t v) { return std::to_string(v); };
+    const MemorySummary& pym = census.memory;
+    set("python_objects", "Python objects",
+        n(objects_.size()) + " live objects, as sys.getsizeof counts them less the buffers below (pyinspect heap for the table)");
+    MemoryCategory& b = cat("object_buffers");
+    std::string types;
+    for (auto& [k, v] : b.notes)
+      if (k == "types") types = v;
+    set("object_buffers", "buffers owned by objects",
+        b.count ? "data of " + types : "no object owns a buffer (bytearray, array.array, numpy.ndarray, io, mmap)");
+    set("pymalloc_free", "pymalloc free",
+        pym.pymalloc_known ? "free blocks and empty pools in " + n(pym.arenas) +
+                                 " arenas: kept by Python, reused for new objects"
+                           : "pymalloc not read: " + pym.pymalloc_unknown);
+    set("malloc_free", "malloc free",
+        malloc_.found ? "free chunks inside glibc's heaps (" + n(malloc_.arenas.size()) +
+                            " arenas): kept by the allocator, not returned to the OS (malloc_trim would return most)"
+                      : "glibc's malloc not read: " + malloc_.why_not);
+    set("malloc_unowned", "malloc in use, no owner",
+        "allocated by C code (the interpreter's own state, extension modules, libraries) that no Python object points to");
+    set("allocator_overhead", "allocator overhead",
+        "chunk and pool headers, size rounding, and memory objects point to that sys.getsizeof does not count");
+    set("thread_stacks", "thread stacks", n(cat("thread_stacks").count) + " threads' stacks (the pages they touched)");
+    set("code_and_libraries", "code and libraries",
+        n(cat("code_and_libraries").count) + " files: the executable, libraries and their data");
+    set("other", "other mappings",
+        n(anon_mappings_) + " other anonymous mappings (interpreter frame stacks, extension modules' own memory)" +
+            (mapped_files_ ? ", " + n(mapped_files_) + " mappings of data files" : std::string()));
+  }
+
+ public:
+  void finish() {
+    // The order of the table.
+    static const char* const order[] = {"python_objects", "object_buffers", "pymalloc_free", "malloc_free",
+                                        "malloc_unowned", "allocator_overhead", "thread_stacks",
+                                        "code_and_libraries", "other"};
+    std::vector<MemoryCategory> sorted;
+    for (const char* name : order) sorted.push_back(cat(name));
+    out_.categories = std::move(sorted);
+    for (auto& [t, count] : unmirrored_) out_.unmirrored_sizeof.emplace_back(t, count);
+    std::sort(out_.unmirrored_sizeof.begin(), out_.unmirrored_sizeof.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+  }
+
+ private:
+  PythonProcess& py_;
+  ProcessMemory& live_;
+  const MemoryOptions& opts_;
+  MemoryAccount& out_;
+  PageMap pm_;
+  GlibcMalloc malloc_;
+  std::vector<Object> objects_;
+  std::vector<std::pair<uint64_t, const TypeInfo*>> owners_;
+  std::map<std::string, uint64_t> unmirrored_;
+  uint64_t object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_ = 0, owned_mmapped_ = 0, unowned_mmapped_ = 0;
+  uint64_t anon_mappings_ = 0, mapped_files_ = 0;
+  std::vector<Range> ranges_;
+  std::vector<std::pair<uint64_t, uint64_t>> stack_ranges_, code_ranges_, other_ranges_;
+  std::set<uint64_t> buffer_chunks_;
+  std::vector<uint64_t> in_heap_buffers_;
+};
+
+}  // namespace
+
+MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const MemoryOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  MemoryAccount out;
+  out.pid = py.process().pid();
+  out.command = py.process().cmdline();
+  out.paused = !opts.nonblocking;
+  Accountant acc(py, mem, opts, out);
+  CensusOptions copts;
+  copts.nonblocking = opts.nonblocking;
+  copts.progress = opts.progress;
+  copts.max_copy_bytes = opts.max_copy_bytes;
+  copts.each_object = [&](const ListedObject& o) { acc.object(o); };
+  copts.after_walk = [&](HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& c, const std::vector<uint64_t>& tls) {
+    acc.run(ctx, snap, c, tls);
+  };
+  HeapCensus census = take_census(py, mem, copts);
+  acc.finish();
+  out.python = census.python;
+  out.objects = census.total_objects;
+  out.unknown_size_objects = census.unknown_size_objects;
+  out.pause_ns = census.pause_ns;
+  for (auto& w : census.warnings) out.warnings.push_back(w);
+  std::string env = environ_value(out.pid, "PYTHONMALLOC");
+  if (census.memory.pymalloc_known)
+    out.allocator = "pymalloc (" + std::to_string(census.memory.arenas) + " arenas)" +
+                    (env.empty() ? "" : ", PYTHONMALLOC=" + env);
+  else
+    out.allocator = env.empty() ? "no pymalloc arena (" + census.memory.pymalloc_unknown + ")" : "PYTHONMALLOC=" + env;
+  out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace pyinspect
