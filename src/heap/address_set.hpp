@@ -2,9 +2,17 @@
 // A set of object addresses in a copy of the target's memory: one bit per 8-byte word of the
 // copied ranges, so marking millions of objects costs a few MiB and no hashing. Once filled,
 // rank() numbers the members densely in address order (the object graph's node ids).
+//
+// The bits are memory the kernel zero-fills on first touch: only the parts where objects lie
+// take pyinspect's memory. The set covers the whole of every copied mapping, also the data
+// buffers left out of the copy (an object found there is still counted once), and an 8 GiB
+// buffer would otherwise cost 128 MiB of bits that stay zero.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -12,6 +20,38 @@
 #include "proc/maps.hpp"
 
 namespace pyinspect {
+
+// n zeroed Ts, from anonymous memory: pages never written take no memory.
+template <class T>
+class ZeroedArray {
+ public:
+  ZeroedArray() = default;
+  explicit ZeroedArray(size_t n) : n_(n) {
+    if (!n) return;
+    void* p = mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    p_ = static_cast<T*>(p);
+  }
+  ~ZeroedArray() {
+    if (p_) munmap(p_, n_ * sizeof(T));
+  }
+  ZeroedArray(const ZeroedArray&) = delete;
+  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  ZeroedArray& operator=(ZeroedArray&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  T& operator[](size_t i) { return p_[i]; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
 
 class AddressSet {
  public:
@@ -21,7 +61,7 @@ class AddressSet {
       offsets_.push_back(words);
       words += ((b - a) / 8 + 63) / 64;
     }
-    bits_.assign(words, 0);
+    bits_ = ZeroedArray<uint64_t>(words);
   }
   // True if newly inserted; false if present before or outside the copied memory.
   bool insert(uint64_t addr) {
@@ -40,9 +80,10 @@ class AddressSet {
   }
   // Numbers the members 0..size()-1 in address order; call once the set is complete.
   __attribute__((target_clones("popcnt", "default"))) void build_rank() {
-    rank_.resize(bits_.size());
+    rank_ = ZeroedArray<uint32_t>(bits_.size());
     uint32_t n = 0;
     for (size_t i = 0; i < bits_.size(); ++i) {
+      if (!bits_[i]) continue;  // rank() looks only at words with members: their pages stay untouched
       rank_[i] = n;
       n += static_cast<uint32_t>(std::popcount(bits_[i]));
     }
@@ -83,8 +124,8 @@ class AddressSet {
   }
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;
   std::vector<size_t> offsets_;
-  std::vector<uint64_t> bits_;
-  std::vector<uint32_t> rank_;
+  ZeroedArray<uint64_t> bits_;
+  ZeroedArray<uint32_t> rank_;
   size_t size_ = 0;
   size_t last_ = 0;
 };

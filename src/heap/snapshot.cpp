@@ -21,6 +21,55 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kPresent = 1ull << 63;
 constexpr uint64_t kSwapped = 1ull << 62;
+constexpr size_t kPagemapBatch = size_t{1} << 16;  // entries per read: 256 MiB of address space
+
+// What is left out of the copy (docs/architecture.md, "What is left out of the copy").
+// glibc serves a request above its mmap threshold with a mapping of its own: a chunk header
+// {prev_size, size | IS_MMAPPED} at the mapping's start, the one allocation at +16, nothing after
+// it. Such a chunk, this size or more, is judged whole.
+constexpr uint64_t kChunkMin = 1ull << 20;
+// Of a chunk left out, its first pages stay in the copy: they hold the allocation's start, which
+// is the whole header of an object that lives in the chunk (a big str or bytes).
+constexpr uint64_t kChunkHead = 2 * kPage;
+// Other anonymous memory (the brk heap, malloc's thread arenas, what follows the chunks of a
+// mapping) is judged in aligned blocks of this size.
+constexpr uint64_t kBlock = 2ull << 20;
+// A hole must save at least this much resident memory.
+constexpr uint64_t kHoleMin = 256ull << 10;
+// Samples: windows of 64 words, spread evenly over the resident pages, never at a page's start
+// (allocators put their headers there, and a header says nothing about the contents).
+constexpr size_t kWindow = 512;
+constexpr size_t kChunkWindows = 64, kBlockWindows = 16;
+constexpr size_t kChunkProbes = 16, kBlockProbes = 4;  // read again while paused
+// Data: fewer than one word in 256 looks like an address. A pointer array (a list's items, a
+// dict's entries, a tuple) is nearly all addresses; a region of objects has at least its types'.
+bool looks_like_data(size_t pointers, size_t words) { return pointers * 256 < words; }
+
+// `count` windows over the resident pages of `runs` clipped to [lo, hi), evenly spread; `phase`
+// moves the windows within their pages, so the pause's probes are not the plan's samples.
+std::vector<uint64_t> windows(const std::vector<std::pair<uint64_t, uint64_t>>& runs, uint64_t lo, uint64_t hi,
+                              size_t count, size_t phase) {
+  std::vector<std::pair<uint64_t, uint64_t>> mine;
+  uint64_t pages = 0;
+  for (auto [a, b] : runs) {
+    a = std::max(a, lo), b = std::min(b, hi);
+    if (a >= b) continue;
+    mine.emplace_back(a, b);
+    pages += (b - a) / kPage;
+  }
+  std::vector<uint64_t> out;
+  if (pages == 0) return out;
+  count = std::min<uint64_t>(count, pages);
+  size_t run = 0;
+  uint64_t before = 0;  // pages in mine[0, run)
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t want = (2 * i + 1) * pages / (2 * count);  // the page's index among the resident ones
+    while (want >= before + (mine[run].second - mine[run].first) / kPage) before += (mine[run].second - mine[run].first) / kPage, ++run;
+    uint64_t page = mine[run].first + (want - before) * kPage;
+    out.push_back(page + ((i * 5 + phase) % 7 + 1) * kWindow);
+  }
+  return out;
+}
 
 // Mappings that can hold Python objects: private, writable, readable. Shared mappings and the
 // vsyscall/vvar pages are left out.
@@ -31,22 +80,54 @@ bool worth_copying(const MapEntry& m) {
 }
 }  // namespace
 
+namespace {
+// count_pointers with its bounds worked out once for many windows.
+class PointerTest {
+ public:
+  explicit PointerTest(const Maps& maps) : maps_(maps) {
+    // Most data words are far from any mapping (0, small integers, doubles, text): two compares
+    // leave them out before the maps are searched. The vsyscall page, far above user space,
+    // does not widen the bounds.
+    for (const auto& m : maps.entries())
+      if (m.readable && m.end <= (1ull << 56)) lo_ = std::min(lo_, m.start), hi_ = std::max(hi_, m.end);
+  }
+  size_t count(const uint64_t* words, size_t n) const {
+    size_t found = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t v = words[i];
+      if (v < lo_ || v >= hi_ || (v & 7)) continue;
+      const MapEntry* m = maps_.find(RemoteAddr(v));
+      if (m && m->readable) ++found;
+    }
+    return found;
+  }
+
+ private:
+  const Maps& maps_;
+  uint64_t lo_ = UINT64_MAX, hi_ = 0;
+};
+}  // namespace
+
+size_t count_pointers(const uint64_t* words, size_t n, const Maps& maps) { return PointerTest(maps).count(words, n); }
+
 HeapSnapshot::~HeapSnapshot() {
   for (auto& r : regions_)
     if (r.data) munmap(r.data, r.end - r.start);
   if (pagemap_fd_ >= 0) close(pagemap_fd_);
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::resident_runs(uint64_t start, uint64_t end) const {
-  std::vector<std::pair<uint64_t, uint64_t>> runs;
+HeapSnapshot::Runs HeapSnapshot::resident_runs(uint64_t start, uint64_t end) const {
+  Runs runs;
   if (pagemap_fd_ < 0) {
     runs.emplace_back(start, end);  // no pagemap: copy everything
     return runs;
   }
-  constexpr size_t kBatch = 8192;  // pagemap entries per read
-  std::vector<uint64_t> entries(kBatch);
+  // Large batches: the pages of an 8 GiB heap are 2 million entries, a few dozen reads.
+  if (pagemap_buf_.size() < std::min<uint64_t>(kPagemapBatch, (end - start) / kPage))
+    pagemap_buf_.resize(std::min<uint64_t>(kPagemapBatch, (end - start) / kPage));
+  std::vector<uint64_t>& entries = pagemap_buf_;
   for (uint64_t page = start; page < end;) {
-    size_t n = std::min<uint64_t>(kBatch, (end - page) / kPage);
+    size_t n = std::min<uint64_t>(entries.size(), (end - page) / kPage);
     ssize_t got = pread(pagemap_fd_, entries.data(), n * 8, static_cast<off_t>(page / kPage * 8));
     if (got <= 0) {
       runs.emplace_back(page, end);  // cannot tell: copy the rest
@@ -81,16 +162,20 @@ void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
       continue;
     }
     uint64_t bytes = 0;
-    if (m.is_file())
-      bytes = m.size();  // untouched pages of a file mapping hold the file's bytes, not zeros
-    else
-      for (auto [a, b] : resident_runs(m.start, m.end)) bytes += b - a;
-    if (bytes == 0) continue;
     Region r;
+    if (m.is_file()) {
+      bytes = m.size();  // untouched pages of a file mapping hold the file's bytes, not zeros
+      r.runs = {{m.start, m.end}};
+    } else {
+      r.runs = resident_runs(m.start, m.end);
+      for (auto [a, b] : r.runs) bytes += b - a;
+    }
+    if (bytes == 0) continue;
     r.start = m.start;
     r.end = m.end;
     r.file_backed = m.is_file();
-    regions_.push_back(r);
+    if (!count_planned) r.runs.clear();  // the copy reads the pagemap again
+    regions_.push_back(std::move(r));
     if (count_planned) planned_bytes_ += bytes;
   }
   for (auto& r : old)
@@ -124,6 +209,9 @@ std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const Snap
   s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
   s->add_regions(live.maps(), true);
+  s->choose_holes();
+  s->assign_holes();
+  for (const auto& h : s->holes_) s->planned_bytes_ -= h.resident;
   if (limits.max_bytes && s->planned_bytes_ > limits.max_bytes)
     throw Error(ErrorCode::Resources, "the target has " + std::to_string(s->planned_bytes_ >> 20) +
                                           " MiB of writable memory, more than the limit of " +
@@ -154,22 +242,274 @@ void HeapSnapshot::allocate() {
     void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw Error(ErrorCode::Resources, "cannot reserve memory to copy the target's heap");
     r.data = static_cast<uint8_t*>(p);
-    auto runs = r.file_backed ? std::vector<std::pair<uint64_t, uint64_t>>{{r.start, r.end}}
-                              : resident_runs(r.start, r.end);
-    for (auto [a, b] : runs) {
+    // Not the holes: what is left out of the copy takes none of pyinspect's memory.
+    for (auto [a, b] : outside_holes(r, r.runs)) {
       uint8_t* from = r.data + (a - r.start);
 #ifdef MADV_POPULATE_WRITE
       if (madvise(from, b - a, MADV_POPULATE_WRITE) == 0) continue;
 #endif
       for (uint64_t off = 0; off < b - a; off += kPage) from[off] = 0;
     }
+    Runs().swap(r.runs);
   }
+}
+
+void HeapSnapshot::choose_holes() {
+  // While the target runs: which large stretches of its anonymous memory hold data only. Each
+  // candidate (a big mmapped chunk, or a block of other memory) is sampled; those that look like
+  // data become holes, with a few windows to sample again while paused (check_holes).
+  struct Candidate {
+    uint64_t start, end;  // the hole it would be
+    const Region* region;
+    bool chunk;
+    uint64_t chunk_start, chunk_word;
+  };
+  std::vector<Candidate> candidates;
+  PointerTest pointers_in(live_.maps());
+  for (const auto& r : regions_) {
+    if (r.file_backed || r.end - r.start < kHoleMin) continue;
+    auto resident = [&](uint64_t a, uint64_t b) {
+      uint64_t n = 0;
+      for (auto [x, y] : r.runs) n += std::max<int64_t>(0, static_cast<int64_t>(std::min(y, b)) - static_cast<int64_t>(std::max(x, a)));
+      return n;
+    };
+    // The mmapped chunks the mapping starts with (the kernel merges adjacent anonymous mappings:
+    // one mapping can be many chunks, followed by memory of another kind).
+    uint64_t at = r.start;
+    while (at + 16 <= r.end) {
+      uint64_t head[2];
+      if (!live_.read(RemoteAddr(at), head, sizeof head)) break;
+      uint64_t size = head[1] & ~uint64_t{7};
+      if (head[0] != 0 || (head[1] & 7) != 2 || size == 0 || size % kPage || size > r.end - at) break;
+      if (size >= kChunkMin && resident(at + kChunkHead, at + size) >= kHoleMin)
+        candidates.push_back({at + kChunkHead, at + size, &r, true, at, head[1]});
+      at += size;
+    }
+    // The rest, block by block.
+    for (uint64_t b = at; b < r.end;) {
+      uint64_t next = std::min(r.end, (b / kBlock + 1) * kBlock);
+      if (resident(b, next) >= kHoleMin) candidates.push_back({b, next, &r, false, 0, 0});
+      b = next;
+    }
+  }
+  // Sample them, a batch of windows at a time.
+  std::vector<uint64_t> buf;
+  std::vector<ReadRequest> requests;
+  std::vector<Hole> chosen;
+  size_t c = 0;
+  while (c < candidates.size()) {
+    std::vector<std::pair<size_t, size_t>> spans;  // per candidate: its first request and count
+    size_t first_candidate = c;
+    requests.clear();
+    for (; c < candidates.size() && requests.size() < 4096; ++c) {
+      const auto& k = candidates[c];
+      auto w = windows(k.region->runs, k.start, k.end, k.chunk ? kChunkWindows : kBlockWindows, 0);
+      spans.emplace_back(requests.size(), w.size());
+      for (uint64_t a : w) requests.push_back({RemoteAddr(a), nullptr, kWindow});
+    }
+    buf.resize(requests.size() * kWindow / 8);
+    for (size_t i = 0; i < requests.size(); ++i) requests[i].out = buf.data() + i * kWindow / 8;
+    live_.read_batch(requests);
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const auto& k = candidates[first_candidate + i];
+      auto [from, n] = spans[i];
+      size_t words = 0, pointers = 0;
+      bool ok = n > 0;
+      for (size_t q = from; q < from + n; ++q) {
+        if (!requests[q].ok) {
+          ok = false;  // changing under us: leave it in the copy
+          break;
+        }
+        words += kWindow / 8;
+        pointers += pointers_in.count(buf.data() + q * kWindow / 8, kWindow / 8);
+      }
+      if (!ok || !looks_like_data(pointers, words)) continue;
+      Hole h;
+      h.start = k.start, h.end = k.end;
+      for (auto [x, y] : k.region->runs) h.resident += std::max<int64_t>(0, static_cast<int64_t>(std::min(y, k.end)) - static_cast<int64_t>(std::max(x, k.start)));
+      h.chunk = k.chunk, h.chunk_start = k.chunk_start, h.chunk_word = k.chunk_word;
+      h.probes = windows(k.region->runs, k.start, k.end, k.chunk ? kChunkProbes : kBlockProbes, 3);
+      // Blocks of data next to each other are one hole.
+      if (!h.chunk && !chosen.empty() && !chosen.back().chunk && chosen.back().end == h.start) {
+        chosen.back().end = h.end;
+        chosen.back().resident += h.resident;
+        chosen.back().probes.insert(chosen.back().probes.end(), h.probes.begin(), h.probes.end());
+        continue;
+      }
+      chosen.push_back(std::move(h));
+    }
+  }
+  // A block hole may hold the start of a chunk (the kernel put it after pymalloc's arenas in one
+  // mapping): its first pages stay in the copy, for the header of an object that lives there.
+  std::vector<Hole> split;
+  for (auto& h : chosen) {
+    if (h.chunk) {
+      split.push_back(std::move(h));
+      continue;
+    }
+    const Region* r = nullptr;
+    for (const auto& x : regions_)
+      if (x.start <= h.start && h.end <= x.end) r = &x;
+    std::vector<std::pair<uint64_t, uint64_t>> pieces;
+    uint64_t at = h.start;
+    for (uint64_t head : r ? chunk_heads(*r, h.start, h.end) : std::vector<uint64_t>{}) {
+      if (head > at) pieces.emplace_back(at, head);
+      at = std::max(at, std::min(h.end, head + kChunkHead));
+    }
+    if (at < h.end) pieces.emplace_back(at, h.end);
+    for (auto [a, b] : pieces) {
+      Hole piece;
+      piece.start = a, piece.end = b;
+      for (auto [x, y] : r->runs) piece.resident += std::max<int64_t>(0, static_cast<int64_t>(std::min(y, b)) - static_cast<int64_t>(std::max(x, a)));
+      for (uint64_t p : h.probes)
+        if (p >= a && p + kWindow <= b) piece.probes.push_back(p);
+      if (piece.resident) split.push_back(std::move(piece));
+    }
+  }
+  holes_.swap(split);
+  if (!holes_.empty())
+    LOG_INFO("leaving " << (left_out_bytes() >> 20) << " MiB of data (" << holes_.size() << " ranges) out of the copy");
+}
+
+std::vector<uint64_t> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const {
+  std::vector<uint64_t> heads;
+  std::vector<uint64_t> pages;
+  uint64_t words[2 * 512];
+  std::vector<ReadRequest> requests;
+  uint64_t at = lo;
+  while (at < hi) {
+    // The next resident page starts from `at`, up to 512 of them, in one batch.
+    pages.clear();
+    for (auto [a, b] : r.runs) {
+      if (b <= at) continue;
+      if (a >= hi || pages.size() == 512) break;
+      for (uint64_t p = std::max(a, at); p < std::min(b, hi) && pages.size() < 512; p += kPage) pages.push_back(p);
+    }
+    if (pages.empty()) break;
+    requests.clear();
+    for (size_t i = 0; i < pages.size(); ++i) requests.push_back({RemoteAddr(pages[i]), words + 2 * i, 16});
+    live_.read_batch(requests);
+    at = pages.back() + kPage;
+    for (size_t i = 0; i < pages.size(); ++i) {
+      uint64_t size = words[2 * i + 1] & ~uint64_t{7};
+      if (!requests[i].ok || words[2 * i] != 0 || (words[2 * i + 1] & 7) != 2 || size == 0 || size % kPage ||
+          size > r.end - pages[i])
+        continue;
+      heads.push_back(pages[i]);
+      at = pages[i] + size;  // over the chunk: the next may start right after it
+      break;
+    }
+  }
+  return heads;
+}
+
+void HeapSnapshot::assign_holes() {
+  // Each hole inside one region, or dropped (its mapping went away or changed shape).
+  std::vector<Hole> kept;
+  for (auto& r : regions_) r.hole_first = r.hole_count = 0;
+  size_t ri = 0;
+  for (auto& h : holes_) {
+    while (ri < regions_.size() && regions_[ri].end <= h.start) ++ri;
+    if (ri == regions_.size()) break;
+    Region& r = regions_[ri];
+    if (h.start < r.start || h.end > r.end || r.file_backed) continue;
+    if (!r.hole_count) r.hole_first = static_cast<uint32_t>(kept.size());
+    ++r.hole_count;
+    kept.push_back(std::move(h));
+  }
+  holes_.swap(kept);
+}
+
+void HeapSnapshot::check_holes() {
+  // While paused: the holes are sampled again (a buffer freed since the plan and its address
+  // reused for a list's items must be copied), and a chunk's header must be the one the plan saw.
+  std::vector<ReadRequest> requests;
+  std::vector<uint64_t> buf;
+  size_t words = 0;
+  for (const auto& h : holes_) words += (h.chunk ? 2 : 0) + h.probes.size() * kWindow / 8;
+  buf.resize(words);
+  size_t at = 0;
+  for (const auto& h : holes_) {
+    if (h.chunk) {
+      requests.push_back({RemoteAddr(h.chunk_start), buf.data() + at, 16});
+      at += 2;
+    }
+    for (uint64_t p : h.probes) {
+      requests.push_back({RemoteAddr(p), buf.data() + at, kWindow});
+      at += kWindow / 8;
+    }
+  }
+  live_.read_batch(requests);
+  PointerTest pointers_in(live_.maps());
+  std::vector<Hole> kept;
+  size_t q = 0;
+  at = 0;
+  for (auto& h : holes_) {
+    bool ok = true;
+    if (h.chunk) {
+      ok = requests[q].ok && buf[at] == 0 && buf[at + 1] == h.chunk_word;
+      ++q, at += 2;
+    }
+    size_t pointers = 0;
+    for (size_t i = 0; i < h.probes.size(); ++i, ++q, at += kWindow / 8) {
+      if (!requests[q].ok) ok = false;
+      else pointers += pointers_in.count(buf.data() + at, kWindow / 8);
+    }
+    if (ok && looks_like_data(pointers, h.probes.size() * kWindow / 8)) kept.push_back(std::move(h));
+    else LOG_INFO("range " << std::hex << h.start << "-" << h.end << std::dec << " changed since the plan: copied");
+  }
+  holes_.swap(kept);
+}
+
+HeapSnapshot::Runs HeapSnapshot::outside_holes(const Region& r, const Runs& runs) const {
+  if (!r.hole_count) return runs;
+  Runs out;
+  auto first = holes_.begin() + r.hole_first, last = first + r.hole_count;
+  for (auto [a, b] : runs) {
+    for (auto h = first; h != last && a < b; ++h) {
+      if (h->end <= a) continue;
+      if (h->start >= b) break;
+      if (h->start > a) out.emplace_back(a, h->start);
+      a = std::max(a, h->end);
+    }
+    if (a < b) out.emplace_back(a, b);
+  }
+  return out;
+}
+
+const HeapSnapshot::Hole* HeapSnapshot::hole_at(const Region& r, uint64_t addr) const {
+  auto first = holes_.begin() + r.hole_first, last = first + r.hole_count;
+  auto it = std::upper_bound(first, last, addr, [](uint64_t a, const Hole& h) { return a < h.start; });
+  if (it == first) return nullptr;
+  --it;
+  return addr < it->end ? &*it : nullptr;
+}
+
+std::vector<LeftOutRange> HeapSnapshot::left_out() const {
+  std::vector<LeftOutRange> out;
+  for (const auto& h : holes_) out.push_back({h.start, h.end, h.resident, h.chunk});
+  return out;
+}
+
+uint64_t HeapSnapshot::left_out_bytes() const {
+  uint64_t n = 0;
+  for (const auto& h : holes_) n += h.resident;
+  return n;
+}
+
+size_t HeapSnapshot::live_read_ranges() const {
+  size_t n = 0;
+  for (const auto& h : holes_) n += h.read_live;
+  return n;
 }
 
 void HeapSnapshot::copy() {
   // Mappings made since the plan (the target ran on while it was made): add them now.
   live_.refresh_maps();
   add_regions(live_.maps(), false);
+  assign_holes();
+  check_holes();
+  assign_holes();
   for (auto& r : regions_) {
     if (r.data) continue;
     void* p = mmap(nullptr, r.end - r.start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -178,8 +518,15 @@ void HeapSnapshot::copy() {
   }
   std::vector<ReadRequest> requests;
   for (auto& r : regions_) {
-    auto runs = r.file_backed ? std::vector<std::pair<uint64_t, uint64_t>>{{r.start, r.end}}
-                              : resident_runs(r.start, r.end);
+    Runs runs;
+    for (auto [a, b] : outside_holes(r, {{r.start, r.end}})) {
+      if (r.file_backed) {
+        runs.emplace_back(a, b);
+        continue;
+      }
+      auto part = resident_runs(a, b);
+      runs.insert(runs.end(), part.begin(), part.end());
+    }
     for (auto [a, b] : runs) {
       // One request per run, split so no single range is unreasonably large.
       for (uint64_t at = a; at < b; at += (uint64_t{64} << 20)) {
@@ -192,7 +539,8 @@ void HeapSnapshot::copy() {
   for (const auto& q : requests)
     if (q.ok) copied_bytes_ += q.len;
   LOG_INFO("copied " << (copied_bytes_ >> 10) << " KiB of " << regions_.size() << " writable mappings in "
-                     << requests.size() << " ranges");
+                     << requests.size() << " ranges; " << (left_out_bytes() >> 10) << " KiB of data in "
+                     << holes_.size() << " ranges left out");
 }
 
 void HeapSnapshot::check_target(const char* doing) const {
@@ -218,6 +566,13 @@ const uint8_t* HeapSnapshot::view(RemoteAddr addr, size_t len) const {
   uint64_t a = addr.value();
   const Region* r = find(a);
   if (!r || a + len > r->end || a + len < a) return nullptr;
+  if (r->hole_count) {
+    // Any byte in a hole: no view (read() fetches that part from the live process). The last
+    // hole starting before the range's end is the only one that can overlap it.
+    auto first = holes_.begin() + r->hole_first, last = first + r->hole_count;
+    auto it = std::upper_bound(first, last, a + len - 1, [](uint64_t x, const Hole& h) { return x < h.start; });
+    if (it != first && std::prev(it)->end > a) return nullptr;
+  }
   return r->data + (a - r->start);
 }
 
@@ -234,18 +589,34 @@ bool HeapSnapshot::read(RemoteAddr addr, void* out, size_t len) const {
     return true;
   }
   // Across two adjacent copied mappings (a static object at the end of a binary's .data and the
-  // start of its .bss): piece by piece.
-  if (const Region* r = find(addr.value()); r && addr.value() + len > r->end) {
+  // start of its .bss), or into a range left out of the copy: piece by piece.
+  if (find(addr.value())) {
     auto* dst = static_cast<uint8_t*>(out);
     uint64_t a = addr.value(), end = a + len;
     if (end < a) return false;
     while (a < end) {
       const Region* part = find(a);
       if (!part) return false;
-      uint64_t n = std::min(end, part->end) - a;
-      std::memcpy(dst, part->data + (a - part->start), n);
-      dst += n;
-      a += n;
+      uint64_t stop = std::min(end, part->end);
+      if (part->hole_count) {
+        if (const Hole* h = hole_at(*part, a)) {
+          // Left out as data, yet the walk reads it: from the live process, after the pause,
+          // and counted (live_read_bytes), so the answer says so.
+          uint64_t n = std::min(stop, h->end) - a;
+          if (!live_.read(RemoteAddr(a), dst, n)) return false;
+          live_read_bytes_ += n;
+          h->read_live = true;
+          dst += n;
+          a += n;
+          continue;
+        }
+        auto first = holes_.begin() + part->hole_first, last = first + part->hole_count;
+        auto next = std::upper_bound(first, last, a, [](uint64_t x, const Hole& hh) { return x < hh.start; });
+        if (next != last) stop = std::min(stop, next->start);
+      }
+      std::memcpy(dst, part->data + (a - part->start), stop - a);
+      dst += stop - a;
+      a = stop;
     }
     return true;
   }

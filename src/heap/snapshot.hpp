@@ -7,6 +7,12 @@
 // writable mapping are resident or swapped out; the others read as zeros (untouched anonymous
 // memory is zero), so pyinspect's memory use follows the target's resident memory, not its
 // address space (thread stacks reserve megabytes they never touch).
+//
+// Nor is memory copied that holds no objects: large data buffers (bytearrays' and arrays'
+// contents, big strings' characters) are found before the pause by sampling their contents and
+// left out of the copy, all but the pages that hold a header (docs/architecture.md, "What is
+// left out of the copy"). Whatever the walk still reads there is read from the live process and
+// counted: a range left out by mistake costs a read after the pause, never a silent wrong answer.
 #include <sys/types.h>
 
 #include <chrono>
@@ -28,6 +34,18 @@ struct SnapshotLimits {
 
 // MemAvailable of /proc/meminfo, in bytes (0 if unknown).
 uint64_t available_memory();
+
+// How many of the `n` words look like addresses of the target's readable memory: the measure
+// that tells a buffer of data (floats, bytes, small integers, zeros: none) from an array of
+// pointers (every word) or a region of objects (each has its type's address).
+size_t count_pointers(const uint64_t* words, size_t n, const Maps& maps);
+
+// A range of the target's memory left out of the copy: a data buffer, not worth copying.
+struct LeftOutRange {
+  uint64_t start = 0, end = 0;
+  uint64_t resident_bytes = 0;  // what copying it would have cost
+  bool chunk = false;           // one of malloc's mmapped chunks (else a block of a larger mapping)
+};
 
 class HeapSnapshot : public Memory {
  public:
@@ -51,6 +69,13 @@ class HeapSnapshot : public Memory {
 
   uint64_t planned_bytes() const { return planned_bytes_; }
   uint64_t copied_bytes() const { return copied_bytes_; }
+  // What was left out of the copy (after the checks made while paused), sorted by address.
+  std::vector<LeftOutRange> left_out() const;
+  uint64_t left_out_bytes() const;
+  // Bytes read from the live process because they lay in a range left out of the copy, and in
+  // how many of those ranges. Not zero only if the walk needed what was taken for data.
+  uint64_t live_read_bytes() const { return live_read_bytes_; }
+  size_t live_read_ranges() const;
   size_t regions() const { return regions_.size(); }
   // Whether addr lies in a copied (writable) mapping.
   bool contains(RemoteAddr addr) const { return find(addr.value()) != nullptr; }
@@ -66,21 +91,46 @@ class HeapSnapshot : public Memory {
   ~HeapSnapshot() override;
 
  private:
+  using Runs = std::vector<std::pair<uint64_t, uint64_t>>;
   struct Region {
     uint64_t start = 0, end = 0;
     uint8_t* data = nullptr;  // mmap'd, end - start bytes; pages never written stay unallocated
     bool file_backed = false;
+    Runs runs;                // resident pages found by the plan (until the buffers are made)
+    // The holes (ranges left out) inside this region: holes_[hole_first, hole_first + hole_count).
+    uint32_t hole_first = 0, hole_count = 0;
+  };
+  struct Hole {
+    uint64_t start = 0, end = 0;
+    uint64_t resident = 0;
+    bool chunk = false;
+    uint64_t chunk_start = 0, chunk_word = 0;  // a chunk's header: where, and its size word
+    std::vector<uint64_t> probes;              // resident windows sampled again while paused
+    mutable bool read_live = false;
   };
   explicit HeapSnapshot(ProcessMemory& live) : live_(live) {}
   void add_regions(const Maps& maps, bool count_planned);
   const Region* find(uint64_t addr) const;
   void allocate();
   // Runs of pages present or swapped in [start, end), by /proc/PID/pagemap.
-  std::vector<std::pair<uint64_t, uint64_t>> resident_runs(uint64_t start, uint64_t end) const;
+  Runs resident_runs(uint64_t start, uint64_t end) const;
+  // The plan's choice of what to leave out (target running), and its check while paused.
+  void choose_holes();
+  // The starts of mmapped chunks in [lo, hi) of region r, page by page (jumping over each chunk
+  // found): a chunk can follow memory of another kind in one mapping.
+  std::vector<uint64_t> chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const;
+  void check_holes();
+  void assign_holes();
+  // The parts of region r outside its holes.
+  Runs outside_holes(const Region& r, const Runs& runs) const;
+  const Hole* hole_at(const Region& r, uint64_t addr) const;
 
   ProcessMemory& live_;
   std::vector<Region> regions_;  // sorted by start
+  std::vector<Hole> holes_;      // sorted by start, disjoint
   uint64_t planned_bytes_ = 0, copied_bytes_ = 0;
+  mutable uint64_t live_read_bytes_ = 0;
+  mutable std::vector<uint64_t> pagemap_buf_;
   mutable const Region* last_ = nullptr;
   int pagemap_fd_ = -1;
   mutable std::chrono::steady_clock::time_point last_check_{};

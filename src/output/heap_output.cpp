@@ -95,7 +95,11 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
 
   const auto& m = c.memory;
   out << "\nProcess RSS " << mib(m.rss_bytes) << "; Python objects " << mib(m.object_bytes) << " ("
-      << percent(m.object_bytes, m.rss_bytes) << "% of RSS); writable memory copied " << mib(m.copied_bytes) << "\n";
+      << percent(m.object_bytes, m.rss_bytes) << "% of RSS); writable memory copied " << mib(m.copied_bytes);
+  if (m.left_out_ranges)
+    out << ", data buffers left out of the copy " << mib(m.left_out_bytes) << " (" << m.left_out_ranges
+        << (m.left_out_ranges == 1 ? " range" : " ranges") << ")";
+  out << "\n";
   if (m.pymalloc_known)
     out << "pymalloc: " << m.arenas << " arenas (" << mib(m.arena_bytes) << "): " << mib(m.pool_bytes_used)
         << " in allocated blocks; " << mib(m.pool_bytes_free) << " in free blocks and " << mib(m.arena_bytes_free)
@@ -180,6 +184,10 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
   for (const auto& g : m.garbage_kinds) garbage.push_back({{"kind", g.kind}, {"count", g.count}});
   nlohmann::json memory = {{"rss_bytes", m.rss_bytes},
                            {"copied_bytes", m.copied_bytes},
+                           {"left_out_bytes", m.left_out_bytes},
+                           {"left_out_ranges", m.left_out_ranges},
+                           {"live_read_bytes", m.live_read_bytes},
+                           {"live_read_ranges", m.live_read_ranges},
                            {"object_bytes", m.object_bytes},
                            {"dictless_instances", m.dictless_instances},
                            {"dictless_values_bytes", m.dictless_values_bytes},

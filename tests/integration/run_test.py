@@ -536,6 +536,49 @@ def heap_nonblocking(ctx):
             check(mine.get(kind) == tuple(c["by_type"][kind]), "%s: %s vs %s" % (kind, mine.get(kind), c["by_type"][kind]))
 
 
+@test("heap-bigbuf")
+def heap_bigbuf(ctx):
+    """A heap that is mostly data buffers (targets/bigbuf.py): the buffers are left out of the copy
+    (copied bytes well below the target's RSS), the census is still the target's own, and the
+    objects only a 34 MiB list refers to are all found, read from the copy (its item array was
+    copied, not taken for data: nothing was read live after the pause)."""
+    with Target(ctx.interp, "bigbuf.py") as t:
+        c = t.report["extra"]["census"]
+        j = heap_json(ctx, t.pid, "--by", "type", "--top", "0", "--largest", "10")
+        m = j["memory"]
+        data = c["buffer_bytes"]
+        check(m["left_out_bytes"] >= 0.9 * data, "left out %d bytes of the %d in buffers" % (m["left_out_bytes"], data))
+        check(m["copied_bytes"] + 0.9 * data <= c["rss"], "copied %d bytes of an RSS of %d with %d in buffers" % (
+            m["copied_bytes"], c["rss"], data))
+        check(m["live_read_bytes"] == 0 and m["live_read_ranges"] == 0,
+              "%d bytes read live from %d ranges left out" % (m["live_read_bytes"], m["live_read_ranges"]))
+        check(not [w for w in j["warnings"] if "read live" in w], "warnings: %s" % j["warnings"])
+        mine = dict((r["kind"], (r["count"], r["size"])) for r in j["rows"])
+        item = c["item_kind"]
+        check(mine.get(item) == tuple(c["by_type"][item]) and c["by_type"][item][0] == c["items"],
+              "%s: pyinspect %s, the target %s" % (item, mine.get(item), c["by_type"][item]))
+        problems = []
+        for kind, (n, size) in sorted(c["by_type"].items()):
+            got = mine.get(kind, (0, 0))
+            if got[0] < n - 2:
+                problems.append("%s: pyinspect found %d, the target %d" % (kind, got[0], n))
+            elif got[0] == n and got[1] != size:
+                problems.append("%s: %d objects, size %d here, %d in the target" % (kind, n, got[1], size))
+        check(not problems, "\n  ".join(["census differs:"] + problems))
+        total = j["total_size"] - t.payload_len
+        check(abs(total - c["size"]) <= 0.01 * c["size"], "total size %d vs the target's %d" % (total, c["size"]))
+        # The biggest objects, their sizes from their headers (in the pages kept of each buffer).
+        big = {}
+        for o in j["largest"]:
+            big.setdefault(o["kind"], o)  # the largest of each kind
+        check(c["blob_kind"] in big and big[c["blob_kind"]]["size"] == c["blob_size"] and
+              "ZZZZ" in big[c["blob_kind"]]["repr"], "largest: %s" % j["largest"])
+        check(big.get("list", {}).get("size") == c["list_size"], "largest: %s" % j["largest"])
+        print("copied %d MiB of an RSS of %d MiB, %d MiB left out in %d ranges; %d objects, %s: %d" % (
+            m["copied_bytes"] >> 20, c["rss"] >> 20, m["left_out_bytes"] >> 20, m["left_out_ranges"],
+            j["total_objects"], item, mine[item][0]))
+
+
 @test("heap-growth")
 def heap_growth(ctx):
     """--growth: a string that grows (the seed's second leak) is what grew."""
