@@ -604,6 +604,7 @@ bool HeapSnapshot::read(RemoteAddr addr, void* out, size_t len) const {
           // and counted (live_read_bytes), so the answer says so.
           uint64_t n = std::min(stop, h->end) - a;
           if (!live_.read(RemoteAddr(a), dst, n)) return false;
+          if (!h->read_live) LOG_DEBUG("read live, left out as data: " << std::hex << a << " +" << std::dec << n);
           live_read_bytes_ += n;
           h->read_live = true;
           dst += n;

@@ -76,6 +76,11 @@ class HeapSnapshot : public Memory {
   // how many of those ranges. Not zero only if the walk needed what was taken for data.
   uint64_t live_read_bytes() const { return live_read_bytes_; }
   size_t live_read_ranges() const;
+  // Whether addr lies in a range left out of the copy.
+  bool left_out_at(RemoteAddr addr) const {
+    const Region* r = find(addr.value());
+    return r && r->hole_count && hole_at(*r, addr.value());
+  }
   size_t regions() const { return regions_.size(); }
   // Whether addr lies in a copied (writable) mapping.
   bool contains(RemoteAddr addr) const { return find(addr.value()) != nullptr; }

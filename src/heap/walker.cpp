@@ -14,7 +14,9 @@ void HeapWalk::defer_hidden(bool on) {
 
 void HeapWalk::visit(RemoteAddr child, const Edge& edge) {
   if (child.null() || (child.value() & 7)) return;
-  if (edge.kind == EdgeKind::Guess && !plausible_object(ctx_, maps_, child)) return;
+  // A guessed reference into a range left out of the copy is none: that range was judged to hold
+  // data, no objects, and reading it would only be a live read of data.
+  if (edge.kind == EdgeKind::Guess && (snap_.left_out_at(child) || !plausible_object(ctx_, maps_, child))) return;
   const bool root = current_.null();
   if (deferring_ && !root && edge.hidden != Hidden::No) {
     if (!seen_.contains(child.value()) && deferred_set_->insert(child.value())) deferred_.push_back({child.value(), edge.hidden});
