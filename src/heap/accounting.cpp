@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/log.hpp"
@@ -69,12 +70,13 @@ std::string environ_value(int pid, const std::string& name) {
   return "";
 }
 
-bool is_library(const std::vector<SmapsEntry>& smaps, const std::string& path) {
-  static thread_local std::map<std::string, bool> cache;
-  if (auto it = cache.find(path); it != cache.end()) return it->second;
-  bool lib = path.find(".so") != std::string::npos;
-  (void)smaps;
-  return cache[path] = lib;
+// Files with an executable mapping: the program and its libraries (a file mapped only as data
+// is not code).
+std::set<std::string> code_files(const Maps& maps) {
+  std::set<std::string> out;
+  for (const auto& m : maps.entries())
+    if (m.executable && m.is_file()) out.insert(m.path);
+  return out;
 }
 
 std::string type_counts_text(const std::map<std::string, std::pair<uint64_t, uint64_t>>& by_type) {
@@ -116,7 +118,7 @@ class Accountant {
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
 
     std::sort(objects_.begin(), objects_.end(), [](const Object& a, const Object& b) { return a.addr < b.addr; });
-    classify(mem, smaps, census.memory, tls);
+    classify(mem, maps, smaps, census.memory, tls);
     buffers(ctx);
     ownership(mem);
     total(census);
@@ -131,7 +133,7 @@ class Accountant {
   }
 
   // Each mapping by what it is; the allocators' memory further into ranges.
-  void classify(const Memory& mem, const std::vector<SmapsEntry>& smaps, const MemorySummary& pym,
+  void classify(const Memory& mem, const Maps& maps, const std::vector<SmapsEntry>& smaps, const MemorySummary& pym,
                 const std::vector<uint64_t>& tls) {
     std::vector<std::pair<uint64_t, uint64_t>> heaps;
     for (const auto& a : malloc_.arenas)
@@ -139,6 +141,7 @@ class Accountant {
     std::sort(heaps.begin(), heaps.end());
     std::unordered_set<uint64_t> arenas(pym.arena_list.begin(), pym.arena_list.end());
     std::set<std::string> files;
+    const std::set<std::string> code_paths = code_files(maps);
     MemoryCategory& stacks = cat("thread_stacks");
     MemoryCategory& code = cat("code_and_libraries");
     MemoryCategory& other = cat("other");
@@ -154,7 +157,7 @@ class Accountant {
         continue;
       }
       if (file || m.path == "[vdso]" || m.path == "[vvar]" || m.path == "[vsyscall]") {
-        if (!file || is_library(smaps, m.path)) {
+        if (!file || code_paths.count(m.path)) {
           code.bytes += m.rss, code.private_bytes += m.private_dirty;
           if (file) files.insert(m.path);
           code_ranges_.emplace_back(m.start, m.end);
@@ -237,7 +240,7 @@ class Accountant {
     for (auto [addr, ti] : owners_) {
       auto buf = owned_buffer(ctx, RemoteAddr(addr), *ti);
       if (!buf) continue;
-      if (buf->in_sizeof) buffer_in_sizeof_ += buf->bytes;
+      if (buf->in_sizeof) buffer_in_sizeof_ += buf->bytes, buffer_of_[addr] = buf->bytes;
       uint64_t resident = buf->bytes;
       const Range* r = range_of(buf->addr);
       if (r && r->where == Where::MmappedChunk) {
@@ -362,7 +365,10 @@ class Accountant {
     for (const auto& r : ranges_)
       if (r.where == Where::Pymalloc) arena_resident += r.resident, arena_private += r.exclusive;
     uint64_t used_pools = pym.pools_used * pym.pool_size;
-    pf.bytes = pym.pool_bytes_free + (arena_resident > used_pools ? arena_resident - used_pools : 0);
+    // (At most the empty pools pymalloc counts: the rest of an arena's resident pages, before its
+    // first aligned pool, is overhead.)
+    uint64_t empty = std::min(arena_resident > used_pools ? arena_resident - used_pools : 0, pym.arena_bytes_free);
+    pf.bytes = pym.pool_bytes_free + empty;
     pf.private_bytes = std::min(pf.bytes, arena_private);
     pf.count = pym.arenas;
     pf.what = "arenas";
@@ -381,12 +387,17 @@ class Accountant {
       if (range_of(ob.addr)) continue;
       MemoryCategory& from = in(stack_ranges_, ob.addr) ? cat("thread_stacks")
                              : in(code_ranges_, ob.addr) ? cat("code_and_libraries") : cat("other");
-      uint64_t take = std::min(from.bytes, ob.size);
-      from.bytes -= take;
-      outside += ob.size;
+      // The object itself: its buffer, if sys.getsizeof counts one, is where the buffer is.
+      uint64_t size = ob.size;
+      if (auto b = buffer_of_.find(ob.addr); b != buffer_of_.end()) size -= std::min(size, b->second);
+      from.bytes -= std::min(from.bytes, size);
+      outside += size;
     }
     po.private_bytes = po.bytes;
-    po.figures = {{"sizeof_bytes", object_bytes_}, {"outside_allocators_bytes", outside},
+    uint64_t gc_bytes = 0;
+    for (const auto& f : census.found_through)
+      if (std::string(f.id) == "gc") gc_bytes = f.bytes;
+    po.figures = {{"sizeof_bytes", object_bytes_}, {"gc_visible_sizeof_bytes", gc_bytes}, {"outside_allocators_bytes", outside},
                   {"unknown_size_objects", census.unknown_size_objects}};
 
     // What is left of the allocators' memory: headers, rounding, what objects point to that
@@ -480,6 +491,7 @@ class Accountant {
   std::vector<std::pair<uint64_t, uint64_t>> stack_ranges_, code_ranges_, other_ranges_;
   std::set<uint64_t> buffer_chunks_;
   std::vector<uint64_t> in_heap_buffers_;
+  std::unordered_map<uint64_t, uint64_t> buffer_of_;  // object -> the buffer bytes its sys.getsizeof counts
 };
 
 }  // namespace

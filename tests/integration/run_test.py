@@ -579,6 +579,95 @@ def heap_bigbuf(ctx):
             j["total_objects"], item, mine[item][0]))
 
 
+def memory_json(ctx, pid, *args):
+    _, out, _ = run_pyinspect(ctx.pyinspect, ["memory", str(pid), "--json"] + list(args))
+    return json.loads(out)
+
+
+def near(got, want, what, rel=0.05, floor=1 << 20):
+    """got within rel of want, or within floor bytes (small quantities)."""
+    check(abs(got - want) <= max(rel * want, floor),
+          "%s: pyinspect %d, the target's own figure %d (%+.1f%%)" % (what, got, want,
+                                                                      100.0 * (got - want) / max(want, 1)))
+
+
+@test("memory")
+def memory(ctx):
+    """pyinspect memory against what the target built and its own figures (targets/memory.py):
+    each category within 5% (or 1 MiB) of the target's sys.getsizeof sums, _debugmallocstats,
+    mallinfo2 and smaps; the categories add up to the RSS within 2%."""
+    with Target(ctx.interp, "memory.py", timeout=300) as t:
+        x = t.report["extra"]
+        runs = [("", memory_json(ctx, t.pid))]
+        if not ctx.interp["debug_build"]:
+            # Without libc's debug info: malloc's arenas found from the chunk headers.
+            runs.append((" (--no-dwarf)", memory_json(ctx, t.pid, "--no-dwarf")))
+        for how, j in runs:
+            cats = dict((c["name"], c) for c in j["categories"])
+            for name in ("python_objects", "object_buffers", "pymalloc_free", "malloc_free", "malloc_unowned",
+                         "thread_stacks", "code_and_libraries", "other"):
+                check(name in cats, "no category %s%s" % (name, how))
+            total = sum(c["bytes"] for c in j["categories"])
+            near(j["rss_bytes"], x["smaps"]["rss"], "RSS" + how, rel=0.02)
+            near(total, j["rss_bytes"], "sum of the categories" + how, rel=0.02, floor=0)
+            want_buffers = sum(x["buffers"].values())
+            near(cats["object_buffers"]["bytes"], want_buffers, "object_buffers" + how)
+            # The target sees what gc reaches; pyinspect also what only other references reach
+            # (docs/heap.md, "Counting like gc"): the part gc sees must match, the rest only add.
+            po = cats["python_objects"]
+            near(po["detail"]["gc_visible_sizeof_bytes"], x["object_bytes"],
+                 "sys.getsizeof of the objects gc reaches" + how)
+            check(po["bytes"] >= x["object_bytes"] - want_buffers - (1 << 20),
+                  "python_objects%s: %d, less than the target's gc-reachable objects less their buffers (%d)"
+                  % (how, po["bytes"], x["object_bytes"] - want_buffers))
+            near(po["bytes"] + want_buffers, po["detail"]["sizeof_bytes"], "python_objects + buffers against the "
+                 "sum of sys.getsizeof" + how, rel=0.001, floor=0)
+            near(cats["thread_stacks"]["bytes"], x["smaps"]["stacks"], "thread_stacks" + how)
+            check(cats["thread_stacks"]["count"] == 3, "thread_stacks%s: %d stacks, the target has 3 threads"
+                  % (how, cats["thread_stacks"]["count"]))
+            near(cats["code_and_libraries"]["bytes"], x["smaps"]["files"], "code_and_libraries" + how)
+            mf = cats["malloc_free"]
+            check(not j["malloc"]["unknown"], "glibc malloc not read%s: %s" % (how, j["malloc"]["unknown"]))
+            if x["mallinfo2"]:
+                d = mf["detail"]
+                near(d["bins_bytes"] + d["top_bytes"] + d["fastbins_bytes"], x["mallinfo2"]["fordblks"],
+                     "malloc free chunks (bins, top, fastbins) against mallinfo2's fordblks" + how)
+                u = cats["malloc_unowned"]["detail"]
+                near(u["heap_in_use_bytes"] + d["tcache_bytes"], x["mallinfo2"]["uordblks"],
+                     "malloc chunks in use (tcache included, as mallinfo2 counts them) against uordblks" + how)
+            # The freed, touched blocks are resident free memory inside the heap.
+            check(mf["bytes"] >= x["freed_bytes"] * 0.95, "malloc_free%s: %d bytes, the target freed %d bytes of "
+                  "touched blocks inside the heap" % (how, mf["bytes"], x["freed_bytes"]))
+            un = cats["malloc_unowned"]["bytes"]
+            check(x["unowned_expected"] <= un <= x["unowned_expected"] + max(0.05 * j["rss_bytes"], 8 << 20),
+                  "malloc_unowned%s: %d bytes; the target keeps %d bytes no object points to" %
+                  (how, un, x["unowned_expected"]))
+            pf = cats["pymalloc_free"]
+            print("%s%s: pymalloc figures %s, the target's %s" % (ctx.interp["id"], how, pf["detail"], x["pymalloc"]))
+            if x["pymalloc"] and pf["count"] == 0 and ctx.interp.get("stripped_libpython"):
+                # A libpython stripped of every symbol before 3.12 keeps pymalloc's arenas in static
+                # variables nothing names: pyinspect must say so, not guess.
+                check("not read" in pf["detail"]["explanation"], "pymalloc_free: %r" % pf["detail"]["explanation"])
+            elif x["pymalloc"]:
+                near(pf["detail"]["free_block_bytes"], x["pymalloc"]["available_blocks"],
+                     "pymalloc free blocks against _debugmallocstats" + how)
+                # Unused pools count only as far as they are resident (a pool never carved out of
+                # its arena has no page yet): between the free blocks and free blocks + unused pools.
+                lo, hi = x["pymalloc"]["available_blocks"], x["pymalloc"]["available_blocks"] + x["pymalloc"]["unused_pools"]
+                slack = max(0.05 * hi, 1 << 20)
+                check(lo - slack <= pf["bytes"] <= hi + slack,
+                      "pymalloc_free%s: %d, _debugmallocstats says %d in available blocks and %d in unused pools"
+                      % (how, pf["bytes"], lo, hi - lo))
+            print("%s%s: RSS %d MiB; %s" % (ctx.interp["id"], how, j["rss_bytes"] >> 20, ", ".join(
+                "%s %.1f MiB" % (c["name"], c["bytes"] / 1048576.0) for c in j["categories"])))
+        if x["ndarray_sizeof"] is not None:
+            listing = os.path.join(t.dir, "objects.txt")
+            heap_json(ctx, t.pid, "--top", "1", "--list-objects", listing)
+            sizes = [size for (tname, size) in read_listing(listing).values() if tname == "numpy.ndarray"]
+            check(x["ndarray_sizeof"] in sizes, "numpy.ndarray: sys.getsizeof %d, pyinspect heap gives %s" %
+                  (x["ndarray_sizeof"], sizes))
+
+
 @test("heap-growth")
 def heap_growth(ctx):
     """--growth: a string that grows (the seed's second leak) is what grew."""
