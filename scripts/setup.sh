@@ -11,7 +11,10 @@ packages=(build-essential cmake pkg-config libelf-dev libdw-dev libboost-program
 # python3.11-dev: the release build's headers, which abi.offsets compiles against (the debug
 # build's come with python3.11-dbg); libpython3.11-testsuite: CPython's own test modules, which
 # the real-world heap test runs in its target.
-optional=(python3.11 python3.11-dbg python3.11-dev libpython3.11-testsuite)
+# python3-numpy: numpy for Debian's python3.11, whose arrays `pyinspect memory` and `heap` size
+# (tests/targets/memory.py); libc6-dbg: glibc's debug info, from which `pyinspect memory` reads
+# malloc's arenas (without it they are found from the chunk headers; the tests run both ways).
+optional=(python3.11 python3.11-dbg python3.11-dev libpython3.11-testsuite python3-numpy libc6-dbg)
 
 missing=()
 for p in "${packages[@]}"; do
