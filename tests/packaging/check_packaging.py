@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-COMMANDS = ["stack", "heap", "refs", "info", "abi"]
+COMMANDS = ["stack", "heap", "memory", "refs", "info", "abi"]
 
 
 def fail(msg):
