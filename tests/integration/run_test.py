@@ -596,7 +596,21 @@ def memory(ctx):
     """pyinspect memory against what the target built and its own figures (targets/memory.py):
     each category within 5% (or 1 MiB) of the target's sys.getsizeof sums, _debugmallocstats,
     mallinfo2 and smaps; the categories add up to the RSS within 2%."""
-    with Target(ctx.interp, "memory.py", timeout=300) as t:
+    check_memory(ctx, ctx.interp)
+
+
+@test("memory-malloc", (3, 6))
+def memory_malloc(ctx):
+    """The same with PYTHONMALLOC=malloc: no pymalloc, every object in glibc's chunks; the
+    allocator is named as such."""
+    interp = dict(ctx.interp)
+    interp["env"] = dict(ctx.interp.get("env") or {}, PYTHONMALLOC="malloc")
+    check_memory(ctx, interp)
+
+
+def check_memory(ctx, interp):
+    malloc_only = (interp.get("env") or {}).get("PYTHONMALLOC") == "malloc"
+    with Target(interp, "memory.py", timeout=300) as t:
         x = t.report["extra"]
         runs = [("", memory_json(ctx, t.pid))]
         if not ctx.interp["debug_build"]:
@@ -644,7 +658,11 @@ def memory(ctx):
                   (how, un, x["unowned_expected"]))
             pf = cats["pymalloc_free"]
             print("%s%s: pymalloc figures %s, the target's %s" % (ctx.interp["id"], how, pf["detail"], x["pymalloc"]))
-            if x["pymalloc"] and pf["count"] == 0 and ctx.interp.get("stripped_libpython"):
+            if malloc_only:
+                check("PYTHONMALLOC=malloc" in j["allocator"] and pf["bytes"] == 0 and pf["count"] == 0,
+                      "PYTHONMALLOC=malloc%s: allocator %r, pymalloc_free %d bytes in %d arenas"
+                      % (how, j["allocator"], pf["bytes"], pf["count"]))
+            elif x["pymalloc"] and pf["count"] == 0 and ctx.interp.get("stripped_libpython"):
                 # A libpython stripped of every symbol before 3.12 keeps pymalloc's arenas in static
                 # variables nothing names: pyinspect must say so, not guess.
                 check("not read" in pf["detail"]["explanation"], "pymalloc_free: %r" % pf["detail"]["explanation"])
