@@ -108,8 +108,8 @@ class Accountant {
   void run(HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& census, const std::vector<uint64_t>& tls) {
     CopyThenLive mem(snap, live_);
     const Maps& maps = snap.maps();
-    int pid = py_.process().pid();
-    malloc_ = read_glibc_malloc(py_.process(), mem, maps, opts_.use_debug_info);
+    const int pid = py_.process().pid();
+    malloc_ = read_glibc_malloc(mem, maps, "/proc/" + std::to_string(pid) + "/root", opts_.use_debug_info);
     out_.malloc_source = malloc_.source;
     out_.glibc_version = malloc_.glibc_version;
     if (!malloc_.found) out_.malloc_unknown = malloc_.why_not;

@@ -11,7 +11,6 @@
 #include "elf/debug_file.hpp"
 #include "elf/dwarf_types.hpp"
 #include "elf/elf_file.hpp"
-#include "proc/process.hpp"
 #include "runtime/target.hpp"
 
 namespace pyinspect {
@@ -155,8 +154,8 @@ std::optional<std::vector<int64_t>> follow(const Memory& mem, const std::vector<
 
 class Walker {
  public:
-  Walker(const Process& proc, const Memory& mem, const Maps& maps, GlibcMalloc& out)
-      : proc_(proc), mem_(mem), maps_(maps), out_(out), r_(mem, out) {}
+  Walker(const std::string& root, const Memory& mem, const Maps& maps, GlibcMalloc& out)
+      : root_(root), mem_(mem), maps_(maps), out_(out), r_(mem, out) {}
 
   void run(bool use_debug_info) {
     const MapEntry* libc = nullptr;
@@ -171,7 +170,12 @@ class Walker {
     }
     out_.libc_path = libc->path;
     try {
-      elf_ = std::make_unique<ElfFile>(proc_.host_path(libc->path));
+      std::string path = libc->path;
+      const std::string deleted = " (deleted)";
+      if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+        path.resize(path.size() - deleted.size());
+      std::string via_root = root_ + path;
+      elf_ = std::make_unique<ElfFile>(!root_.empty() && access(via_root.c_str(), R_OK) == 0 ? via_root : path);
     } catch (const Error& e) {
       LOG_INFO("cannot open " << libc->path << ": " << e.what());
     }
@@ -213,7 +217,7 @@ class Walker {
   }
 
   void from_debug_info() {
-    std::vector<std::string> roots = {"", "/proc/" + std::to_string(proc_.pid()) + "/root"};
+    std::vector<std::string> roots = {"", root_};
     const ElfFile* dwarf = elf_->has_debug_info() ? elf_.get() : nullptr;
     if (!dwarf) {
       debug_ = find_debug_file(*elf_, out_.libc_path, roots);
@@ -317,15 +321,22 @@ class Walker {
     for (const auto& m : maps_.entries()) {
       bool ours = m.writable && (m.path == libc.path || (m.path.empty() && m.start >= libc.start && m.start - libc.start < (64u << 20)));
       if (!ours) continue;
-      for (uint64_t w = m.start; w + 8 <= m.end; w += 8) {
+      std::optional<uint64_t> loose;
+      for (uint64_t w = m.start + lay_.top; w + 8 <= m.end; w += 8) {
         auto v = r_.word(w);
         if (!v) break;
         uint64_t arena = w - lay_.top;
-        if (top && *v == *top && w >= m.start + lay_.top) {
-          auto next = r_.word(arena + lay_.next);
-          if (next && (*next == arena || plausible_ptr(*next))) return arena;
-        }
+        bool into_heap = heap && *v >= heap->start && *v < heap->end && (*v & 15) == 0;
+        if (!(top ? *v == *top : into_heap)) continue;
+        auto next = r_.word(arena + lay_.next);
+        auto system_mem = r_.word(arena + lay_.system_mem);
+        if (!next || !(*next == arena || plausible_ptr(*next))) continue;
+        if (top) return arena;
+        // A walk of [heap] that did not reach its end (a chunk header that makes no sense): the
+        // arena is the one whose top lies in [heap] and whose memory fits in it.
+        if (system_mem && *system_mem > 0 && *system_mem <= heap->end - heap->start + kPage && !loose) loose = arena;
       }
+      if (loose) return loose;
     }
     // No [heap] (or it did not lead anywhere): an arena of another thread points to the ring,
     // which passes through main_arena (the one arena in libc's data).
@@ -452,7 +463,7 @@ class Walker {
     std::sort(out_.free_fast.begin(), out_.free_fast.end(), by_addr);
   }
 
-  const Process& proc_;
+  std::string root_;
   const Memory& mem_;
   const Maps& maps_;
   GlibcMalloc& out_;
@@ -466,9 +477,9 @@ class Walker {
 
 }  // namespace
 
-GlibcMalloc read_glibc_malloc(const Process& proc, const Memory& mem, const Maps& maps, bool use_debug_info) {
+GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info) {
   GlibcMalloc out;
-  Walker(proc, mem, maps, out).run(use_debug_info);
+  Walker(root, mem, maps, out).run(use_debug_info);
   return out;
 }
 

@@ -19,8 +19,6 @@
 
 namespace pyinspect {
 
-class Process;
-
 struct MallocChunk {
   uint64_t addr = 0;  // the chunk header; the caller's pointer is addr + 16
   uint64_t size = 0;  // the whole chunk, header included
@@ -54,8 +52,10 @@ struct GlibcMalloc {
 };
 
 // Reads the allocator of the process from `mem` (the copy of its writable memory, or the live
-// process). `use_debug_info`: look for libc's debug file (--no-dwarf turns it off).
-GlibcMalloc read_glibc_malloc(const Process& proc, const Memory& mem, const Maps& maps, bool use_debug_info);
+// process). `root`: where the target's files are ("/proc/PID/root"; libc and its debug file are
+// opened there, else on this machine's root). `use_debug_info`: look for libc's debug file
+// (--no-dwarf turns it off).
+GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info);
 
 // The size of the chunk glibc mapped on its own at page-aligned `addr`, if a chunk header that
 // says so is there and the chunk fits before `limit`.
