@@ -33,9 +33,8 @@ MiB = 1 << 20
 
 def discovered(stripped):
     out = os.path.join(tempfile.mkdtemp(prefix="bigbuf-bench-"), "interpreters.json")
-    cmd = [sys.executable, os.path.join(HERE, "..", "tests", "integration", "discover.py"), "--output", out]
-    if stripped:
-        cmd += ["--stripped-dir", os.path.join(os.path.dirname(out), "stripped")]
+    cmd = [sys.executable, os.path.join(HERE, "..", "tests", "integration", "discover.py"), "--output", out,
+           "--stripped-dir", os.path.join(os.path.dirname(out), "stripped")]
     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
     found = []
     for i in json.load(open(out)):

@@ -61,9 +61,10 @@ del roots, seen, stack, skip, o
 gc.collect()
 
 rss = 0
-for line in open("/proc/self/status"):
-    if line.startswith("VmRSS:"):
-        rss = int(line.split()[1]) * 1024
+with open("/proc/self/status") as f:
+    for line in f:
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
 sys.stdout.write("ready %d %d %d %d %d\n" % (os.getpid(), rss, data, objects, size_total))
 sys.stdout.flush()
 sys.stdin.readline()
