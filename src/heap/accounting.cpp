@@ -101,7 +101,6 @@ class Accountant {
   void object(const ListedObject& o) {
     objects_.push_back({o.address, o.size.value_or(0)});
     object_bytes_ += o.size.value_or(0);
-    if (o.info.c_sizeof) ++unmirrored_[o.info.name];
     if (may_own_memory(o.info.cat)) owners_.push_back({o.address, &o.info});
   }
 
@@ -470,9 +469,6 @@ class Accountant {
     std::vector<MemoryCategory> sorted;
     for (const char* name : order) sorted.push_back(cat(name));
     out_.categories = std::move(sorted);
-    for (auto& [t, count] : unmirrored_) out_.unmirrored_sizeof.emplace_back(t, count);
-    std::sort(out_.unmirrored_sizeof.begin(), out_.unmirrored_sizeof.end(),
-              [](const auto& a, const auto& b) { return a.second > b.second; });
   }
 
  private:
@@ -484,7 +480,6 @@ class Accountant {
   GlibcMalloc malloc_;
   std::vector<Object> objects_;
   std::vector<std::pair<uint64_t, const TypeInfo*>> owners_;
-  std::map<std::string, uint64_t> unmirrored_;
   uint64_t object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_ = 0, owned_mmapped_ = 0, unowned_mmapped_ = 0;
   uint64_t anon_mappings_ = 0, mapped_files_ = 0;
   std::vector<Range> ranges_;
@@ -516,6 +511,7 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   out.python = census.python;
   out.objects = census.total_objects;
   out.unknown_size_objects = census.unknown_size_objects;
+  out.unmirrored_sizeof = census.unmirrored_sizeof_types;
   out.pause_ns = census.pause_ns;
   for (auto& w : census.warnings) out.warnings.push_back(w);
   std::string env = environ_value(out.pid, "PYTHONMALLOC");

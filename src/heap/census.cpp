@@ -126,6 +126,10 @@ class Census : public HeapWalk {
       return v;
     };
     out_.unknown_size_types = top_types(unknown_types_);
+    std::vector<std::pair<uint32_t, uint64_t>> unmirrored;
+    for (size_t t = 0; t < type_agg_.size(); ++t)
+      if (type_agg_[t].first && types[t].c_sizeof) unmirrored.emplace_back(static_cast<uint32_t>(t), type_agg_[t].first);
+    out_.unmirrored_sizeof_types = top_types(unmirrored);
     out_.referents_unreadable = referents_unreadable();
     out_.referents_missing_member = referents_missing_member();
     out_.referents_problem_types = top_types(unreadable_by_type());

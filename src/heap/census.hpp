@@ -85,6 +85,9 @@ struct HeapCensus {
   uint64_t unknown_size_objects = 0;
   std::map<std::string, uint64_t> unknown_size_reasons;  // size_problem_text -> objects
   std::vector<std::pair<std::string, uint64_t>> unknown_size_types;
+  // Objects of C types pyinspect does not model that define a __sizeof__ of their own: sized as
+  // object.__sizeof__ would size them, which may be less (types, the most common first).
+  std::vector<std::pair<std::string, uint64_t>> unmirrored_sizeof_types;
   // Objects whose references could not all be read: what they hold may be missing.
   uint64_t referents_unreadable = 0, referents_missing_member = 0;
   std::vector<std::pair<std::string, uint64_t>> referents_problem_types;

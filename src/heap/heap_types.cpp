@@ -330,6 +330,8 @@ void HeapContext::read_mro(TypeInfo& ti, const StructBytes& s) {
         sizeof_found = true;
         auto st = reader.type_of(*sz);
         ti.python_sizeof = !(st && (*st == t.method_descr || *st == t.wrapper_descr));
+        // A C __sizeof__ of a type that is not modelled (re.Pattern, _io.BytesIO from 3.12...).
+        if (!ti.python_sizeof && (ti.cat == Cat::Other || ti.cat == Cat::Object)) ti.c_sizeof = true;
       }
     }
     if (reader.dict_get(*kd, "__del__")) ti.has_finalizer = true;

@@ -120,6 +120,12 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
     for (const auto& [why, n] : c.unknown_size_reasons) out << " " << n << " because of " << why << ";";
     out << " types " << top_list(c.unknown_size_types) << "\n";
   }
+  if (!c.unmirrored_sizeof_types.empty()) {
+    uint64_t n = 0;
+    for (const auto& t : c.unmirrored_sizeof_types) n += t.second;
+    out << n << " objects of C types with a __sizeof__ of their own that pyinspect does not mirror, sized as "
+        << "object.__sizeof__ would (they may hold more): " << top_list(c.unmirrored_sizeof_types) << "\n";
+  }
   if (uint64_t n = c.referents_unreadable + c.referents_missing_member)
     out << (style.color ? "\033[33m" : "") << n << " objects' references could not all be read (" << c.referents_unreadable
         << " unreadable memory, " << c.referents_missing_member << " a member this build's layout lacks): what they hold "
@@ -218,6 +224,7 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
           {"unknown_size_objects", c.unknown_size_objects},
           {"unknown_size_reasons", c.unknown_size_reasons},
           {"unknown_size_types", types_json(c.unknown_size_types)},
+          {"unmirrored_sizeof_types", types_json(c.unmirrored_sizeof_types)},
           {"referents_unreadable", c.referents_unreadable},
           {"referents_missing_member", c.referents_missing_member},
           {"referents_problem_types", types_json(c.referents_problem_types)},

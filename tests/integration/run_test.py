@@ -481,6 +481,9 @@ def heap_sizes(ctx):
                 problems.append("%s (%s): pyinspect %s, sys.getsizeof %d" % (label, tname, got[1], size))
         check(not problems, "\n  ".join(["%d of %d objects differ:" % (len(problems), len(probes))] + problems))
         check(any("Python" in why for why in j["unknown_size_reasons"]), "unknown sizes: %s" % j["unknown_size_reasons"])
+        for name in t.report["extra"]["unmirrored"]:
+            check(j["unmirrored_sizeof_types"].get(name, 0) >= 1, "%s has a C __sizeof__ pyinspect does not mirror, "
+                  "but is not listed as such: %s" % (name, j["unmirrored_sizeof_types"]))
         print("%d objects, every size as sys.getsizeof gives it" % len(probes))
 
 

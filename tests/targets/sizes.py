@@ -169,9 +169,15 @@ if (3, 8) <= V <= (3, 10):
         hot()
     probe('code with opcache', hot.__code__)
 
+# A C type with a __sizeof__ of its own that pyinspect does not mirror: it must be listed by
+# name, not silently sized as object.__sizeof__ would.
+import io  # noqa: E402
+unmirrored = io.BytesIO(b'x' * 1000)
+unmirrored.write(b'y')
+
 report = {}
 for label, obj in probes:
     report['%x' % id(obj)] = [label, sys.getsizeof(obj), type(obj).__name__]
 _park.open_channel()
 _park.register()
-_park.park(extra={"probes": report})
+_park.park(extra={"probes": report, "unmirrored": [type(unmirrored).__module__ + "." + type(unmirrored).__name__]})
