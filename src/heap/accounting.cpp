@@ -14,6 +14,7 @@
 #include "heap/buffers.hpp"
 #include "heap/glibc_malloc.hpp"
 #include "heap/heap_types.hpp"
+#include "heap/pymalloc.hpp"
 #include "heap/snapshot.hpp"
 #include "proc/pagemap.hpp"
 
@@ -117,7 +118,9 @@ class Accountant {
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
 
     std::sort(objects_.begin(), objects_.end(), [](const Object& a, const Object& b) { return a.addr < b.addr; });
-    classify(mem, maps, smaps, census.memory, tls);
+    pym_ = census.memory;
+    if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
+    classify(mem, maps, smaps, pym_, tls);
     buffers(ctx);
     ownership(mem);
     total(census);
@@ -129,6 +132,37 @@ class Accountant {
       if (std::string(c.name) == name) return c;
     out_.categories.push_back({name, "", 0, 0, 0, "", "", {}, {}});
     return out_.categories.back();
+  }
+
+  // A build whose arena table no symbol names: the table is a block malloc handed out, found
+  // from the pools objects lie in (pymalloc.hpp, find_arena_table).
+  void find_pymalloc(HeapContext& ctx, const Maps& maps) {
+    const uint64_t pool_size = ctx.l.facts().pool_size;
+    std::vector<std::pair<uint64_t, uint64_t>> blocks;
+    for (const auto& c : malloc_.in_use) blocks.emplace_back(c.user(), c.size - 16);
+    auto in_heap = [&](uint64_t a) {
+      for (const auto& ar : malloc_.arenas)
+        for (auto [s, e] : ar.heaps)
+          if (a >= s && a < e) return true;
+      return false;
+    };
+    std::set<uint64_t> tried;
+    for (size_t i = 0; i < objects_.size() && tried.size() < 16; i += std::max<size_t>(1, objects_.size() / 64)) {
+      uint64_t a = objects_[i].addr;
+      const MapEntry* m = maps.find(RemoteAddr(a));
+      if (!m || m->is_file() || !m->path.empty() || in_heap(a)) continue;
+      uint64_t pool = a & ~(pool_size - 1);
+      if (!tried.insert(pool).second) continue;
+      if (auto table = find_arena_table(ctx, blocks, pool)) {
+        MemorySummary found = pym_;
+        if (read_arena_table(ctx, table->first, table->second, found)) {
+          pym_ = found;
+          pym_.pymalloc_unknown.clear();
+          pymalloc_found_in_chunks_ = true;
+        }
+        return;
+      }
+    }
   }
 
   // Each mapping by what it is; the allocators' memory further into ranges.
@@ -337,7 +371,7 @@ class Accountant {
   }
 
   void total(const HeapCensus& census) {
-    const MemorySummary& pym = census.memory;
+    const MemorySummary& pym = pym_;
     // Free memory glibc keeps, resident pages only.
     MemoryCategory& mf = cat("malloc_free");
     uint64_t nominal_bins = chunk_bytes(malloc_.free_bins), nominal_top = chunk_bytes(malloc_.free_top);
@@ -431,7 +465,7 @@ class Accountant {
       c.explanation = std::move(expl);
     };
     auto n = [](uint64_t v) { return std::to_string(v); };
-    const MemorySummary& pym = census.memory;
+    const MemorySummary& pym = pym_;
     set("python_objects", "Python objects",
         n(objects_.size()) + " live objects, as sys.getsizeof counts them less the buffers below (pyinspect heap for the table)");
     MemoryCategory& b = cat("object_buffers");
@@ -478,6 +512,12 @@ class Accountant {
   MemoryAccount& out_;
   PageMap pm_;
   GlibcMalloc malloc_;
+
+ public:
+  MemorySummary pym_;  // pymalloc, as the census read it or as found here
+  bool pymalloc_found_in_chunks_ = false;
+
+ private:
   std::vector<Object> objects_;
   std::vector<std::pair<uint64_t, const TypeInfo*>> owners_;
   uint64_t object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_ = 0, owned_mmapped_ = 0, unowned_mmapped_ = 0;
@@ -515,11 +555,13 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   out.pause_ns = census.pause_ns;
   for (auto& w : census.warnings) out.warnings.push_back(w);
   std::string env = environ_value(out.pid, "PYTHONMALLOC");
-  if (census.memory.pymalloc_known)
-    out.allocator = "pymalloc (" + std::to_string(census.memory.arenas) + " arenas)" +
+  const MemorySummary& pym = acc.pym_;
+  if (pym.pymalloc_known)
+    out.allocator = "pymalloc (" + std::to_string(pym.arenas) + " arenas" +
+                    (acc.pymalloc_found_in_chunks_ ? ", its arena table found among malloc's chunks" : "") + ")" +
                     (env.empty() ? "" : ", PYTHONMALLOC=" + env);
   else
-    out.allocator = env.empty() ? "no pymalloc arena (" + census.memory.pymalloc_unknown + ")" : "PYTHONMALLOC=" + env;
+    out.allocator = env.empty() ? "no pymalloc arena (" + pym.pymalloc_unknown + ")" : "PYTHONMALLOC=" + env;
   out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
   return out;
 }
