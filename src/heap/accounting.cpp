@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -16,6 +17,7 @@
 #include "heap/heap_types.hpp"
 #include "heap/pymalloc.hpp"
 #include "heap/snapshot.hpp"
+#include "runtime/threads.hpp"
 #include "proc/pagemap.hpp"
 
 namespace pyinspect {
@@ -44,11 +46,6 @@ struct Range {
   uint64_t start, end;
   Where where;
   uint64_t resident = 0, exclusive = 0;
-};
-
-struct Object {
-  uint64_t addr;
-  uint64_t size;
 };
 
 // What an object's struct may point to that it owns (item arrays, hash tables, keys, buffers):
@@ -99,32 +96,64 @@ class Accountant {
     out_.categories.reserve(16);  // cat() hands out references that must stay valid
   }
 
-  void object(const ListedObject& o) {
-    objects_.push_back({o.address, o.size.value_or(0)});
-    object_bytes_ += o.size.value_or(0);
-    if (may_own_memory(o.info.cat)) owners_.push_back({o.address, &o.info});
-  }
-
-  void run(HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& census, const std::vector<uint64_t>& tls) {
-    CopyThenLive mem(snap, live_);
+  // Before the walk, on the copy: glibc's malloc, the mappings, pymalloc's arenas, the chunks
+  // objects may own.
+  void prepare(HeapContext& ctx, const HeapSnapshot& snap, const std::vector<uint64_t>& tls) {
+    ctx_ = &ctx;
+    mem_ = std::make_unique<CopyThenLive>(snap, live_);
     const Maps& maps = snap.maps();
     const int pid = py_.process().pid();
-    malloc_ = read_glibc_malloc(mem, maps, "/proc/" + std::to_string(pid) + "/root", opts_.use_debug_info);
+    malloc_ = read_glibc_malloc(*mem_, maps, "/proc/" + std::to_string(pid) + "/root", opts_.use_debug_info);
     out_.malloc_source = malloc_.source;
     out_.glibc_version = malloc_.glibc_version;
     if (!malloc_.found) out_.malloc_unknown = malloc_.why_not;
     for (auto& p : malloc_.problems) out_.warnings.push_back("malloc: " + p);
     auto smaps = read_smaps(pid);
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
-
-    std::sort(objects_.begin(), objects_.end(), [](const Object& a, const Object& b) { return a.addr < b.addr; });
-    pym_ = census.memory;
+    read_pymalloc(ctx, py_, pym_);
     if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
-    classify(mem, maps, smaps, pym_, tls);
-    buffers(ctx);
-    ownership(mem);
+    classify(*mem_, maps, smaps, pym_, tls);
+    // The chunks handed out, heap and mmapped, by address; and their user pointers, which an
+    // owner's struct holds.
+    chunks_ = malloc_.in_use;
+    for (const auto& r : ranges_)
+      if (r.where == Where::MmappedChunk) chunks_.push_back({r.start, r.end - r.start});
+    std::sort(chunks_.begin(), chunks_.end(), [](const MallocChunk& x, const MallocChunk& y) { return x.addr < y.addr; });
+    owned_.assign(chunks_.size(), false);
+    users_.reserve(chunks_.size() * 2);
+    for (const auto& c : chunks_) users_.insert(c.user());
+  }
+
+  // Each object as the census finds it: where it lies, what it owns.
+  void object(const ListedObject& o) {
+    uint64_t size = o.size.value_or(0);
+    object_bytes_ += size;
+    ++objects_;
+    uint64_t own = size;  // the object less the buffer its sys.getsizeof counts
+    if (may_own_memory(o.info.cat)) {
+      own -= std::min(own, buffer(o.address, o.info));
+      scan_struct(o.address, o.info);
+    }
+    if (const Range* r = range_of(o.address)) {
+      (void)r;
+      mark_chunk_holding(o.address);
+    } else {
+      // Outside the allocators (static types and objects in the binaries' data): taken out of
+      // the line its mapping is on.
+      MemoryCategory& from = in(stack_ranges_, o.address) ? cat("thread_stacks")
+                             : in(code_ranges_, o.address) ? cat("code_and_libraries") : cat("other");
+      from.bytes -= std::min(from.bytes, own);
+      outside_objects_ += own;
+    }
+  }
+
+  // After the walk: what no object owns, the free memory, and what is left.
+  void finish_walk(const HeapCensus& census) {
+    unowned();
+    describe_buffers();
     total(census);
   }
+
 
  private:
   MemoryCategory& cat(const char* name) {
@@ -146,9 +175,22 @@ class Accountant {
           if (a >= s && a < e) return true;
       return false;
     };
+    // Objects that live as long as the interpreter: its dicts of modules, of sys and of builtins,
+    // and some modules.
+    std::vector<uint64_t> samples;
+    NodeList interps = interpreters(py_, ctx.mem);
+    if (!interps.nodes.empty()) {
+      RemoteAddr interp(interps.nodes.back());
+      for (F f : {F::is_modules, F::is_sysdict, F::is_builtins})
+        if (ctx.l.has(f))
+          if (auto d = ctx.mem.read_ptr(interp + ctx.l.off(f)); d && !d->null()) samples.push_back(d->value());
+      if (ctx.l.has(F::is_modules))
+        if (auto mods = ctx.mem.read_ptr(interp + ctx.l.off(F::is_modules)))
+          for (const char* name : {"sys", "builtins", "__builtin__", "__main__", "os", "gc", "threading"})
+            if (auto m = ctx.reader.dict_get(*mods, name)) samples.push_back(m->value());
+    }
     std::set<uint64_t> tried;
-    for (size_t i = 0; i < objects_.size() && tried.size() < 16; i += std::max<size_t>(1, objects_.size() / 64)) {
-      uint64_t a = objects_[i].addr;
+    for (uint64_t a : samples) {
       const MapEntry* m = maps.find(RemoteAddr(a));
       if (!m || m->is_file() || !m->path.empty() || in_heap(a)) continue;
       uint64_t pool = a & ~(pool_size - 1);
@@ -263,109 +305,99 @@ class Accountant {
     return false;
   }
 
-  // Buffers objects own: where each is, and how much of it is resident.
-  void buffers(HeapContext& ctx) {
+  int64_t chunk_index_of_user(uint64_t p) const {
+    auto it = std::lower_bound(chunks_.begin(), chunks_.end(), p - 16,
+                               [](const MallocChunk& c, uint64_t a) { return c.addr < a; });
+    return (it != chunks_.end() && it->addr == p - 16) ? it - chunks_.begin() : -1;
+  }
+
+  void mark_chunk_holding(uint64_t addr) {
+    auto it = std::upper_bound(chunks_.begin(), chunks_.end(), addr,
+                               [](uint64_t a, const MallocChunk& c) { return a < c.addr; });
+    if (it == chunks_.begin()) return;
+    --it;
+    if (addr < it->addr + it->size) owned_[it - chunks_.begin()] = true;
+  }
+
+  // What an object's struct points to that is the start of a chunk: its item array, table,
+  // keys or buffer (the chunk is then the object's).
+  void scan_struct(uint64_t addr, const TypeInfo& ti) {
+    uint64_t words[128];
+    int64_t len = std::clamp<int64_t>(ti.basicsize, 16, ti.cat == Cat::Type ? 1024 : 256);
+    if (!mem_->read(RemoteAddr(addr), words, static_cast<size_t>(len) & ~size_t{7})) return;
+    for (int64_t w = 2; w < len / 8; ++w)
+      if (users_.count(words[w]))
+        if (auto i = chunk_index_of_user(words[w]); i >= 0) owned_[i] = true;
+  }
+
+  // The buffer an object owns: where it is and how much of it is resident. Returns the bytes of
+  // it that the object's sys.getsizeof counts.
+  uint64_t buffer(uint64_t addr, const TypeInfo& ti) {
+    auto buf = owned_buffer(*ctx_, RemoteAddr(addr), ti);
+    if (!buf) return 0;
     MemoryCategory& b = cat("object_buffers");
-    std::map<std::string, std::pair<uint64_t, uint64_t>> by_type;
-    uint64_t largest = 0, largest_addr = 0;
-    std::string largest_type;
-    std::set<uint64_t> chunks_seen;
-    for (auto [addr, ti] : owners_) {
-      auto buf = owned_buffer(ctx, RemoteAddr(addr), *ti);
-      if (!buf) continue;
-      if (buf->in_sizeof) buffer_in_sizeof_ += buf->bytes, buffer_of_[addr] = buf->bytes;
-      uint64_t resident = buf->bytes;
-      const Range* r = range_of(buf->addr);
-      if (r && r->where == Where::MmappedChunk) {
-        // The chunk is the buffer's own: count its resident pages (calloc'd pages never touched
-        // take no memory), once.
-        if (!chunks_seen.insert(r->start).second) continue;
-        resident = r->resident;
-        buffer_chunks_.insert(r->start);
-        b.private_bytes += r->exclusive;
-      } else if (!r) {
-        // A mapping of its own (mmap.mmap): resident pages, taken from the category it is in.
-        auto n = pm_.count(buf->addr, buf->addr + buf->bytes);
-        resident = n.resident;
-        b.private_bytes += n.exclusive;
-        MemoryCategory& from = in(stack_ranges_, buf->addr) ? cat("thread_stacks")
-                               : in(code_ranges_, buf->addr) ? cat("code_and_libraries") : cat("other");
-        from.bytes -= std::min(from.bytes, n.resident);
-        from.private_bytes -= std::min(from.private_bytes, n.exclusive);
-        outside_ += n.resident;
-      } else {
-        b.private_bytes += buf->bytes;
-        in_heap_buffers_.push_back(buf->addr);
-      }
-      b.bytes += resident;
-      ++b.count;
-      auto& t = by_type[ti->name];
-      ++t.first, t.second += buf->bytes;
-      if (buf->bytes > largest) largest = buf->bytes, largest_addr = addr, largest_type = ti->name;
+    if (buf->in_sizeof) buffer_in_sizeof_ += buf->bytes;
+    uint64_t resident = buf->bytes;
+    const Range* r = range_of(buf->addr);
+    if (r && r->where == Where::MmappedChunk) {
+      // The chunk is the buffer's own: its resident pages (calloc'd pages never touched take no
+      // memory), once.
+      if (!buffer_chunks_.insert(r->start).second) return buf->in_sizeof ? buf->bytes : 0;
+      resident = r->resident;
+      b.private_bytes += r->exclusive;
+    } else if (!r) {
+      // A mapping of its own (mmap.mmap): its resident pages, taken from the line it is on.
+      auto n = pm_.count(buf->addr, buf->addr + buf->bytes);
+      resident = n.resident;
+      b.private_bytes += n.exclusive;
+      MemoryCategory& from = in(stack_ranges_, buf->addr) ? cat("thread_stacks")
+                             : in(code_ranges_, buf->addr) ? cat("code_and_libraries") : cat("other");
+      from.bytes -= std::min(from.bytes, n.resident);
+      from.private_bytes -= std::min(from.private_bytes, n.exclusive);
+      outside_buffers_ += n.resident;
+    } else {
+      b.private_bytes += buf->bytes;
+      if (auto i = chunk_index_of_user(buf->addr); i >= 0) owned_[i] = true;
     }
+    b.bytes += resident;
+    ++b.count;
+    auto& t = buffer_types_[ti.name];
+    ++t.first, t.second += buf->bytes;
+    if (buf->bytes > largest_) largest_ = buf->bytes, largest_addr_ = addr, largest_type_ = ti.name;
+    return buf->in_sizeof ? buf->bytes : 0;
+  }
+
+  void describe_buffers() {
+    MemoryCategory& b = cat("object_buffers");
     b.what = "buffers";
     b.figures.emplace_back("nominal_bytes", buffer_in_sizeof_);
-    if (largest) {
+    if (largest_) {
       char a[32];
-      std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(largest_addr));
-      b.notes.emplace_back("largest_type", largest_type);
+      std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(largest_addr_));
+      b.notes.emplace_back("largest_type", largest_type_);
       b.notes.emplace_back("largest_address", a);
-      b.figures.emplace_back("largest_bytes", largest);
-      b.notes.emplace_back("types", type_counts_text(by_type));
+      b.figures.emplace_back("largest_bytes", largest_);
+      b.notes.emplace_back("types", type_counts_text(buffer_types_));
     }
   }
 
-  // Which chunks handed out belong to Python: an object lies in it, or an object's struct points
-  // to its start (item arrays, hash tables, keys, buffers). The rest no object points to.
-  void ownership(const Memory& mem) {
-    std::vector<MallocChunk> chunks = malloc_.in_use;
-    std::vector<const Range*> mmapped;
-    for (const auto& r : ranges_)
-      if (r.where == Where::MmappedChunk) chunks.push_back({r.start, r.end - r.start});
-    std::sort(chunks.begin(), chunks.end(), [](const MallocChunk& a, const MallocChunk& b) { return a.addr < b.addr; });
-    std::vector<bool> owned(chunks.size(), false);
-    auto find_by_user = [&](uint64_t p) -> int64_t {
-      auto it = std::lower_bound(chunks.begin(), chunks.end(), p - 16,
-                                 [](const MallocChunk& c, uint64_t a) { return c.addr < a; });
-      return (it != chunks.end() && it->addr == p - 16) ? it - chunks.begin() : -1;
-    };
-    // Objects in chunks: both lists are sorted.
-    size_t o = 0;
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      while (o < objects_.size() && objects_[o].addr < chunks[i].addr) ++o;
-      if (o < objects_.size() && objects_[o].addr < chunks[i].addr + chunks[i].size) owned[i] = true;
-    }
-    std::unordered_set<uint64_t> users;
-    users.reserve(chunks.size() * 2);
-    for (const auto& c : chunks) users.insert(c.user());
-    for (uint64_t a : in_heap_buffers_)
-      if (auto i = find_by_user(a); i >= 0) owned[i] = true;
-    uint64_t words[128];
-    for (auto [addr, ti] : owners_) {
-      int64_t len = std::clamp<int64_t>(ti->basicsize, 16, ti->cat == Cat::Type ? 1024 : 256);
-      if (!mem.read(RemoteAddr(addr), words, static_cast<size_t>(len) & ~size_t{7})) continue;
-      for (int64_t w = 2; w < len / 8; ++w)
-        if (users.count(words[w]))
-          if (auto i = find_by_user(words[w]); i >= 0) owned[i] = true;
-    }
+  // Chunks handed out that no object lies in and no object's struct points to.
+  void unowned() {
     MemoryCategory& un = cat("malloc_unowned");
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      bool is_mmapped = std::binary_search(malloc_.in_use.begin(), malloc_.in_use.end(), chunks[i],
-                                           [](const MallocChunk& a, const MallocChunk& b) { return a.addr < b.addr; }) == false;
-      if (is_mmapped && buffer_chunks_.count(chunks[i].addr)) continue;  // counted as a buffer
-      if (owned[i]) {
-        if (is_mmapped) owned_mmapped_ += range_of(chunks[i].addr) ? range_of(chunks[i].addr)->resident : chunks[i].size;
-        continue;
-      }
-      uint64_t bytes = chunks[i].size;
+    auto by_addr = [](const MallocChunk& x, const MallocChunk& y) { return x.addr < y.addr; };
+    for (size_t i = 0; i < chunks_.size(); ++i) {
+      if (owned_[i]) continue;
+      bool is_mmapped = !std::binary_search(malloc_.in_use.begin(), malloc_.in_use.end(), chunks_[i], by_addr);
+      if (is_mmapped && buffer_chunks_.count(chunks_[i].addr)) continue;  // counted as a buffer
+      uint64_t bytes = chunks_[i].size;
       if (is_mmapped) {
-        if (const Range* r = range_of(chunks[i].addr)) bytes = r->resident, un.private_bytes += r->exclusive;
+        if (const Range* r = range_of(chunks_[i].addr)) bytes = r->resident, un.private_bytes += r->exclusive;
+        ++unowned_mmapped_;
       } else {
         un.private_bytes += bytes;
       }
       un.bytes += bytes;
       ++un.count;
-      if (is_mmapped) ++unowned_mmapped_;
     }
     un.what = "chunks";
   }
@@ -411,25 +443,13 @@ class Accountant {
     // Objects: sys.getsizeof of each, less the buffers listed on their own line.
     MemoryCategory& po = cat("python_objects");
     po.bytes = object_bytes_ > buffer_in_sizeof_ ? object_bytes_ - buffer_in_sizeof_ : 0;
-    po.count = objects_.size();
+    po.count = objects_;
     po.what = "objects";
-    // Objects outside the allocators' memory (static types and objects in the binaries' data)
-    // are taken out of the line their mapping is on.
-    uint64_t outside = 0;
-    for (const auto& ob : objects_) {
-      if (range_of(ob.addr)) continue;
-      MemoryCategory& from = in(stack_ranges_, ob.addr) ? cat("thread_stacks")
-                             : in(code_ranges_, ob.addr) ? cat("code_and_libraries") : cat("other");
-      // The object itself: its buffer, if sys.getsizeof counts one, is where the buffer is.
-      uint64_t size = ob.size;
-      if (auto b = buffer_of_.find(ob.addr); b != buffer_of_.end()) size -= std::min(size, b->second);
-      from.bytes -= std::min(from.bytes, size);
-      outside += size;
-    }
-    po.private_bytes = po.bytes;
+    uint64_t outside = outside_objects_;
     uint64_t gc_bytes = 0;
     for (const auto& f : census.found_through)
       if (std::string(f.id) == "gc") gc_bytes = f.bytes;
+    po.private_bytes = po.bytes;
     po.figures = {{"sizeof_bytes", object_bytes_}, {"gc_visible_sizeof_bytes", gc_bytes}, {"outside_allocators_bytes", outside},
                   {"unknown_size_objects", census.unknown_size_objects}};
 
@@ -438,7 +458,7 @@ class Accountant {
     uint64_t allocators = 0, allocators_private = 0;
     for (const auto& r : ranges_) allocators += r.resident, allocators_private += r.exclusive;
     uint64_t in_objects = po.bytes > outside ? po.bytes - outside : 0;
-    uint64_t buffers_here = cat("object_buffers").bytes - std::min(cat("object_buffers").bytes, outside_);
+    uint64_t buffers_here = cat("object_buffers").bytes - std::min(cat("object_buffers").bytes, outside_buffers_);
     uint64_t explained = in_objects + buffers_here + pf.bytes + mf.bytes + cat("malloc_unowned").bytes;
     MemoryCategory& oh = cat("allocator_overhead");
     if (allocators >= explained) {
@@ -452,7 +472,8 @@ class Accountant {
                                  mf.private_bytes + cat("malloc_unowned").private_bytes;
     oh.private_bytes = allocators_private > explained_private ? allocators_private - explained_private : 0;
     po.private_bytes = std::min(po.private_bytes, in_objects);
-    oh.figures = {{"allocators_resident_bytes", allocators}};
+    oh.figures = {{"allocators_resident_bytes", allocators},
+                  {"instance_values_bytes", census.memory.dictless_values_bytes}};
     cat("other").count = anon_mappings_ + mapped_files_;
     cat("other").what = "mappings";
     describe(census);
@@ -467,7 +488,7 @@ class Accountant {
     auto n = [](uint64_t v) { return std::to_string(v); };
     const MemorySummary& pym = pym_;
     set("python_objects", "Python objects",
-        n(objects_.size()) + " live objects, as sys.getsizeof counts them less the buffers below (pyinspect heap for the table)");
+        n(objects_) + " live objects, as sys.getsizeof counts them less the buffers below (pyinspect heap for the table)");
     MemoryCategory& b = cat("object_buffers");
     std::string types;
     for (auto& [k, v] : b.notes)
@@ -485,7 +506,11 @@ class Accountant {
     set("malloc_unowned", "malloc in use, no owner",
         "allocated by C code (the interpreter's own state, extension modules, libraries) that no Python object points to");
     set("allocator_overhead", "allocator overhead",
-        "chunk and pool headers, size rounding, and memory objects point to that sys.getsizeof does not count");
+        "chunk and pool headers, size rounding, and memory objects point to that sys.getsizeof does not count" +
+            (census.memory.dictless_values_bytes
+                 ? std::string(" (of which attribute values of ") + n(census.memory.dictless_instances) +
+                       " instances kept without a dict: " + n(census.memory.dictless_values_bytes >> 20) + " MiB)"
+                 : std::string()));
     set("thread_stacks", "thread stacks", n(cat("thread_stacks").count) + " threads' stacks (the pages they touched)");
     set("code_and_libraries", "code and libraries",
         n(cat("code_and_libraries").count) + " files: the executable, libraries and their data");
@@ -518,15 +543,19 @@ class Accountant {
   bool pymalloc_found_in_chunks_ = false;
 
  private:
-  std::vector<Object> objects_;
-  std::vector<std::pair<uint64_t, const TypeInfo*>> owners_;
-  uint64_t object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_ = 0, owned_mmapped_ = 0, unowned_mmapped_ = 0;
-  uint64_t anon_mappings_ = 0, mapped_files_ = 0;
+  HeapContext* ctx_ = nullptr;
+  std::unique_ptr<CopyThenLive> mem_;
+  uint64_t objects_ = 0, object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_objects_ = 0, outside_buffers_ = 0;
+  uint64_t unowned_mmapped_ = 0, anon_mappings_ = 0, mapped_files_ = 0;
   std::vector<Range> ranges_;
   std::vector<std::pair<uint64_t, uint64_t>> stack_ranges_, code_ranges_, other_ranges_;
+  std::vector<MallocChunk> chunks_;  // handed out, heap and mmapped, by address
+  std::vector<bool> owned_;          // of chunks_: an object lies in it or points to it
+  std::unordered_set<uint64_t> users_;
   std::set<uint64_t> buffer_chunks_;
-  std::vector<uint64_t> in_heap_buffers_;
-  std::unordered_map<uint64_t, uint64_t> buffer_of_;  // object -> the buffer bytes its sys.getsizeof counts
+  std::map<std::string, std::pair<uint64_t, uint64_t>> buffer_types_;
+  uint64_t largest_ = 0, largest_addr_ = 0;
+  std::string largest_type_;
 };
 
 }  // namespace
@@ -543,8 +572,11 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   copts.progress = opts.progress;
   copts.max_copy_bytes = opts.max_copy_bytes;
   copts.each_object = [&](const ListedObject& o) { acc.object(o); };
-  copts.after_walk = [&](HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& c, const std::vector<uint64_t>& tls) {
-    acc.run(ctx, snap, c, tls);
+  copts.before_walk = [&](HeapContext& ctx, const HeapSnapshot& snap, const std::vector<uint64_t>& tls) {
+    acc.prepare(ctx, snap, tls);
+  };
+  copts.after_walk = [&](HeapContext&, const HeapSnapshot&, const HeapCensus& c, const std::vector<uint64_t>&) {
+    acc.finish_walk(c);
   };
   HeapCensus census = take_census(py, mem, copts);
   acc.finish();

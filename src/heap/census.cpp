@@ -449,11 +449,12 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
 
   std::vector<uint64_t> tls;
   auto snap = take_snapshot(out.pid, mem, opts.nonblocking, opts.max_copy_bytes, out.pause_ns, out.warnings, 1.5,
-                            opts.progress, opts.after_walk ? &tls : nullptr);
+                            opts.progress, (opts.after_walk || opts.before_walk) ? &tls : nullptr);
   out.memory.copied_bytes = snap->copied_bytes();
   HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
   out.python = python_info(py, *snap);
 
+  if (opts.before_walk) opts.before_walk(ctx, *snap, tls);
   AddressSet seen(snap->ranges());
   Progress progress(opts.progress);
   Census census(ctx, *snap, seen, out, opts, progress);
