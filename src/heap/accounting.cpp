@@ -110,6 +110,7 @@ class Accountant {
     for (auto& p : malloc_.problems) out_.warnings.push_back("malloc: " + p);
     auto smaps = read_smaps(pid);
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
+    env_ = environ_value(pid, "PYTHONMALLOC");
     read_pymalloc(ctx, py_, pym_);
     if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
     classify(*mem_, maps, smaps, pym_, tls);
@@ -143,6 +144,7 @@ class Accountant {
       MemoryCategory& from = in(stack_ranges_, o.address) ? cat("thread_stacks")
                              : in(code_ranges_, o.address) ? cat("code_and_libraries") : cat("other");
       from.bytes -= std::min(from.bytes, own);
+      from.private_bytes -= std::min(from.private_bytes, own);
       outside_objects_ += own;
     }
   }
@@ -471,7 +473,8 @@ class Accountant {
     uint64_t explained_private = po.private_bytes + cat("object_buffers").private_bytes + pf.private_bytes +
                                  mf.private_bytes + cat("malloc_unowned").private_bytes;
     oh.private_bytes = allocators_private > explained_private ? allocators_private - explained_private : 0;
-    po.private_bytes = std::min(po.private_bytes, in_objects);
+    // (Objects outside the allocators took their private bytes from the line they were on.)
+    po.private_bytes = std::min(po.private_bytes, in_objects + outside);
     oh.figures = {{"allocators_resident_bytes", allocators},
                   {"instance_values_bytes", census.memory.dictless_values_bytes}};
     cat("other").count = anon_mappings_ + mapped_files_;
@@ -486,6 +489,7 @@ class Accountant {
       c.explanation = std::move(expl);
     };
     auto n = [](uint64_t v) { return std::to_string(v); };
+    auto many = [](uint64_t v, const char* one, const char* more) { return std::to_string(v) + " " + (v == 1 ? one : more); };
     const MemorySummary& pym = pym_;
     set("python_objects", "Python objects",
         n(objects_) + " live objects, as sys.getsizeof counts them less the buffers below (pyinspect heap for the table)");
@@ -496,12 +500,15 @@ class Accountant {
     set("object_buffers", "buffers owned by objects",
         b.count ? "data of " + types : "no object owns a buffer (bytearray, array.array, numpy.ndarray, io, mmap)");
     set("pymalloc_free", "pymalloc free",
-        pym.pymalloc_known ? "free blocks and empty pools in " + n(pym.arenas) +
-                                 " arenas: kept by Python, reused for new objects"
-                           : "pymalloc not read: " + pym.pymalloc_unknown);
+        pym.pymalloc_known ? "free blocks and empty pools in " + many(pym.arenas, "arena", "arenas") +
+                                 ": kept by Python, reused for new objects"
+        : env_.find("mimalloc") != std::string::npos
+            ? "not pymalloc: PYTHONMALLOC=" + env_ + " keeps objects in mimalloc's segments, which pyinspect does not "
+                  "walk yet (their free memory is in other mappings)"
+            : "pymalloc not read: " + pym.pymalloc_unknown);
     set("malloc_free", "malloc free",
-        malloc_.found ? "free chunks inside glibc's heaps (" + n(malloc_.arenas.size()) +
-                            " arenas): kept by the allocator, not returned to the OS (malloc_trim would return most)"
+        malloc_.found ? "free chunks inside glibc's heaps (" + many(malloc_.arenas.size(), "arena", "arenas") +
+                            "): kept by the allocator, not returned to the OS (malloc_trim would return most)"
                       : "glibc's malloc not read: " + malloc_.why_not);
     set("malloc_unowned", "malloc in use, no owner",
         "allocated by C code (the interpreter's own state, extension modules, libraries) that no Python object points to");
@@ -509,9 +516,10 @@ class Accountant {
         "chunk and pool headers, size rounding, and memory objects point to that sys.getsizeof does not count" +
             (census.memory.dictless_values_bytes
                  ? std::string(" (of which attribute values of ") + n(census.memory.dictless_instances) +
-                       " instances kept without a dict: " + n(census.memory.dictless_values_bytes >> 20) + " MiB)"
+                       " instances kept without a dict: " + n(census.memory.dictless_values_bytes >> 10) + " KiB)"
                  : std::string()));
-    set("thread_stacks", "thread stacks", n(cat("thread_stacks").count) + " threads' stacks (the pages they touched)");
+    set("thread_stacks", "thread stacks",
+        many(cat("thread_stacks").count, "thread's stack", "threads' stacks") + " (the pages they touched)");
     set("code_and_libraries", "code and libraries",
         n(cat("code_and_libraries").count) + " files: the executable, libraries and their data");
     set("other", "other mappings",
@@ -544,6 +552,7 @@ class Accountant {
 
  private:
   HeapContext* ctx_ = nullptr;
+  std::string env_;  // PYTHONMALLOC, as the target was started
   std::unique_ptr<CopyThenLive> mem_;
   uint64_t objects_ = 0, object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_objects_ = 0, outside_buffers_ = 0;
   uint64_t unowned_mmapped_ = 0, anon_mappings_ = 0, mapped_files_ = 0;
