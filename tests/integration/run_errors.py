@@ -272,6 +272,7 @@ def exit_now(p):
 def exit_args(name, pid):
     return {"stack": ["stack", str(pid), "--json"],
             "heap": ["heap", str(pid), "--json", "--no-progress", "--top", "0", "--largest", "200"],
+            "memory": ["memory", str(pid), "--json", "--no-progress"],
             "refs": ["refs", str(pid), "--type", "Thread", "--json", "--no-progress"]}[name]
 
 
@@ -317,7 +318,7 @@ def target_exits(ctx):
     F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
     ran = []
     for interp in spread(ctx):
-        for name in ("stack", "heap", "refs"):
+        for name in ("stack", "heap", "memory", "refs"):
             where = "%s on %s" % (name, interp["id"])
             # Before: exited, not yet reaped (waitid WNOWAIT returns once it is a zombie).
             p = exiting_target(interp)
@@ -349,6 +350,10 @@ def target_exits(ctx):
             one_line_error(code, out, err, 7, "process %d exited while" % p.pid)
             check(took < 1.0, "%s: pyinspect took %.2f s after the kill" % (where, took))
             during_ms = took * 1000
+            if name == "memory":
+                # (Its answer is smaller than any pipe: the after-the-read case is heap's.)
+                ran.append("%s (%.0f ms)" % (where, during_ms))
+                continue
             # After: pyinspect has read everything and is blocked writing its answer into a pipe
             # smaller than it; the target exits; the answer must still come whole, with exit 0.
             p = exiting_target(interp)
@@ -537,10 +542,11 @@ def ticks_continue(p, within=1.0):
 
 
 def commands(pid, outdir):
-    """The three ways pyinspect pauses a target; refs also writes a file."""
+    """The ways pyinspect pauses a target; refs also writes a file."""
     dot = os.path.join(outdir, "graph.dot")
     return [("stack", ["stack", str(pid)], None),
             ("heap", ["heap", str(pid)], None),
+            ("memory", ["memory", str(pid)], None),
             ("refs", ["refs", str(pid), "--type", "Thread", "--dot", dot], dot)]
 
 
@@ -683,6 +689,11 @@ def target_killed_during_heap_copy(ctx):
 @case
 def target_killed_during_heap_walk(ctx):
     target_killed(ctx, "heap", 3000000, "walking")
+
+
+@case
+def target_killed_during_memory_walk(ctx):
+    target_killed(ctx, "memory", 3000000, "walking")
 
 
 @case
