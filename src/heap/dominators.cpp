@@ -1,6 +1,7 @@
 #include "heap/dominators.hpp"
 
 #include <numeric>
+#include <system_error>
 
 #include "heap/graph.hpp"
 
@@ -8,6 +9,7 @@ namespace pyinspect {
 
 namespace {
 constexpr uint32_t kNone = UINT32_MAX;
+constexpr uint32_t kLeaf = UINT32_MAX - 1;  // reached, refers to nothing: left out of the walk (step 4)
 }  // namespace
 
 // Everything below works on depth-first preorder numbers: 0 is the virtual root, 1.. the nodes in
@@ -17,35 +19,48 @@ DominatorTree dominator_tree(size_t nodes, CsrView out, CsrView in, const std::v
   std::vector<uint32_t> num(nodes, kNone);  // node -> its number
   std::vector<uint32_t> vertex{kNone};      // number -> node
   std::vector<uint32_t> parent{0};          // number -> its parent's number in the depth-first tree
+  vertex.reserve(nodes + 1);
+  parent.reserve(nodes + 1);
   std::vector<bool> is_root(nodes, false);
   for (uint32_t r : roots) is_root[r] = true;
 
   // 1. Depth first from the virtual root, whose referents are the roots in their order. A real
   // depth-first walk (a node is numbered when the walk enters it, not when it is first seen), as
-  // the semidominator rule needs: each (number, next reference) on an explicit stack.
-  std::vector<std::pair<uint32_t, uint32_t>> stack;
+  // the semidominator rule needs: each node's number and the references it has left, on an explicit
+  // stack. A node that refers to nothing (most strings and numbers) is on no path to any other
+  // node, so it changes no one's dominators: it is set aside, not walked (step 4).
+  struct Step {
+    uint32_t v, next, end;  // a node's number, and its references still to follow
+  };
+  std::vector<Step> stack;
+  std::vector<uint32_t> leaves;
   auto enter = [&](uint32_t node, uint32_t from) {
     uint32_t v = static_cast<uint32_t>(vertex.size());
     num[node] = v;
     vertex.push_back(node);
     parent.push_back(from);
-    stack.emplace_back(v, out.start[node]);
+    stack.push_back({v, out.start[node], out.start[node + 1]});
   };
   for (uint32_t r : roots) {
     if (num[r] != kNone) continue;
     enter(r, 0);
     while (!stack.empty()) {
-      auto& top = stack.back();
-      uint32_t v = top.first;
-      if (top.second == out.start[vertex[v] + 1]) {
+      Step& top = stack.back();
+      if (top.next == top.end) {
         stack.pop_back();
         continue;
       }
-      uint32_t m = out.edges[top.second++];
-      if (num[m] == kNone) enter(m, v);  // (invalidates `top`)
+      uint32_t m = out.edges[top.next++];
+      if (num[m] != kNone) continue;
+      if (out.start[m] == out.start[m + 1] && !is_root[m]) {
+        num[m] = kLeaf;
+        leaves.push_back(m);
+      } else {
+        enter(m, top.v);  // (invalidates `top`)
+      }
     }
   }
-  std::vector<std::pair<uint32_t, uint32_t>>().swap(stack);
+  std::vector<Step>().swap(stack);
   const uint32_t count = static_cast<uint32_t>(vertex.size());
 
   // 2. Semidominators, in decreasing number. semi(w) is the smallest number from which a path
@@ -85,7 +100,8 @@ DominatorTree dominator_tree(size_t nodes, CsrView out, CsrView in, const std::v
       auto [b, e] = in.row(node);
       for (const uint32_t* p = b; p != e; ++p) {
         uint32_t v = num[*p];
-        if (v == kNone) continue;  // a referrer no root reaches is no path from the roots
+        if (v >= kLeaf) continue;  // a referrer no root reaches is no path from the roots (and a
+                                   // leaf refers to nothing)
         uint32_t c = v <= w ? v : semi[eval(v, w)];
         if (c < s) s = c;
       }
@@ -106,10 +122,37 @@ DominatorTree dominator_tree(size_t nodes, CsrView out, CsrView in, const std::v
     idom[w] = c;
   }
 
+  // 4. The nodes set aside: each one's immediate dominator is the nearest common ancestor, in
+  // the tree, of its referrers (all walked). Going up from the one numbered higher meets it.
+  auto nca = [&](uint32_t a, uint32_t b) {
+    while (a != b) {
+      if (a > b)
+        a = idom[a];
+      else
+        b = idom[b];
+    }
+    return a;
+  };
+  std::vector<uint32_t> leaf_idom(leaves.size(), kNone);
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    auto [b, e] = in.row(leaves[i]);
+    for (const uint32_t* p = b; p != e; ++p) {
+      uint32_t v = num[*p];
+      if (v >= kLeaf) continue;
+      leaf_idom[i] = leaf_idom[i] == kNone ? v : nca(leaf_idom[i], v);
+    }
+  }
+
   DominatorTree t;
-  for (uint32_t& n : num) n = n == kNone ? DominatorTree::kUnreached : (idom[n] == 0 ? DominatorTree::kRoot : vertex[idom[n]]);
+  auto node_of = [&](uint32_t d) { return d == 0 ? DominatorTree::kRoot : vertex[d]; };
+  for (uint32_t& n : num)
+    if (n < kLeaf) n = node_of(idom[n]);
+    else if (n == kNone) n = DominatorTree::kUnreached;
+  for (size_t i = 0; i < leaves.size(); ++i) num[leaves[i]] = node_of(leaf_idom[i]);
   t.idom = std::move(num);
-  vertex.erase(vertex.begin());  // preorder: each node after its dominators
+  // Each node after its dominators: the walk's preorder, then the nodes set aside.
+  vertex.erase(vertex.begin());
+  vertex.insert(vertex.end(), leaves.begin(), leaves.end());
   t.order = std::move(vertex);
   return t;
 }
@@ -154,13 +197,20 @@ DominatorTree dominator_tree(const ObjectGraph& g) {
   return dominator_tree(g.size(), g.forward(), g.backward(), roots);
 }
 
+std::future<DominatorTree> dominator_tree_async(const ObjectGraph& g) {
+  auto work = [&g] { return dominator_tree(g); };
+  try {
+    return std::async(std::launch::async, work);
+  } catch (const std::system_error&) {  // no thread to be had: it runs when asked for
+    return std::async(std::launch::deferred, work);
+  }
+}
+
 std::optional<Retained> retained_of(ObjectGraph& g, const DominatorTree& t, uint32_t n) {
   if (!t.reached(n)) return std::nullopt;
   Retained r;
   for (uint32_t m : dominated_by(t, n)) {
-    auto size = g.size_of(m);
-    r.bytes += size.value_or(0);
-    r.unknown += size ? 0 : 1;
+    r.bytes += g.size_of(m).value_or(0);
     ++r.count;
   }
   if (t.idom[n] != DominatorTree::kRoot) r.dominator = t.idom[n];

@@ -10,6 +10,7 @@
 // The algorithm works on plain compressed adjacency rows, so that it can be tested without a heap.
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -53,11 +54,13 @@ std::vector<uint32_t> dominated_by(const DominatorTree& t, uint32_t n);
 // frames and what thread states hold; never the words of the runtime state that merely look like
 // references: what only those reach is not reached).
 DominatorTree dominator_tree(const ObjectGraph& g);
+// The same, on a thread of its own where one can be started: the tree needs nothing but the
+// graph's arrays (which do not change once built), so the caller can size the objects meanwhile.
+std::future<DominatorTree> dominator_tree_async(const ObjectGraph& g);
 
 // One object's retained size, for `refs`: null when no root reaches it.
 struct Retained {
-  uint64_t bytes = 0, count = 0;
-  uint64_t unknown = 0;          // objects among them whose size is unknown (counted as 0)
+  uint64_t bytes = 0, count = 0;  // sizes unknown count as 0
   std::optional<uint32_t> dominator;  // its immediate dominator; none for the roots together
 };
 std::optional<Retained> retained_of(ObjectGraph& g, const DominatorTree& t, uint32_t n);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -207,9 +208,10 @@ void find_chain(ObjectGraph& g, RefsResult& r, const std::vector<bool>& wanted) 
   uint32_t target = ObjectGraph::kNone;
   uint64_t reached = 0;
   Chains chains(g, [&](uint32_t n) {
-    if (!wanted[n]) return;
+    if (!wanted[n]) return false;
     ++reached;
     if (target == ObjectGraph::kNone) target = n;
+    return false;
   });
   r.chain_reachable = reached;
   if (target == ObjectGraph::kNone) return;
@@ -453,28 +455,29 @@ void find_cycles(ObjectGraph& g, RefsResult& r, const std::vector<uint32_t>& all
 // Breadth first from the roots. The best reasons to be alive are tried first (GraphRoot::Rank):
 // the interpreter's roots (sys.modules, builtins, ...) hold for good; the threads' frames only
 // for what those do not reach, then what thread states hold.
-Chains::Chains(const ObjectGraph& g, const std::function<void(uint32_t)>& visit)
+Chains::Chains(const ObjectGraph& g, const std::function<bool(uint32_t)>& visit)
     : parent_(g.size(), ObjectGraph::kNone), root_of_(g.size(), -1) {
   const auto& roots = g.roots();
-  std::deque<uint32_t> queue;
+  std::vector<uint32_t> queue;  // each object enters it once: the walk is queue[head..]
+  queue.reserve(g.size());
+  size_t head = 0;
   for (auto rank : {GraphRoot::Interpreter, GraphRoot::Frame, GraphRoot::Thread}) {
     for (size_t i = 0; i < roots.size(); ++i) {
       uint32_t n = roots[i].node;
       if (roots[i].rank != rank || root_of_[n] >= 0) continue;
       root_of_[n] = static_cast<int32_t>(i);
       queue.push_back(n);
-      if (visit) visit(n);
+      if (visit && visit(n)) return;
     }
-    while (!queue.empty()) {
-      uint32_t n = queue.front();
-      queue.pop_front();
+    while (head < queue.size()) {
+      uint32_t n = queue[head++];
       auto [b, e] = g.out(n);
       for (const uint32_t* p = b; p != e; ++p) {
         uint32_t m = *p;
         if (root_of_[m] >= 0) continue;
         root_of_[m] = root_of_[n];
         parent_[m] = n;
-        if (visit) visit(m);
+        if (visit && visit(m)) return;
         queue.push_back(m);
       }
     }
@@ -544,6 +547,10 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     if (r.matched == 0)
       throw Error(ErrorCode::NotFound, "no object of type '" + o.type + "' in the heap (pyinspect heap --by type lists the types)");
   }
+  // One object asked about (--address, --chain): its retained size needs the dominator tree of
+  // the whole graph, built on another thread while the question is answered on this one.
+  std::optional<std::future<DominatorTree>> building;
+  if (o.address || o.chain) building = dominator_tree_async(g);
   if (o.chain) {
     r.mode = "chain";
     std::vector<bool> wanted(g.size(), false);
@@ -568,12 +575,11 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& o) {
     if (!present.count(s)) b.add(s, 0);
   std::unordered_set<uint32_t> starts(r.starts.begin(), r.starts.end());
   for (auto& n : r.nodes) n.start = starts.count(n.id) > 0 && !n.more;
-  // One object asked about: what it retains, from the dominator tree of the whole graph.
-  if (o.address || (o.chain && r.chain_found)) {
-    r.retained_asked = true;
+  if (building) {
+    DominatorTree tree = building->get();
+    r.retained_asked = o.address || r.chain_found;
     uint32_t n = r.starts.front();
-    DominatorTree tree = dominator_tree(g);
-    if (auto ret = retained_of(g, tree, n))
+    if (auto ret = r.retained_asked ? retained_of(g, tree, n) : std::nullopt)
       for (auto& node : r.nodes)
         if (node.id == n && !node.more) {
           node.retained_size = ret->bytes;

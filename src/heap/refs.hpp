@@ -92,8 +92,9 @@ RefsResult compute_refs(ObjectGraph& g, const RefsOptions& opts);
 // walk (`refs --chain`, `heap --retained`).
 class Chains {
  public:
-  // visit: called on each object once, in the order the walk reaches it.
-  explicit Chains(const ObjectGraph& g, const std::function<void(uint32_t)>& visit = {});
+  // visit: called on each object once, in the order the walk reaches it; the walk stops early
+  // when it returns true (the chains of the objects reached so far are final: shortest first).
+  explicit Chains(const ObjectGraph& g, const std::function<bool(uint32_t)>& visit = {});
   bool reached(uint32_t n) const { return root_of_[n] >= 0; }
   std::vector<uint32_t> path(uint32_t n) const;  // root first; empty if not reached
   // The chain to n as a Python expression: "sys.modules['app'].__dict__['CACHE'][3]"; each

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <queue>
 #include <tuple>
 
@@ -38,10 +39,9 @@ RetainedResult compute_retained(ObjectGraph& g, size_t top, bool progress) {
   auto ms = [&t0] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
   RetainedResult r;
   Progress bar(progress);
-  bar.phase("finding the dominators");
-  DominatorTree tree = dominator_tree(g);
-  LOG_INFO("retained: dominator tree of " << tree.order.size() << " objects in " << ms() << " ms");
-
+  // The tree is built on another thread while this one sizes the objects (the sizes read the copy
+  // through the context, which only this thread uses).
+  std::future<DominatorTree> building = dominator_tree_async(g);
   bar.phase("sizing the objects", "", g.size());
   std::vector<uint64_t> own(g.size(), 0);
   for (uint32_t n = 0; n < g.size(); ++n) {
@@ -49,12 +49,17 @@ RetainedResult compute_retained(ObjectGraph& g, size_t top, bool progress) {
     own[n] = size.value_or(0);
     r.unknown_size_objects += size ? 0 : 1;
     r.total_size += own[n];
+    if ((n & 0xffff) == 0) bar.update(n);
+  }
+  LOG_INFO("retained: objects sized in " << ms() << " ms");
+  bar.phase("finding the dominators");
+  DominatorTree tree = building.get();
+  LOG_INFO("retained: dominator tree of " << tree.order.size() << " objects in " << ms() << " ms");
+  for (uint32_t n = 0; n < g.size(); ++n)
     if (tree.reached(n)) {
       ++r.reachable_objects;
       r.reachable_size += own[n];
     }
-    if ((n & 0xffff) == 0) bar.update(n);
-  }
   r.total_objects = g.size();
   r.unreachable_objects = r.total_objects - r.reachable_objects;
   r.unreachable_size = r.total_size - r.reachable_size;
@@ -67,9 +72,10 @@ RetainedResult compute_retained(ObjectGraph& g, size_t top, bool progress) {
   // most of what it retains on to one object it dominates.
   bar.phase("choosing the objects");
   std::vector<bool> skip = interpreter_containers(g);
-  for (uint32_t n : tree.order) {
+  // (By node rather than in the tree's order: the arrays are read in sequence.)
+  for (uint32_t n = 0; n < g.size(); ++n) {
     uint32_t d = tree.idom[n];
-    if (d != DominatorTree::kRoot &&
+    if (d != DominatorTree::kRoot && d != DominatorTree::kUnreached &&
         static_cast<double>(sizes.bytes[n]) >= kPassThroughShare * static_cast<double>(sizes.bytes[d]))
       skip[d] = true;
   }
@@ -80,8 +86,8 @@ RetainedResult compute_retained(ObjectGraph& g, size_t top, bool progress) {
   std::priority_queue<uint32_t, std::vector<uint32_t>, decltype(larger)> best(larger);  // the smallest on top
   std::vector<uint32_t> suspects;
   double threshold = kLeakSuspectShare * static_cast<double>(r.total_size);
-  for (uint32_t n : tree.order) {
-    if (skip[n]) continue;
+  for (uint32_t n = 0; n < g.size(); ++n) {
+    if (skip[n] || !tree.reached(n)) continue;
     ++r.listable;
     if (r.total_size && static_cast<double>(sizes.bytes[n]) > threshold) suspects.push_back(n);
     if (best.size() < top) {
@@ -96,9 +102,17 @@ RetainedResult compute_retained(ObjectGraph& g, size_t top, bool progress) {
   std::reverse(listed.begin(), listed.end());
   std::sort(suspects.begin(), suspects.end(), larger);
 
-  // One breadth-first walk gives every chain.
+  // One breadth-first walk gives every chain; it ends once it has reached every object listed.
   bar.phase("writing the chains");
-  Chains chains(g);
+  std::vector<bool> wanted(g.size(), false);
+  size_t left = 0;
+  for (const auto* v : {&listed, &suspects})
+    for (uint32_t n : *v)
+      if (!wanted[n]) {
+        wanted[n] = true;
+        ++left;
+      }
+  Chains chains(g, [&](uint32_t n) { return wanted[n] && --left == 0; });
   auto row = [&](uint32_t n) {
     RetainedRow x;
     x.address = g.addr(n).value();

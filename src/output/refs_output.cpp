@@ -92,7 +92,8 @@ void print_retained(std::ostream& out, const RefsResult& r, const NodeIndex& nod
   const RefsNode& n = *nodes.at(r.starts.front());
   out << n.kind << " " << log::hex(n.address);
   if (n.retained_size)
-    out << " retains " << *n.retained_size << " bytes (" << size_text(*n.retained_size) << ") in "
+    out << " retains " << *n.retained_size << " bytes"
+        << (*n.retained_size >= 1024 ? " (" + size_text(*n.retained_size) + ")" : std::string()) << " in "
         << *n.retained_count << (*n.retained_count == 1 ? " object" : " objects")
         << ": itself and what only it keeps alive\n";
   else
