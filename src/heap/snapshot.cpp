@@ -339,9 +339,14 @@ void HeapSnapshot::choose_holes() {
       chosen.push_back(std::move(h));
     }
   }
-  // A block hole may hold the start of a chunk (the kernel put it after pymalloc's arenas in one
-  // mapping): its first pages stay in the copy, for the header of an object that lives there.
+  // A block of data is left out only where it lies inside a chunk glibc mapped on its own, found
+  // by its header (the kernel puts such chunks after pymalloc's arenas in one mapping), less the
+  // chunk's first pages, which hold the header of an object that lives there. The rest of a
+  // block stays in the copy: a few sampled windows cannot tell that a block holds no object (a
+  // chunk's tail and the arena after it share a block), and a live read would then be needed.
   std::vector<Hole> split;
+  const Region* scanned = nullptr;
+  std::vector<std::pair<uint64_t, uint64_t>> chunks;  // of `scanned`: [data start, end)
   for (auto& h : chosen) {
     if (h.chunk) {
       split.push_back(std::move(h));
@@ -350,13 +355,15 @@ void HeapSnapshot::choose_holes() {
     const Region* r = nullptr;
     for (const auto& x : regions_)
       if (x.start <= h.start && h.end <= x.end) r = &x;
-    std::vector<std::pair<uint64_t, uint64_t>> pieces;
-    uint64_t at = h.start;
-    for (uint64_t head : r ? chunk_heads(*r, h.start, h.end) : std::vector<uint64_t>{}) {
-      if (head > at) pieces.emplace_back(at, head);
-      at = std::max(at, std::min(h.end, head + kChunkHead));
+    if (!r) continue;
+    if (r != scanned) {
+      scanned = r;
+      chunks.clear();
+      for (auto [head, size] : chunk_heads(*r, r->start, r->end)) chunks.emplace_back(head + kChunkHead, head + size);
     }
-    if (at < h.end) pieces.emplace_back(at, h.end);
+    std::vector<std::pair<uint64_t, uint64_t>> pieces;
+    for (auto [a, b] : chunks)
+      if (std::max(a, h.start) < std::min(b, h.end)) pieces.emplace_back(std::max(a, h.start), std::min(b, h.end));
     for (auto [a, b] : pieces) {
       Hole piece;
       piece.start = a, piece.end = b;
@@ -371,8 +378,8 @@ void HeapSnapshot::choose_holes() {
     LOG_INFO("leaving " << (left_out_bytes() >> 20) << " MiB of data (" << holes_.size() << " ranges) out of the copy");
 }
 
-std::vector<uint64_t> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const {
-  std::vector<uint64_t> heads;
+std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const {
+  std::vector<std::pair<uint64_t, uint64_t>> heads;
   std::vector<uint64_t> pages;
   uint64_t words[2 * 512];
   std::vector<ReadRequest> requests;
@@ -395,7 +402,7 @@ std::vector<uint64_t> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, ui
       if (!requests[i].ok || words[2 * i] != 0 || (words[2 * i + 1] & 7) != 2 || size == 0 || size % kPage ||
           size > r.end - pages[i])
         continue;
-      heads.push_back(pages[i]);
+      heads.emplace_back(pages[i], size);
       at = pages[i] + size;  // over the chunk: the next may start right after it
       break;
     }

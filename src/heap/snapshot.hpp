@@ -121,9 +121,10 @@ class HeapSnapshot : public Memory {
   Runs resident_runs(uint64_t start, uint64_t end) const;
   // The plan's choice of what to leave out (target running), and its check while paused.
   void choose_holes();
-  // The starts of mmapped chunks in [lo, hi) of region r, page by page (jumping over each chunk
-  // found): a chunk can follow memory of another kind in one mapping.
-  std::vector<uint64_t> chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const;
+  // The chunks glibc mapped on its own in [lo, hi) of region r, by their headers, page by page
+  // (jumping over each chunk found: a chunk can follow memory of another kind in one mapping):
+  // (header, size) each.
+  std::vector<std::pair<uint64_t, uint64_t>> chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const;
   void check_holes();
   void assign_holes();
   // The parts of region r outside its holes.
