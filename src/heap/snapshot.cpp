@@ -345,8 +345,8 @@ void HeapSnapshot::choose_holes() {
   // block stays in the copy: a few sampled windows cannot tell that a block holds no object (a
   // chunk's tail and the arena after it share a block), and a live read would then be needed.
   std::vector<Hole> split;
-  const Region* scanned = nullptr;
-  std::vector<std::pair<uint64_t, uint64_t>> chunks;  // of `scanned`: [data start, end)
+  bool scanned = false;
+  std::vector<std::pair<uint64_t, uint64_t>> chunks;  // every mmapped chunk: [data start, end)
   for (auto& h : chosen) {
     if (h.chunk) {
       split.push_back(std::move(h));
@@ -356,10 +356,23 @@ void HeapSnapshot::choose_holes() {
     for (const auto& x : regions_)
       if (x.start <= h.start && h.end <= x.end) r = &x;
     if (!r) continue;
-    if (r != scanned) {
-      scanned = r;
-      chunks.clear();
-      for (auto [head, size] : chunk_heads(*r, r->start, r->end)) chunks.emplace_back(head + kChunkHead, head + size);
+    if (!scanned) {
+      // Once: the chunks of all anonymous memory. A chunk may span mappings that follow each
+      // other (numpy asks for huge pages inside its buffers, which splits their mapping in three),
+      // so a chunk's size is checked against the end of the memory that continues its mapping.
+      scanned = true;
+      uint64_t covered = 0;
+      for (size_t i = 0; i < regions_.size(); ++i) {
+        const Region& x = regions_[i];
+        if (x.file_backed || x.end <= covered) continue;
+        uint64_t limit = x.end;
+        for (size_t j = i + 1; j < regions_.size() && regions_[j].start == limit && !regions_[j].file_backed; ++j)
+          limit = regions_[j].end;
+        for (auto [head, size] : chunk_heads(x, std::max(x.start, covered), x.end, limit)) {
+          chunks.emplace_back(head + kChunkHead, head + size);
+          covered = std::max(covered, head + size);
+        }
+      }
     }
     std::vector<std::pair<uint64_t, uint64_t>> pieces;
     for (auto [a, b] : chunks)
@@ -378,7 +391,8 @@ void HeapSnapshot::choose_holes() {
     LOG_INFO("leaving " << (left_out_bytes() >> 20) << " MiB of data (" << holes_.size() << " ranges) out of the copy");
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const {
+std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::chunk_heads(const Region& r, uint64_t lo, uint64_t hi,
+                                                                      uint64_t limit) const {
   std::vector<std::pair<uint64_t, uint64_t>> heads;
   std::vector<uint64_t> pages;
   uint64_t words[2 * 512];
@@ -400,7 +414,7 @@ std::vector<std::pair<uint64_t, uint64_t>> HeapSnapshot::chunk_heads(const Regio
     for (size_t i = 0; i < pages.size(); ++i) {
       uint64_t size = words[2 * i + 1] & ~uint64_t{7};
       if (!requests[i].ok || words[2 * i] != 0 || (words[2 * i + 1] & 7) != 2 || size == 0 || size % kPage ||
-          size > r.end - pages[i])
+          size > std::max(limit, r.end) - pages[i])
         continue;
       heads.emplace_back(pages[i], size);
       at = pages[i] + size;  // over the chunk: the next may start right after it

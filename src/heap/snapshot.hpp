@@ -123,8 +123,9 @@ class HeapSnapshot : public Memory {
   void choose_holes();
   // The chunks glibc mapped on its own in [lo, hi) of region r, by their headers, page by page
   // (jumping over each chunk found: a chunk can follow memory of another kind in one mapping):
-  // (header, size) each.
-  std::vector<std::pair<uint64_t, uint64_t>> chunk_heads(const Region& r, uint64_t lo, uint64_t hi) const;
+  // (header, size) each. A chunk may end past r, up to `limit` (memory that continues r).
+  std::vector<std::pair<uint64_t, uint64_t>> chunk_heads(const Region& r, uint64_t lo, uint64_t hi,
+                                                         uint64_t limit = 0) const;
   void check_holes();
   void assign_holes();
   // The parts of region r outside its holes.
