@@ -26,17 +26,19 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-// Reads from the copy, and what the copy does not hold (read-only data, what was left out of
-// it) from the live process.
+// Reads from the copy, and what the copy does not hold (read-only data, the data left out of it)
+// from the live process: the account reads chunk headers and page starts there, which the
+// census's count of live reads (what its walk needed of left-out data) is not about.
 class CopyThenLive : public Memory {
  public:
-  CopyThenLive(const Memory& copy, const Memory& live) : copy_(copy), live_(live) {}
+  CopyThenLive(const HeapSnapshot& copy, const Memory& live) : copy_(copy), live_(live) {}
   bool read(RemoteAddr addr, void* out, size_t len) const override {
+    if (copy_.left_out_at(addr)) return live_.read(addr, out, len);
     return copy_.read(addr, out, len) || live_.read(addr, out, len);
   }
 
  private:
-  const Memory& copy_;
+  const HeapSnapshot& copy_;
   const Memory& live_;
 };
 
@@ -255,6 +257,13 @@ class Accountant {
         if (other_start) other_ranges_.emplace_back(other_start, end);
         other_start = 0;
       };
+      // A chunk that began in the mappings before this one (numpy's buffers span three: it asks
+      // for huge pages inside them) covers the start of this one.
+      if (carry_end_ > m.start) {
+        auto n = pm_.count(m.start, std::min(carry_end_, m.end));
+        classified += n.resident, classified_private += n.exclusive;
+        c = std::min(carry_end_, m.end);
+      }
       while (c < m.end) {
         Range r{c, 0, Where::Other};
         auto h = std::upper_bound(heaps.begin(), heaps.end(), std::make_pair(c, UINT64_MAX));
@@ -268,7 +277,7 @@ class Accountant {
         } else if (arenas.count(c)) {
           r.where = Where::Pymalloc;
           r.end = std::min(c + pym.arena_size, m.end);
-        } else if (auto size = mmapped_chunk_at(mem, c, m.end)) {
+        } else if (auto size = mmapped_chunk_at(mem, c, anon_end(smaps, &m))) {
           r.where = Where::MmappedChunk;
           r.end = c + *size;
         } else {
@@ -279,6 +288,12 @@ class Accountant {
         flush_other(c);
         auto n = pm_.count(r.start, r.end);
         r.resident = n.resident, r.exclusive = n.exclusive;
+        if (r.end > m.end) {
+          // The part in this mapping; the next ones count theirs (carry_end_).
+          n = pm_.count(r.start, m.end);
+          carry_end_ = r.end;
+          pm_.load(m.start, m.end);
+        }
         classified += n.resident, classified_private += n.exclusive;
         ranges_.push_back(r);
         c = r.end;
@@ -292,6 +307,14 @@ class Accountant {
     code.count = files.size();
     code.what = "files";
     std::sort(ranges_.begin(), ranges_.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  }
+
+  // The end of the anonymous memory that continues mapping m without a gap.
+  static uint64_t anon_end(const std::vector<SmapsEntry>& smaps, const SmapsEntry* m) {
+    uint64_t end = m->end;
+    for (const SmapsEntry* x = m + 1; x < smaps.data() + smaps.size() && x->start == end && x->path.empty(); ++x)
+      end = x->end;
+    return end;
   }
 
   const Range* range_of(uint64_t addr) const {
@@ -553,6 +576,7 @@ class Accountant {
  private:
   HeapContext* ctx_ = nullptr;
   std::string env_;  // PYTHONMALLOC, as the target was started
+  uint64_t carry_end_ = 0;  // the end of a chunk that runs on past the mapping it starts in
   std::unique_ptr<CopyThenLive> mem_;
   uint64_t objects_ = 0, object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_objects_ = 0, outside_buffers_ = 0;
   uint64_t unowned_mmapped_ = 0, anon_mappings_ = 0, mapped_files_ = 0;
