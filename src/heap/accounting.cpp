@@ -1,5 +1,7 @@
 #include "heap/accounting.hpp"
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -91,6 +93,26 @@ std::string type_counts_text(const std::map<std::string, std::pair<uint64_t, uin
   return out;
 }
 
+// The stack pointer of each thread blocked in a system call (/proc/PID/task/TID/syscall: "nr
+// args... sp pc"): an address in its stack, for when no thread was stopped to give its TLS base.
+std::vector<uint64_t> stack_pointers(int pid) {
+  std::vector<uint64_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9' || std::atoi(e->d_name) == pid) continue;
+    std::ifstream f(dir + "/" + e->d_name + "/syscall");
+    std::vector<std::string> fields;
+    std::string w;
+    while (f >> w) fields.push_back(w);
+    if (fields.size() >= 3 && fields[0] != "running")
+      out.push_back(std::strtoull(fields[fields.size() - 2].c_str(), nullptr, 16));
+  }
+  closedir(d);
+  return out;
+}
+
 class Accountant {
  public:
   Accountant(PythonProcess& py, ProcessMemory& live, const MemoryOptions& opts, MemoryAccount& out)
@@ -113,9 +135,11 @@ class Accountant {
     auto smaps = read_smaps(pid);
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
     env_ = environ_value(pid, "PYTHONMALLOC");
+    std::vector<uint64_t> in_stacks = tls;
+    if (in_stacks.empty()) in_stacks = stack_pointers(pid);  // --nonblocking: no thread was stopped
     read_pymalloc(ctx, py_, pym_);
     if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
-    classify(*mem_, maps, smaps, pym_, tls);
+    classify(*mem_, maps, smaps, pym_, in_stacks);
     // The chunks handed out, heap and mmapped, by address; and their user pointers, which an
     // owner's struct holds.
     chunks_ = malloc_.in_use;
