@@ -18,6 +18,38 @@ namespace pyinspect {
 
 namespace graph_detail {
 
+// Pairs kept in blocks of a fixed size: growing never moves what is stored (a vector of millions
+// of references would copy them all each time it doubled, and fault in twice the pages), and the
+// blocks can be freed one by one as they are read.
+class PairBlocks {
+ public:
+  using Pair = std::pair<uint64_t, uint64_t>;
+  void emplace_back(uint64_t a, uint64_t b) {
+    if (blocks_.empty() || blocks_.back().size() == kBlock) {
+      blocks_.emplace_back();
+      blocks_.back().reserve(kBlock);
+    }
+    blocks_.back().emplace_back(a, b);
+    ++size_;
+  }
+  size_t size() const { return size_; }
+  // Calls f on each pair in the order they were added, freeing each block once it is done.
+  template <class F>
+  void consume(F&& f) {
+    for (auto& block : blocks_) {
+      for (const Pair& p : block) f(p.first, p.second);
+      std::vector<Pair>().swap(block);
+    }
+    blocks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{1} << 16;  // 1 MiB of pairs
+  std::vector<std::vector<Pair>> blocks_;
+  size_t size_ = 0;
+};
+
 // Walks the heap from the roots, marking every object in an AddressSet and collecting the
 // references between them by address (node numbers exist only once the set is complete).
 class Builder : public HeapWalk {
@@ -25,7 +57,8 @@ class Builder : public HeapWalk {
   Builder(HeapContext& ctx, const HeapSnapshot& snap, AddressSet& set, Progress* progress)
       : HeapWalk(ctx, snap, set, progress, "its object graph was built") {}
 
-  std::vector<std::pair<uint64_t, uint64_t>> edges, owners;  // (from, to), (dict, owner)
+  PairBlocks edges;                                  // (from, to)
+  std::vector<std::pair<uint64_t, uint64_t>> owners;  // (dict, owner)
   struct RootHit {
     uint64_t addr;
     std::string label;
@@ -182,11 +215,13 @@ void ObjectGraph::index(Builder& b, Progress& bar) {
     throw Error(ErrorCode::Resources, "more than 4 billion references: too many for pyinspect refs");
   std::vector<std::pair<uint32_t, uint32_t>> edges;
   edges.reserve(b.edges.size());
-  for (auto [from, to] : b.edges) {
-    uint32_t f = set_->rank(from), t = set_->rank(to);
+  uint64_t last = 0;  // an object's references are recorded one after another: its rank once
+  uint32_t f = kNone;
+  b.edges.consume([&](uint64_t from, uint64_t to) {
+    if (from != last) f = set_->rank(last = from);
+    uint32_t t = set_->rank(to);
     if (f != kNone && t != kNone) edges.emplace_back(f, t);  // both are members: never otherwise
-  }
-  std::vector<std::pair<uint64_t, uint64_t>>().swap(b.edges);
+  });
   bar.update(2, true);
   compress(addrs_.size(), edges, true, out_start_, out_edges_);
   bar.update(3, true);
