@@ -315,6 +315,20 @@ def heap_json(ctx, pid, *args):
     return json.loads(out)
 
 
+def check_by_type(theirs, mine):
+    """Every type: at least what the target saw, and where the counts are equal, exactly the same
+    total size (sys.getsizeof, object for object). A couple of objects held only by C module state
+    (posix's, _functools') are out of anyone's reach from outside."""
+    problems = []
+    for kind, (n, size) in sorted(theirs.items()):
+        got = mine.get(kind, (0, 0))
+        if got[0] < n - 2:
+            problems.append("%s: pyinspect found %d, the target %d" % (kind, got[0], n))
+        elif got[0] == n and got[1] != size:
+            problems.append("%s: %d objects, size %d here, %d in the target" % (kind, n, got[1], size))
+    check(not problems, "\n  ".join(["census differs:"] + problems))
+
+
 @test("heap-census")
 def heap_census(ctx):
     """pyinspect heap --by type against the target's own census (gc.get_objects(), closure over
@@ -333,16 +347,7 @@ def heap_census(ctx):
         # Every type: at least what the target saw (pyinspect also finds what gc.get_referents
         # cannot reach: interned strings, code objects' name tuples...), and where the counts are
         # equal, exactly the same total size, object for object (sys.getsizeof).
-        problems = []
-        for kind, (n, size) in sorted(c["by_type"].items()):
-            got = mine.get(kind, (0, 0))
-            # A couple of objects held only by C module state (posix's, _functools') are out of
-            # anyone's reach from outside.
-            if got[0] < n - 2:
-                problems.append("%s: pyinspect found %d, the target %d" % (kind, got[0], n))
-            elif got[0] == n and got[1] != size:
-                problems.append("%s: %d objects, size %d here, %d in the target" % (kind, n, got[1], size))
-        check(not problems, "\n  ".join(["census differs:"] + problems))
+        check_by_type(c["by_type"], mine)
         # Totals: within 1% of the target's own, in bytes (the objects only pyinspect sees are
         # small: names and tables), leaving out the report the target made after measuring.
         payload = t.payload_len + (37 if ctx.interp["major"] == 2 else 33)
@@ -560,14 +565,7 @@ def heap_bigbuf(ctx):
         item = c["item_kind"]
         check(mine.get(item) == tuple(c["by_type"][item]) and c["by_type"][item][0] == c["items"],
               "%s: pyinspect %s, the target %s" % (item, mine.get(item), c["by_type"][item]))
-        problems = []
-        for kind, (n, size) in sorted(c["by_type"].items()):
-            got = mine.get(kind, (0, 0))
-            if got[0] < n - 2:
-                problems.append("%s: pyinspect found %d, the target %d" % (kind, got[0], n))
-            elif got[0] == n and got[1] != size:
-                problems.append("%s: %d objects, size %d here, %d in the target" % (kind, n, got[1], size))
-        check(not problems, "\n  ".join(["census differs:"] + problems))
+        check_by_type(c["by_type"], mine)
         total = j["total_size"] - t.payload_len
         check(abs(total - c["size"]) <= 0.01 * c["size"], "total size %d vs the target's %d" % (total, c["size"]))
         # The biggest objects, their sizes from their headers (in the pages kept of each buffer).
