@@ -4,23 +4,11 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "output/retained_output.hpp"  // size_text
+
 namespace pyinspect {
 
 namespace {
-std::string human_bytes(uint64_t bytes) {
-  char buf[32];
-  double b = static_cast<double>(bytes);
-  if (bytes >= (uint64_t{1} << 30))
-    std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1 << 30));
-  else if (bytes >= (uint64_t{10} << 20))
-    std::snprintf(buf, sizeof buf, "%.0f MiB", b / (1 << 20));
-  else if (bytes >= (uint64_t{1} << 20))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1 << 20));
-  else
-    std::snprintf(buf, sizeof buf, "%.0f KiB", b / 1024);
-  return buf;
-}
-
 int percent(uint64_t part, uint64_t whole) {
   return whole ? static_cast<int>(std::lround(100.0 * static_cast<double>(part) / static_cast<double>(whole))) : 0;
 }
@@ -39,7 +27,7 @@ uint64_t figure(const MemoryCategory& c, const char* key) {
 void print_memory_text(std::ostream& out, const MemoryAccount& a, const TextStyle& style) {
   (void)style;
   out << "Process " << a.pid << ": " << a.command << " — CPython " << a.python.version
-      << "\nRSS " << human_bytes(a.rss_bytes) << ", private " << human_bytes(a.private_bytes) << "\n\n";
+      << "\nRSS " << size_text(a.rss_bytes) << ", private " << size_text(a.private_bytes) << "\n\n";
   char line[512];
   std::snprintf(line, sizeof line, "  %-26s %10s %5s %10s  %s\n", "", "RSS", "", "private", "");
   out << line;
@@ -50,13 +38,13 @@ void print_memory_text(std::ostream& out, const MemoryAccount& a, const TextStyl
     if (std::string(c.name) == "object_buffers" && c.count) {
       std::string t = note(c, "largest_type");
       if (!t.empty())
-        expl += " (largest: " + t + " " + note(c, "largest_address") + " " + human_bytes(figure(c, "largest_bytes")) + ")";
+        expl += " (largest: " + t + " " + note(c, "largest_address") + " " + size_text(figure(c, "largest_bytes")) + ")";
     }
-    std::snprintf(line, sizeof line, "  %-26s %10s %4d%% %10s  ", c.title, human_bytes(c.bytes).c_str(),
-                  percent(c.bytes, a.rss_bytes), human_bytes(c.private_bytes).c_str());
+    std::snprintf(line, sizeof line, "  %-26s %10s %4d%% %10s  ", c.title, size_text(c.bytes).c_str(),
+                  percent(c.bytes, a.rss_bytes), size_text(c.private_bytes).c_str());
     out << line << expl << "\n";
   }
-  std::snprintf(line, sizeof line, "  %-26s %10s %4d%%\n", "total", human_bytes(sum).c_str(), percent(sum, a.rss_bytes));
+  std::snprintf(line, sizeof line, "  %-26s %10s %4d%%\n", "total", size_text(sum).c_str(), percent(sum, a.rss_bytes));
   out << line;
   out << "\nObject allocator: " << a.allocator << "\n";
   if (!a.malloc_unknown.empty())
