@@ -623,6 +623,8 @@ def check_memory(ctx, interp):
                          "thread_stacks", "code_and_libraries", "other"):
                 check(name in cats, "no category %s%s" % (name, how))
             total = sum(c["bytes"] for c in j["categories"])
+            print("%s%s: RSS %d bytes; %s; warnings %s" % (ctx.interp["id"], how, j["rss_bytes"], ", ".join(
+                "%s %d" % (c["name"], c["bytes"]) for c in j["categories"]), j["warnings"]))
             near(j["rss_bytes"], x["smaps"]["rss"], "RSS" + how, rel=0.02)
             near(total, j["rss_bytes"], "sum of the categories" + how, rel=0.02, floor=0)
             want_buffers = sum(x["buffers"].values())
