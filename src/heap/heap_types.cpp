@@ -27,6 +27,12 @@ const char* cat_name(Cat c) {
 
 HeapContext::HeapContext(const Memory& m, const Layout& layout, const TypeAddrs& types, const Maps* maps)
     : mem(m), l(layout), t(types), reader(m, layout, types), maps_(maps) {
+  if (maps) {
+    uint64_t writable = 0;
+    for (const auto& e : maps->entries())
+      if (e.writable) writable += e.size();
+    if (writable) max_object_bytes = writable;
+  }
   auto add = [&](RemoteAddr a, Cat c) {
     if (a) builtin_cats_[a.value()] = c;
   };

@@ -123,6 +123,9 @@ class HeapContext {
   int64_t gc_head_size() const { return gc_head_; }
   // numpy's major version when the target imported it (its structs changed in 2.0), else 0.
   int numpy_major = 0;
+  // No object owns more memory than the target has writable mappings (their total size, when the
+  // maps are known): a size beyond it is a misread, not an object's.
+  uint64_t max_object_bytes = UINT64_MAX;
   void set_gc_head_size(int64_t v) { gc_head_ = v; }
 
   // 3.12+: a static type's dict and subclasses, kept by the (main) interpreter, not the type

@@ -42,7 +42,7 @@ class Sizer {
       return out;
     }
     Size s = sizeof_part();
-    if (s && (*s < 0 || *s > kMaxSize)) s = fail(Problem::Unreadable);
+    if (s && (*s < 0 || *s > kMaxSize || static_cast<uint64_t>(*s) > c_.max_object_bytes)) s = fail(Problem::Unreadable);
     Size h = s ? header_part() : std::nullopt;
     if (s && h) {
       out.bytes = static_cast<uint64_t>(*s + *h);
