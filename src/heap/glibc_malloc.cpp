@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "abi/glibc.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "elf/debug_file.hpp"
@@ -25,13 +26,15 @@ constexpr int kTcacheBins = 64;
 constexpr int kMaxFastbins = 10;
 constexpr uint64_t kMaxList = 1u << 22;     // a free list longer than this is a misread
 
-// Where malloc's structures keep what is read here. The defaults are glibc 2.27 and later on
-// x86-64 (malloc_state gained have_fastchunks in 2.27; heap_info gained pagesize in 2.35, which
-// the heaps themselves tell: their arena follows their header). Libc's DWARF replaces them.
+// Where malloc's structures keep what is read here: glibc's facts for its version
+// (abi/glibc.hpp), replaced by libc's DWARF where it is there.
 struct MallocLayout {
-  int64_t fastbins = 16, top = 96, next = 2160, system_mem = 2184, state_size = 2200;
-  int nfastbins = kMaxFastbins;
-  int64_t heap_info_size = 0;  // 0: learnt from the heaps
+  explicit MallocLayout(const GlibcFacts& f)
+      : fastbins(f.state_fastbins), top(f.state_top), next(f.state_next), system_mem(f.state_system_mem),
+        state_size(f.state_size), nfastbins(f.nfastbins), heap_info_size(f.heap_info_size) {}
+  int64_t fastbins, top, next, system_mem, state_size;
+  int nfastbins;
+  int64_t heap_info_size;  // 0: learnt from the heaps
   // malloc_par (mp_): debug info only, its shape changed often.
   std::optional<int64_t> mp_mmap_threshold, mp_n_mmaps, mp_mmapped_mem, mp_sbrk_base;
 };
@@ -40,23 +43,6 @@ bool is_libc(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   return name.rfind("libc.so", 0) == 0 || (name.rfind("libc-2.", 0) == 0 && name.find(".so") != std::string::npos);
-}
-
-// "2.36" from the banner glibc keeps in its read-only data ("... release version 2.36.").
-std::string glibc_version_of(const ElfFile& elf) {
-  auto sec = elf.section(".rodata");
-  if (!sec || sec->nobits || sec->size == 0 || sec->size > (64u << 20)) return "";
-  std::string data(sec->size, '\0');
-  if (pread(elf.fd(), data.data(), data.size(), static_cast<off_t>(sec->offset)) != static_cast<ssize_t>(data.size()))
-    return "";
-  const std::string key = "release version ";
-  size_t at = data.find(key);
-  if (at == std::string::npos) return "";
-  size_t s = at + key.size(), e = s;
-  while (e < data.size() && (std::isdigit(static_cast<unsigned char>(data[e])) || data[e] == '.')) ++e;
-  std::string v = data.substr(s, e - s);
-  while (!v.empty() && v.back() == '.') v.pop_back();
-  return v;
 }
 
 bool plausible_ptr(uint64_t p) { return p >= 0x10000 && p < (1ull << 47) && (p & 15) == 0; }
@@ -182,12 +168,13 @@ class Walker {
     if (elf_) {
       out_.glibc_version = glibc_version_of(*elf_);
       bias_ = load_bias(*elf_, maps_, libc->path);
-      if (use_debug_info) from_debug_info();
     }
-    // Safe-linking (2.32+): decided by the version when known, else by what holds together.
-    safe_ = out_.glibc_version.empty() || version_at_least(2, 32);
-    if (out_.glibc_version.size() && !version_at_least(2, 27))
+    const GlibcFacts facts = glibc_facts(out_.glibc_version);
+    lay_ = MallocLayout(facts);
+    safe_ = facts.safe_linking;
+    if (!facts.layout_built_in)
       LOG_INFO("glibc " << out_.glibc_version << " is older than the layouts built in (2.27+)");
+    if (elf_ && use_debug_info) from_debug_info();
 
     find_arenas(*libc);
     if (out_.arenas.empty()) {
@@ -210,12 +197,6 @@ class Walker {
   }
 
  private:
-  bool version_at_least(int major, int minor) const {
-    int a = 0, b = 0;
-    if (std::sscanf(out_.glibc_version.c_str(), "%d.%d", &a, &b) != 2) return false;
-    return a > major || (a == major && b >= minor);
-  }
-
   void from_debug_info() {
     std::vector<std::string> roots = {"", root_};
     const ElfFile* dwarf = elf_->has_debug_info() ? elf_.get() : nullptr;
@@ -468,7 +449,7 @@ class Walker {
   const Maps& maps_;
   GlibcMalloc& out_;
   Reader r_;
-  MallocLayout lay_;
+  MallocLayout lay_{GlibcFacts{}};
   std::unique_ptr<ElfFile> elf_, debug_;
   std::optional<uint64_t> bias_, main_arena_, mp_;
   uint64_t sbrk_base_ = 0;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "abi/glibc.hpp"
 #include "heap/glibc_malloc.hpp"
 #include "proc/memory.hpp"
 #include "proc/pagemap.hpp"
@@ -198,4 +199,20 @@ TEST_CASE("smaps: each mapping's Rss, Private_Dirty and path") {
   CHECK(v[1].swap == 8 * 1024);
   CHECK(v[2].path == "/opt/my app/lib x.so (deleted)");
   CHECK(v[2].start == 0x7f2b1e000000);
+}
+
+TEST_CASE("glibc facts by release: safe-linking from 2.32, heap_info's pagesize from 2.35") {
+  // From glibc's release notes: safe-linking came in 2.32, heap_info.pagesize in 2.35,
+  // malloc_state.have_fastchunks in 2.27.
+  CHECK(!glibc_facts("2.31").safe_linking);
+  CHECK(glibc_facts("2.32").safe_linking);
+  CHECK(glibc_facts("2.34").heap_info_size == 32);
+  CHECK(glibc_facts("2.35").heap_info_size == 48);
+  CHECK(!glibc_facts("2.26").layout_built_in);
+  CHECK(glibc_facts("2.27").layout_built_in);
+  CHECK(glibc_facts("3.0").safe_linking);
+  GlibcFacts unknown = glibc_facts("");
+  CHECK(!unknown.version_known);
+  CHECK(unknown.safe_linking);
+  CHECK(unknown.heap_info_size == 0);
 }
