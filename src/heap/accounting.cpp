@@ -1,16 +1,11 @@
 #include "heap/accounting.hpp"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "base/log.hpp"
@@ -21,6 +16,7 @@
 #include "heap/snapshot.hpp"
 #include "runtime/threads.hpp"
 #include "proc/pagemap.hpp"
+#include "proc/process.hpp"
 
 namespace pyinspect {
 
@@ -97,19 +93,15 @@ std::string type_counts_text(const std::map<std::string, std::pair<uint64_t, uin
 // args... sp pc"): an address in its stack, for when no thread was stopped to give its TLS base.
 std::vector<uint64_t> stack_pointers(int pid) {
   std::vector<uint64_t> out;
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9' || std::atoi(e->d_name) == pid) continue;
-    std::ifstream f(dir + "/" + e->d_name + "/syscall");
+  for (int tid : Process::list_tids(pid)) {
+    if (tid == pid) continue;  // [stack] is known by name
+    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall");
     std::vector<std::string> fields;
     std::string w;
     while (f >> w) fields.push_back(w);
     if (fields.size() >= 3 && fields[0] != "running")
       out.push_back(std::strtoull(fields[fields.size() - 2].c_str(), nullptr, 16));
   }
-  closedir(d);
   return out;
 }
 
@@ -122,7 +114,7 @@ class Accountant {
 
   // Before the walk, on the copy: glibc's malloc, the mappings, pymalloc's arenas, the chunks
   // objects may own.
-  void prepare(HeapContext& ctx, const HeapSnapshot& snap, const std::vector<uint64_t>& tls) {
+  void prepare(HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& census, const std::vector<uint64_t>& tls) {
     ctx_ = &ctx;
     mem_ = std::make_unique<CopyThenLive>(snap, live_);
     const Maps& maps = snap.maps();
@@ -137,7 +129,7 @@ class Accountant {
     env_ = environ_value(pid, "PYTHONMALLOC");
     std::vector<uint64_t> in_stacks = tls;
     if (in_stacks.empty()) in_stacks = stack_pointers(pid);  // --nonblocking: no thread was stopped
-    read_pymalloc(ctx, py_, pym_);
+    pym_ = census.memory;  // the census read pymalloc's arenas before its walk
     if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
     classify(*mem_, maps, smaps, pym_, in_stacks);
     // The chunks handed out, heap and mmapped, by address; and their user pointers, which an
@@ -162,8 +154,7 @@ class Accountant {
       scan_struct(o.address, o.info);
     }
     if (const Range* r = range_of(o.address)) {
-      (void)r;
-      mark_chunk_holding(o.address);
+      if (r->where != Where::Pymalloc) mark_chunk_holding(o.address);  // pymalloc's blocks are no chunks
     } else {
       // Outside the allocators (static types and objects in the binaries' data): taken out of
       // the line its mapping is on.
@@ -266,7 +257,6 @@ class Accountant {
           code_ranges_.emplace_back(m.start, m.end);
         } else {
           other.bytes += m.rss, other.private_bytes += m.private_dirty;
-          other_ranges_.emplace_back(m.start, m.end);
           ++mapped_files_;
         }
         continue;
@@ -276,11 +266,6 @@ class Accountant {
       pm_.load(m.start, m.end);
       uint64_t classified = 0, classified_private = 0;
       uint64_t c = m.start;
-      uint64_t other_start = 0;
-      auto flush_other = [&](uint64_t end) {
-        if (other_start) other_ranges_.emplace_back(other_start, end);
-        other_start = 0;
-      };
       // A chunk that began in the mappings before this one (numpy's buffers span three: it asks
       // for huge pages inside them) covers the start of this one.
       if (carry_end_ > m.start) {
@@ -305,11 +290,9 @@ class Accountant {
           r.where = Where::MmappedChunk;
           r.end = c + *size;
         } else {
-          if (!other_start) other_start = c;
-          c += kPage;
+          c += kPage;  // other memory
           continue;
         }
-        flush_other(c);
         auto n = pm_.count(r.start, r.end);
         r.resident = n.resident, r.exclusive = n.exclusive;
         if (r.end > m.end) {
@@ -322,7 +305,6 @@ class Accountant {
         ranges_.push_back(r);
         c = r.end;
       }
-      flush_other(m.end);
       other.bytes += m.rss > classified ? m.rss - classified : 0;
       other.private_bytes += m.private_dirty > classified_private ? m.private_dirty - classified_private : 0;
       ++anon_mappings_;
@@ -433,14 +415,14 @@ class Accountant {
   // Chunks handed out that no object lies in and no object's struct points to.
   void unowned() {
     MemoryCategory& un = cat("malloc_unowned");
-    auto by_addr = [](const MallocChunk& x, const MallocChunk& y) { return x.addr < y.addr; };
     for (size_t i = 0; i < chunks_.size(); ++i) {
       if (owned_[i]) continue;
-      bool is_mmapped = !std::binary_search(malloc_.in_use.begin(), malloc_.in_use.end(), chunks_[i], by_addr);
+      const Range* r = range_of(chunks_[i].addr);
+      bool is_mmapped = r && r->where == Where::MmappedChunk && r->start == chunks_[i].addr;
       if (is_mmapped && buffer_chunks_.count(chunks_[i].addr)) continue;  // counted as a buffer
       uint64_t bytes = chunks_[i].size;
       if (is_mmapped) {
-        if (const Range* r = range_of(chunks_[i].addr)) bytes = r->resident, un.private_bytes += r->exclusive;
+        bytes = r->resident, un.private_bytes += r->exclusive;
         ++unowned_mmapped_;
       } else {
         un.private_bytes += bytes;
@@ -605,7 +587,7 @@ class Accountant {
   uint64_t objects_ = 0, object_bytes_ = 0, buffer_in_sizeof_ = 0, outside_objects_ = 0, outside_buffers_ = 0;
   uint64_t unowned_mmapped_ = 0, anon_mappings_ = 0, mapped_files_ = 0;
   std::vector<Range> ranges_;
-  std::vector<std::pair<uint64_t, uint64_t>> stack_ranges_, code_ranges_, other_ranges_;
+  std::vector<std::pair<uint64_t, uint64_t>> stack_ranges_, code_ranges_;
   std::vector<MallocChunk> chunks_;  // handed out, heap and mmapped, by address
   std::vector<bool> owned_;          // of chunks_: an object lies in it or points to it
   std::unordered_set<uint64_t> users_;
@@ -629,9 +611,8 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   copts.progress = opts.progress;
   copts.max_copy_bytes = opts.max_copy_bytes;
   copts.each_object = [&](const ListedObject& o) { acc.object(o); };
-  copts.before_walk = [&](HeapContext& ctx, const HeapSnapshot& snap, const std::vector<uint64_t>& tls) {
-    acc.prepare(ctx, snap, tls);
-  };
+  copts.before_walk = [&](HeapContext& ctx, const HeapSnapshot& snap, const HeapCensus& c,
+                          const std::vector<uint64_t>& tls) { acc.prepare(ctx, snap, c, tls); };
   copts.after_walk = [&](HeapContext&, const HeapSnapshot&, const HeapCensus& c, const std::vector<uint64_t>&) {
     acc.finish_walk(c);
   };

@@ -454,7 +454,8 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   HeapContext ctx(*snap, py.layout(), py.types(), &snap->maps());
   out.python = python_info(py, *snap);
 
-  if (opts.before_walk) opts.before_walk(ctx, *snap, tls);
+  read_pymalloc(ctx, py, out.memory);  // the copy's arenas: the same before the walk as after
+  if (opts.before_walk) opts.before_walk(ctx, *snap, out, tls);
   AddressSet seen(snap->ranges());
   Progress progress(opts.progress);
   Census census(ctx, *snap, seen, out, opts, progress);
@@ -466,7 +467,6 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
     out.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});
   }
   read_garbage(ctx, py, out.memory);
-  read_pymalloc(ctx, py, out.memory);
   note_left_out(*snap, out);
   if (opts.after_walk) opts.after_walk(ctx, *snap, out, tls);
   out.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();

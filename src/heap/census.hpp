@@ -121,8 +121,9 @@ struct CensusOptions {
   // Called once the census is done, while its copy of the memory still exists (pyinspect
   // memory): the context, the copy, and the TLS base of every thread that stopped.
   std::function<void(HeapContext&, const HeapSnapshot&, const HeapCensus&, const std::vector<uint64_t>&)> after_walk;
-  // Called before the walk, once the copy is made (each_object then sees a prepared caller).
-  std::function<void(HeapContext&, const HeapSnapshot&, const std::vector<uint64_t>&)> before_walk;
+  // Called before the walk, once the copy is made and pymalloc's arenas read (each_object then
+  // sees a prepared caller).
+  std::function<void(HeapContext&, const HeapSnapshot&, const HeapCensus&, const std::vector<uint64_t>&)> before_walk;
 };
 
 HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOptions& opts);

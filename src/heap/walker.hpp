@@ -45,9 +45,9 @@ class HeapWalk : public ReferentVisitor {
   // An object about to be expanded (once per object), before its references are visited.
   virtual void on_expand(RemoteAddr obj, const TypeInfo& ti) = 0;
   // A reference from the object being expanded to an object (seen before or not).
-  virtual void on_reference(RemoteAddr from, RemoteAddr to, const Edge& edge) {}
+  virtual void on_reference(RemoteAddr /*from*/, RemoteAddr /*to*/, const Edge& /*edge*/) {}
   // A root that is an object; `fresh`: not seen before.
-  virtual void on_root(RemoteAddr obj, const Edge& edge, bool fresh) {}
+  virtual void on_root(RemoteAddr /*obj*/, const Edge& /*edge*/, bool /*fresh*/) {}
 
   HeapContext& ctx_;
   const HeapSnapshot& snap_;
