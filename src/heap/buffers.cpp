@@ -1,6 +1,8 @@
 #include "heap/buffers.hpp"
 
-#include "runtime/threads.hpp"
+#include <cstdlib>
+
+#include "heap/roots.hpp"
 
 namespace pyinspect {
 
@@ -102,12 +104,7 @@ std::optional<OwnedBuffer> owned_buffer(HeapContext& ctx, RemoteAddr obj, const 
 }
 
 int numpy_major_version(HeapContext& ctx, const PythonProcess& py) {
-  NodeList interps = interpreters(py, ctx.mem);
-  if (interps.nodes.empty() || !ctx.l.has(F::is_modules)) return 0;
-  auto modules = ctx.mem.read_ptr(RemoteAddr(interps.nodes.back()) + ctx.l.off(F::is_modules));
-  auto np = modules ? ctx.reader.dict_get(*modules, "numpy") : std::nullopt;
-  auto d = np ? ctx.mem.read_ptr(*np + ctx.l.require(F::md_dict)) : std::nullopt;
-  auto v = d ? ctx.reader.dict_get(*d, "__version__") : std::nullopt;
+  auto v = module_attr(ctx, py, "numpy", "__version__");
   auto text = v ? ctx.reader.read_str(*v, 32) : std::nullopt;
   if (!text || text->empty()) return 0;
   return std::atoi(text->c_str());

@@ -327,21 +327,10 @@ std::string short_repr(HeapContext& ctx, RemoteAddr obj, const TypeInfo& ti) {
   return ti.name;
 }
 
-namespace {
-
 // gc.garbage: objects the collector found unreachable but could not free (2.7: cycles with
 // __del__), looked up as the gc module's attribute.
-}  // namespace
-
 std::optional<RemoteAddr> gc_garbage_list(HeapContext& ctx, const PythonProcess& py) {
-  // The main interpreter's (the last in the list).
-  NodeList interps = interpreters(py, ctx.mem);
-  if (interps.nodes.empty() || !ctx.l.has(F::is_modules)) return std::nullopt;
-  auto interp = std::optional<RemoteAddr>(interps.nodes.back());
-  auto modules = ctx.mem.read_ptr(*interp + ctx.l.off(F::is_modules));
-  auto gc = modules ? ctx.reader.dict_get(*modules, "gc") : std::nullopt;
-  auto gcdict = gc ? ctx.mem.read_ptr(*gc + ctx.l.require(F::md_dict)) : std::nullopt;
-  auto garbage = gcdict ? ctx.reader.dict_get(*gcdict, "garbage") : std::nullopt;
+  auto garbage = module_attr(ctx, py, "gc", "garbage");
   if (!garbage || !ctx.reader.has_type(*garbage, ctx.t.list)) return std::nullopt;
   return garbage;
 }

@@ -269,6 +269,15 @@ RootStats for_each_other_root(HeapContext& ctx, const PythonProcess& py, Referen
   return stats;
 }
 
+std::optional<RemoteAddr> module_attr(HeapContext& ctx, const PythonProcess& py, const char* module, const char* attr) {
+  NodeList interps = interpreters(py, ctx.mem);
+  if (interps.nodes.empty() || !ctx.l.has(F::is_modules)) return std::nullopt;
+  auto modules = ctx.mem.read_ptr(RemoteAddr(interps.nodes.back()) + ctx.l.off(F::is_modules));
+  auto mod = modules ? ctx.reader.dict_get(*modules, module) : std::nullopt;
+  auto mdict = mod ? ctx.mem.read_ptr(*mod + ctx.l.require(F::md_dict)) : std::nullopt;
+  return mdict ? ctx.reader.dict_get(*mdict, attr) : std::nullopt;
+}
+
 void index_types(HeapContext& ctx, const PythonProcess& py) {
   NodeList interps = interpreters(py, ctx.mem);
   if (interps.nodes.empty()) return;

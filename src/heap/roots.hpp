@@ -45,6 +45,9 @@ GcListWalk for_each_gc_object(HeapContext& ctx, RemoteAddr head, ReferentVisitor
 // known by the module that holds them (_struct.Struct, whose tp_name names no module up to 3.9).
 void index_types(HeapContext& ctx, const PythonProcess& py);
 
+// sys.modules[module].__dict__[attr] in the main interpreter (the last in the list), if there.
+std::optional<RemoteAddr> module_attr(HeapContext& ctx, const PythonProcess& py, const char* module, const char* attr);
+
 // Referents of one _PyInterpreterFrame (3.11+): code, function, namespaces, live locals.
 ReferentStatus for_each_frame_referent(HeapContext& ctx, RemoteAddr frame, ReferentVisitor& visitor);
 
