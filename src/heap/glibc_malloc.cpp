@@ -45,6 +45,11 @@ bool is_libc(const std::string& path) {
   return name.rfind("libc.so", 0) == 0 || (name.rfind("libc-2.", 0) == 0 && name.find(".so") != std::string::npos);
 }
 
+// A mapping of libc's, or the anonymous one after it that holds its bss.
+bool libc_data(const MapEntry& m, const MapEntry& libc) {
+  return m.path == libc.path || (m.path.empty() && m.start >= libc.start && m.start - libc.start < (64u << 20));
+}
+
 bool plausible_ptr(uint64_t p) { return p >= 0x10000 && p < (1ull << 47) && (p & 15) == 0; }
 
 class Reader {
@@ -284,24 +289,18 @@ class Walker {
       if (m.path == "[heap]") heap = &m;
     std::optional<uint64_t> top;
     if (heap) {
-      // The last chunk of the sbrk area, found by walking it.
-      uint64_t c = heap->start;
-      while (c + 16 <= heap->end) {
-        auto raw = r_.word(c + 8);
-        if (!raw) break;
-        uint64_t size = *raw & ~kFlags;
-        if (size < 16 || (size & 15) || size > heap->end - c) break;
-        if (c + size == heap->end || c + size + kPage > heap->end) {
-          top = c;
-          break;
-        }
-        c += size;
-      }
+      // The last chunk of the sbrk area, found by walking it (what the walk says of its chunks is
+      // not kept: the arena is not known yet).
+      GlibcMalloc scratch;
+      Reader(mem_, scratch).walk_heap(heap->start, heap->end, 0);
+      const MallocChunk* last = nullptr;
+      for (const auto* v : {&scratch.in_use, &scratch.free_bins})
+        if (!v->empty() && (!last || v->back().addr > last->addr)) last = &v->back();
+      if (last && last->addr + last->size + kPage > heap->end) top = last->addr;
     }
     // libc's writable mappings: its file-backed data, and the anonymous bss after it.
     for (const auto& m : maps_.entries()) {
-      bool ours = m.writable && (m.path == libc.path || (m.path.empty() && m.start >= libc.start && m.start - libc.start < (64u << 20)));
-      if (!ours) continue;
+      if (!m.writable || !libc_data(m, libc)) continue;
       std::optional<uint64_t> loose;
       for (uint64_t w = m.start + lay_.top; w + 8 <= m.end; w += 8) {
         auto v = r_.word(w);
@@ -329,8 +328,7 @@ class Walker {
         a = *next;
         if (a == arena) break;
         const MapEntry* m = maps_.find(RemoteAddr(a));
-        if (m && (m->path == libc.path || (m->path.empty() && m->start >= libc.start && m->start - libc.start < (64u << 20))))
-          return a;
+        if (m && libc_data(*m, libc)) return a;
       }
     }
     return std::nullopt;
