@@ -17,6 +17,8 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_memory(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g);
+int cmd_record(const std::vector<std::string>& args, const GlobalOptions& g);
+int cmd_top(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_abi(const std::vector<std::string>& args, const GlobalOptions& g);
 
 }  // namespace pyinspect

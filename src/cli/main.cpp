@@ -30,6 +30,9 @@ Commands:
                  pymalloc and glibc malloc keep, memory no object owns, stacks, libraries
   refs PID       reference graphs: what objects hold (--type/--address), what holds them
                  (--backrefs), why they are alive (--chain), their cycles (--cycles); DOT/SVG/PNG
+  record PID     sample the stacks and write a profile: flame graph (SVG), folded stacks,
+                 speedscope or JSON (-o FILE, -d SECONDS, -r HZ); record -- COMMAND runs a program
+  top PID        a live view of the functions the time goes to, refreshed every second
   info PID       which Python the process runs and how pyinspect reads it
   abi dump BIN   print the layout pyinspect reads from BIN's DWARF (pyabi/ tables)
   abi check BIN  compare BIN's DWARF with the embedded table for its version
@@ -158,6 +161,8 @@ int main(int argc, char** argv) {
     if (command == "heap") return cmd_heap(rest, g);
     if (command == "memory") return cmd_memory(rest, g);
     if (command == "refs") return cmd_refs(rest, g);
+    if (command == "record") return cmd_record(rest, g);
+    if (command == "top") return cmd_top(rest, g);
     if (command == "abi") return cmd_abi(rest, g);
     throw Error(ErrorCode::Usage, "unknown command '" + command + "' (see pyinspect --help)");
   } catch (const Error& e) {

@@ -156,6 +156,13 @@ std::vector<CachedMemory::BlockRange> CachedMemory::blocks() const {
   return out;
 }
 
+std::vector<CachedMemory::BlockRange> CachedMemory::used_blocks() const {
+  std::vector<BlockRange> out;
+  for (const auto& [b, blk] : blocks_)
+    if (blk.data && blk.used) out.push_back({b, blk.start, blk.end});
+  return out;
+}
+
 void CachedMemory::prefetch(const std::vector<BlockRange>& ranges) {
   std::vector<ReadRequest> requests;
   std::vector<uint64_t> which;
@@ -202,6 +209,7 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
       it = blocks_.emplace(b, std::move(blk)).first;
     }
     const Block& blk = it->second;
+    blk.used = true;
     uint64_t from = std::max(a, b * block_), to = std::min(a + len, (b + 1) * block_);
     if (from < blk.start || to > blk.end) {
       // Not (wholly) in the cached part: read this piece directly.

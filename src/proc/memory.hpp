@@ -91,6 +91,9 @@ class CachedMemory : public Memory {
     uint64_t id, start, end;
   };
   std::vector<BlockRange> blocks() const;
+  // Only the blocks that served a read (a prefetched block nobody read is left out): what the
+  // next read of the same structures will need again.
+  std::vector<BlockRange> used_blocks() const;
   // Reads these blocks now, in as few system calls as the inner memory allows.
   void prefetch(const std::vector<BlockRange>& blocks);
   // Reads that were not served from the cache (for diagnostics).
@@ -103,6 +106,7 @@ class CachedMemory : public Memory {
   struct Block {
     std::unique_ptr<uint8_t[]> data;
     uint64_t start = 0, end = 0;  // the part of the block that could be read
+    mutable bool used = false;
   };
   // The readable part of block `b` around `addr` (clipped to its mapping).
   Block plan(uint64_t b, uint64_t addr) const;

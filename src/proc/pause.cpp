@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include "base/emergency.hpp"
@@ -20,6 +21,11 @@
 namespace pyinspect {
 
 namespace {
+std::map<int, int>& reaped() {
+  static std::map<int, int> statuses;
+  return statuses;
+}
+
 // The kernel refuses to attach to a thread that is exiting with EPERM, as it does for lack of
 // rights: tell the two apart by the thread's state.
 bool exiting(int pid, int tid) {
@@ -27,6 +33,12 @@ bool exiting(int pid, int tid) {
   return !t || t->state == 'Z' || t->state == 'X';
 }
 }  // namespace
+
+std::optional<int> reaped_exit_status(int pid) {
+  auto it = reaped().find(pid);
+  if (it == reaped().end()) return std::nullopt;
+  return it->second;
+}
 
 std::unique_ptr<StoppedThread> StoppedThread::seize(int pid, int tid) {
   if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
@@ -60,6 +72,7 @@ bool StoppedThread::poll() {
       return true;
     }
     if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      reaped()[tid_] = status;
       attached_ = false;
       return true;
     }

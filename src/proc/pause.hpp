@@ -49,6 +49,10 @@ class StoppedThread {
   int pending_signal_ = 0;  // a signal that arrived as we stopped it, handed back at detach
 };
 
+// A tracee that is also pyinspect's own child (record -- CMD) reports its exit to the first
+// waitpid that asks: when a pause's wait collected it, its wait status is kept here.
+std::optional<int> reaped_exit_status(int pid);
+
 class ProcessPause {
  public:
   // Stops every thread of `pid`, including threads created while we attach. Throws Error on

@@ -1,5 +1,6 @@
 #include "runtime/frames.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "base/log.hpp"
@@ -119,26 +120,58 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
   return out;
 }
 
+std::optional<uint64_t> FrameDecoder::fingerprint(RemoteAddr addr) const {
+  const Layout& l = r_.layout();
+  F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
+  std::vector<int64_t> offs = {l.require(F::ob_type), l.require(F::co_name), l.require(F::co_filename),
+                               l.require(table)};
+  if (l.has(F::co_qualname)) offs.push_back(l.off(F::co_qualname));
+  int64_t first_line = l.require(F::co_firstlineno);
+  int64_t need = std::max(*std::max_element(offs.begin(), offs.end()) + 8, first_line + 4);
+  auto s = r_.read_struct(addr, need);
+  if (!s) return std::nullopt;
+  uint64_t h = static_cast<uint64_t>(s->get<int32_t>(first_line).value_or(0));
+  for (int64_t o : offs) h = (h ^ s->get<uint64_t>(o).value_or(0)) * 0x100000001b3ull;
+  return h;
+}
+
+CodeInfo FrameDecoder::decode_code(RemoteAddr addr) {
+  CodeInfo c;
+  c.serial = ++serial_;
+  c.checked = generation_;
+  const Layout& l = r_.layout();
+  if (!r_.has_type(addr, r_.types().code)) return c;
+  auto s = r_.read_struct(addr, l.require(S::sz_PyCodeObject));
+  if (!s) return c;
+  c.valid = true;
+  c.first_line = s->get<int32_t>(l.require(F::co_firstlineno)).value_or(0);
+  if (auto p = s->ptr(l.require(F::co_name))) c.name = r_.read_str(*p, 1024).value_or("<unknown>");
+  if (l.has(F::co_qualname))
+    if (auto p = s->ptr(l.off(F::co_qualname))) c.qualname = r_.read_str(*p, 1024).value_or("");
+  if (auto p = s->ptr(l.require(F::co_filename))) c.file = r_.read_str(*p, 4096).value_or("<unknown>");
+  F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
+  if (auto p = s->ptr(l.require(table)))
+    c.line_table = r_.read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
+  if (l.has(F::co_firsttraceable)) c.first_traceable = s->get<int32_t>(l.off(F::co_firsttraceable)).value_or(0);
+  if (generation_ > 0) c.fingerprint = fingerprint(addr).value_or(0);
+  return c;
+}
+
 const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
   auto it = cache_.find(addr);
-  if (it != cache_.end()) return it->second;
-  CodeInfo c;
-  const Layout& l = r_.layout();
-  if (r_.has_type(addr, r_.types().code)) {
-    if (auto s = r_.read_struct(addr, l.require(S::sz_PyCodeObject))) {
-      c.valid = true;
-      c.first_line = s->get<int32_t>(l.require(F::co_firstlineno)).value_or(0);
-      if (auto p = s->ptr(l.require(F::co_name))) c.name = r_.read_str(*p, 1024).value_or("<unknown>");
-      if (l.has(F::co_qualname))
-        if (auto p = s->ptr(l.off(F::co_qualname))) c.qualname = r_.read_str(*p, 1024).value_or("");
-      if (auto p = s->ptr(l.require(F::co_filename))) c.file = r_.read_str(*p, 4096).value_or("<unknown>");
-      F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
-      if (auto p = s->ptr(l.require(table)))
-        c.line_table = r_.read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
-      if (l.has(F::co_firsttraceable)) c.first_traceable = s->get<int32_t>(l.off(F::co_firsttraceable)).value_or(0);
+  if (it != cache_.end()) {
+    CodeInfo& c = it->second;
+    if (c.checked == generation_) return c;
+    // Revalidation (generation > 0 only): the same object still, or another at its address?
+    auto now = fingerprint(addr);
+    if (now && c.valid && *now == c.fingerprint) {
+      c.checked = generation_;
+      return c;
     }
+    it->second = decode_code(addr);
+    return it->second;
   }
-  return cache_.emplace(addr, std::move(c)).first->second;
+  return cache_.emplace(addr, decode_code(addr)).first->second;
 }
 
 int FrameDecoder::line_for(const CodeInfo& c, int64_t addr) const {
@@ -155,27 +188,13 @@ int FrameDecoder::line_for(const CodeInfo& c, int64_t addr) const {
   return -1;
 }
 
-std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
+std::optional<FrameDecoder::Location> FrameDecoder::locate(const RawFrame& f) {
   const Layout& l = r_.layout();
   const Facts& t = l.facts();
   const bool iframes = t.frames != Facts::Frames::FrameObjects;
   if (iframes && t.first_shim_owner >= 0 && f.owner >= t.first_shim_owner) return std::nullopt;  // shim frames
-  FrameInfo out;
-  out.code_address = f.code.value();
-  out.frame_address = f.frame.value();
-  out.is_entry = f.is_entry;
   const CodeInfo& c = code(f.code);
-  if (!c.valid) {
-    // The frames around it are still right: keep its place, say it could not be read.
-    LOG_DEBUG("frame " << log::hex(f.frame.value()) << ": " << log::hex(f.code.value()) << " is not a code object");
-    out.unreadable = true;
-    out.function = out.name = out.file = "???";
-    return out;
-  }
-  out.name = c.name;
-  out.function = c.qualname.empty() ? c.name : c.qualname;
-  out.file = c.file;
-  out.first_line = c.first_line;
+  if (!c.valid) return Location{&c, -1};
   int64_t addr;
   if (!iframes) {
     addr = t.lasti_in_code_units ? f.lasti * 2 : f.lasti;
@@ -191,7 +210,31 @@ std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
     }
     addr = units * 2;
   }
-  out.line = line_for(c, addr);
+  auto [it, added] = c.lines.try_emplace(addr, 0);
+  if (added) it->second = line_for(c, addr);
+  return Location{&c, it->second};
+}
+
+std::optional<FrameInfo> FrameDecoder::decode(const RawFrame& f) {
+  auto where = locate(f);
+  if (!where) return std::nullopt;
+  const CodeInfo& c = *where->code;
+  FrameInfo out;
+  out.code_address = f.code.value();
+  out.frame_address = f.frame.value();
+  out.is_entry = f.is_entry;
+  if (!c.valid) {
+    // The frames around it are still right: keep its place, say it could not be read.
+    LOG_DEBUG("frame " << log::hex(f.frame.value()) << ": " << log::hex(f.code.value()) << " is not a code object");
+    out.unreadable = true;
+    out.function = out.name = out.file = "???";
+    return out;
+  }
+  out.name = c.name;
+  out.function = c.qualname.empty() ? c.name : c.qualname;
+  out.file = c.file;
+  out.first_line = c.first_line;
+  out.line = where->line;
   return out;
 }
 

@@ -45,6 +45,10 @@ struct CodeInfo {
   std::vector<uint8_t> line_table;
   int64_t first_traceable = 0;  // 3.11+: code units before the first traceable instruction
   bool valid = false;
+  uint64_t serial = 0;       // distinct for every decoding: a key that changes when the code does
+  uint64_t fingerprint = 0;  // what revalidation compares (see FrameDecoder::next_generation)
+  uint64_t checked = 0;      // the generation it was last checked in
+  mutable std::unordered_map<int64_t, int> lines;  // instruction offset -> line, as looked up
 };
 
 class FrameDecoder {
@@ -53,12 +57,28 @@ class FrameDecoder {
   // nullopt for frames that are not Python frames of their own (C-stack shims, frames not yet
   // started on 3.11+); an unreadable FrameInfo ("???") when its code object cannot be read.
   std::optional<FrameInfo> decode(const RawFrame& f);
+  // The code a frame runs and its line, without building a FrameInfo (a profiler's hot path);
+  // nullopt as decode() for frames that are not Python frames of their own.
+  struct Location {
+    const CodeInfo* code;
+    int line;
+  };
+  std::optional<Location> locate(const RawFrame& f);
   const CodeInfo& code(RemoteAddr code);
+  // For a reader that comes back to a live target again and again (the profiler): from now on a
+  // cached code object is checked once per generation against the object at its address (its
+  // type, first line and the name, file and line-table objects it points to), and decoded again
+  // if it changed: a code object freed and another made at its address.
+  void next_generation() { ++generation_; }
 
  private:
   int line_for(const CodeInfo& c, int64_t addr) const;
+  std::optional<uint64_t> fingerprint(RemoteAddr code) const;
+  CodeInfo decode_code(RemoteAddr addr);
   const ObjectReader& r_;
   std::unordered_map<RemoteAddr, CodeInfo> cache_;
+  uint64_t generation_ = 0;
+  uint64_t serial_ = 0;
 };
 
 }  // namespace pyinspect

@@ -48,40 +48,6 @@ std::string state_name(char s) {
   }
 }
 
-// glibc keeps the kernel TID inside struct pthread (pthread_t points to it). Without ptrace we
-// learn its offset from the threads themselves: the one offset at which every Python thread's
-// pthread block holds one of the process's TIDs.
-std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::vector<uint64_t>& pthreads,
-                                                 const std::vector<int>& tids) {
-  std::map<uint64_t, int> out;
-  if (pthreads.empty()) return out;
-  constexpr size_t kScan = 2048;
-  std::unordered_set<int> tidset(tids.begin(), tids.end());
-  std::map<size_t, int> votes;
-  std::map<uint64_t, std::vector<uint8_t>> blocks;
-  for (uint64_t p : pthreads) {
-    std::vector<uint8_t> b(kScan);
-    if (!mem.read(RemoteAddr(p), b.data(), b.size())) continue;
-    for (size_t off = 0; off + 4 <= kScan; off += 4) {
-      int32_t v;
-      std::memcpy(&v, b.data() + off, 4);
-      if (tidset.count(v)) ++votes[off];
-    }
-    blocks[p] = std::move(b);
-  }
-  size_t best = 0;
-  int best_votes = 0;
-  for (auto [off, n] : votes)
-    if (n > best_votes) best = off, best_votes = n;
-  if (best_votes < static_cast<int>(blocks.size())) return out;  // no offset fits every thread
-  for (auto& [p, b] : blocks) {
-    int32_t v;
-    std::memcpy(&v, b.data() + best, 4);
-    out[p] = v;
-  }
-  return out;
-}
-
 // Whether a thread's stack changed while it was read: its innermost frame, or where that frame
 // is, is no longer what the walk saw, or a frame of the chain now has another code object or
 // links to another frame. Frames are reused at the same addresses (free lists, each code's
@@ -172,28 +138,6 @@ std::vector<RawThread> read_raw_threads(PythonProcess& py, const Memory& m, cons
   return raw;
 }
 
-// threading._active of one interpreter: ident -> Thread.name.
-std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAddr interp) {
-  const Layout& l = r.layout();
-  const Memory& mem = r.memory();
-  std::map<uint64_t, std::string> names;
-  if (!l.has(F::is_modules)) return names;
-  auto modules = mem.read_ptr(interp + l.off(F::is_modules));
-  auto threading = modules ? r.dict_get(*modules, "threading") : std::nullopt;
-  auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
-  auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
-  if (!active) return names;
-  const char* attr = l.facts().thread_name_attr;
-  r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
-    auto ident = r.read_int(k);
-    if (!ident) return true;
-    if (auto name = r.instance_attr(v, attr))
-      if (auto s = r.read_str(*name, 256)) names[static_cast<uint64_t>(*ident)] = *s;
-    return names.size() < 100000;
-  });
-  return names;
-}
-
 // What the paused pass learns about the threads besides their stacks.
 struct PausedRead {
   std::vector<RawThread> raw;
@@ -281,6 +225,62 @@ std::map<std::pair<RemoteAddr, uint64_t>, std::string> thread_names(const Object
 }
 
 }  // namespace
+
+// glibc keeps the kernel TID inside struct pthread (pthread_t points to it). Without ptrace we
+// learn its offset from the threads themselves: the one offset at which every Python thread's
+// pthread block holds one of the process's TIDs.
+std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::vector<uint64_t>& pthreads,
+                                                 const std::vector<int>& tids) {
+  std::map<uint64_t, int> out;
+  if (pthreads.empty()) return out;
+  constexpr size_t kScan = 2048;
+  std::unordered_set<int> tidset(tids.begin(), tids.end());
+  std::map<size_t, int> votes;
+  std::map<uint64_t, std::vector<uint8_t>> blocks;
+  for (uint64_t p : pthreads) {
+    std::vector<uint8_t> b(kScan);
+    if (!mem.read(RemoteAddr(p), b.data(), b.size())) continue;
+    for (size_t off = 0; off + 4 <= kScan; off += 4) {
+      int32_t v;
+      std::memcpy(&v, b.data() + off, 4);
+      if (tidset.count(v)) ++votes[off];
+    }
+    blocks[p] = std::move(b);
+  }
+  size_t best = 0;
+  int best_votes = 0;
+  for (auto [off, n] : votes)
+    if (n > best_votes) best = off, best_votes = n;
+  if (best_votes < static_cast<int>(blocks.size())) return out;  // no offset fits every thread
+  for (auto& [p, b] : blocks) {
+    int32_t v;
+    std::memcpy(&v, b.data() + best, 4);
+    out[p] = v;
+  }
+  return out;
+}
+
+// threading._active of one interpreter: ident -> Thread.name.
+std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAddr interp) {
+  const Layout& l = r.layout();
+  const Memory& mem = r.memory();
+  std::map<uint64_t, std::string> names;
+  if (!l.has(F::is_modules)) return names;
+  auto modules = mem.read_ptr(interp + l.off(F::is_modules));
+  auto threading = modules ? r.dict_get(*modules, "threading") : std::nullopt;
+  auto mdict = threading ? mem.read_ptr(*threading + l.require(F::md_dict)) : std::nullopt;
+  auto active = mdict ? r.dict_get(*mdict, "_active") : std::nullopt;
+  if (!active) return names;
+  const char* attr = l.facts().thread_name_attr;
+  r.dict_items(*active, [&](RemoteAddr k, RemoteAddr v) {
+    auto ident = r.read_int(k);
+    if (!ident) return true;
+    if (auto name = r.instance_attr(v, attr))
+      if (auto s = r.read_str(*name, 256)) names[static_cast<uint64_t>(*ident)] = *s;
+    return names.size() < 100000;
+  });
+  return names;
+}
 
 PythonInfo python_info(PythonProcess& py, const Memory& mem) { return describe(py, mem); }
 

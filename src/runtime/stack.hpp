@@ -1,7 +1,12 @@
 #pragma once
 // `pyinspect stack`: every thread's Python stack, read while the target is briefly paused (or
 // not at all, with nonblocking).
+#include <map>
+#include <string>
+#include <vector>
+
 #include "proc/memory.hpp"
+#include "runtime/objects.hpp"
 #include "runtime/model.hpp"
 #include "runtime/target.hpp"
 
@@ -16,6 +21,12 @@ struct StackOptions {
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);
+// threading._active of one interpreter: threading.get_ident() -> Thread.name.
+std::map<uint64_t, std::string> threading_names(const ObjectReader& r, RemoteAddr interp);
+// Kernel TIDs of threads known only by pthread_t, read from glibc's struct pthread (the one
+// offset at which every block holds one of `tids`); empty if no offset fits them all.
+std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::vector<uint64_t>& pthreads,
+                                                 const std::vector<int>& tids);
 // Which Python the target runs and how it is read, for the output of every command.
 PythonInfo python_info(PythonProcess& py, const Memory& mem);
 

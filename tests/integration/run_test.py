@@ -1005,6 +1005,11 @@ class Ctx(object):
     pass
 
 
+# The profiler's tests (record, top) live in profile_tests.py.
+import profile_tests  # noqa: E402
+profile_tests.register(test)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interpreters", required=True)
