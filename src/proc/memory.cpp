@@ -164,22 +164,37 @@ std::vector<CachedMemory::BlockRange> CachedMemory::used_blocks() const {
 }
 
 void CachedMemory::prefetch(const std::vector<BlockRange>& ranges) {
+  // Neighbouring blocks are read as one range: the kernel pins each page of each range it is
+  // given, so a page cut into blocks would be pinned once per block.
+  std::vector<BlockRange> todo;
+  for (const auto& r : ranges)
+    if (!blocks_.count(r.id) && r.end > r.start && r.end - r.start <= block_) todo.push_back(r);
+  std::sort(todo.begin(), todo.end(), [](const BlockRange& x, const BlockRange& y) { return x.start < y.start; });
+  struct Run {
+    size_t first, last;  // indexes into todo
+    uint8_t* data;
+  };
+  std::vector<Run> runs;
   std::vector<ReadRequest> requests;
-  std::vector<uint64_t> which;
-  std::vector<Block> planned;
-  for (const auto& r : ranges) {
-    if (blocks_.count(r.id) || r.end <= r.start || r.end - r.start > block_) continue;
-    Block blk;
-    blk.start = r.start;
-    blk.end = r.end;
-    blk.data = std::make_unique_for_overwrite<uint8_t[]>(blk.end - blk.start);
-    requests.push_back({RemoteAddr(blk.start), blk.data.get(), blk.end - blk.start});
-    which.push_back(r.id);
-    planned.push_back(std::move(blk));
+  for (size_t i = 0; i < todo.size();) {
+    size_t j = i;
+    while (j + 1 < todo.size() && todo[j + 1].start == todo[j].end) ++j;
+    uint64_t len = todo[j].end - todo[i].start;
+    runs.push_back({i, j, allocate(len)});
+    requests.push_back({RemoteAddr(todo[i].start), runs.back().data, len});
+    i = j + 1;
   }
   inner_.read_batch(requests);
-  for (size_t i = 0; i < requests.size(); ++i)
-    if (requests[i].ok) blocks_.emplace(which[i], std::move(planned[i]));
+  for (size_t k = 0; k < runs.size(); ++k) {
+    if (!requests[k].ok) continue;  // left to be read on demand
+    for (size_t i = runs[k].first; i <= runs[k].last; ++i) {
+      Block blk;
+      blk.start = todo[i].start;
+      blk.end = todo[i].end;
+      blk.data = runs[k].data + (todo[i].start - todo[runs[k].first].start);
+      blocks_.emplace(todo[i].id, blk);
+    }
+  }
 }
 
 bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
@@ -200,9 +215,10 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
       Block blk = plan(b, a);
       ++misses_;
       if (blk.end > blk.start) {
-        blk.data = std::make_unique_for_overwrite<uint8_t[]>(blk.end - blk.start);
-        if (!inner_.read(RemoteAddr(blk.start), blk.data.get(), blk.end - blk.start)) {
-          blk.data.reset();
+        uint8_t* data = allocate(blk.end - blk.start);
+        blk.data = data;
+        if (!inner_.read(RemoteAddr(blk.start), data, blk.end - blk.start)) {
+          blk.data = nullptr;
           blk.end = blk.start;
         }
       }
@@ -217,7 +233,7 @@ bool CachedMemory::read(RemoteAddr addr, void* out, size_t len) const {
       if (!inner_.read(RemoteAddr(from), dst + (from - a), to - from)) return false;
       continue;
     }
-    std::memcpy(dst + (from - a), blk.data.get() + (from - blk.start), to - from);
+    std::memcpy(dst + (from - a), blk.data + (from - blk.start), to - from);
   }
   return true;
 }

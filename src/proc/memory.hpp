@@ -84,7 +84,10 @@ class CachedMemory : public Memory {
   explicit CachedMemory(const Memory& inner, const Maps* maps = nullptr, size_t block = 16384)
       : inner_(inner), maps_(maps), block_(block) {}
   bool read(RemoteAddr addr, void* out, size_t len) const override;
-  void clear() { blocks_.clear(); }
+  void clear() {
+    blocks_.clear();
+    storage_.clear();
+  }
   // The blocks read so far: id and the address range cached for it (to prefetch the same ones
   // into another cache later).
   struct BlockRange {
@@ -104,13 +107,18 @@ class CachedMemory : public Memory {
   const Maps* maps_;
   size_t block_;
   struct Block {
-    std::unique_ptr<uint8_t[]> data;
+    const uint8_t* data = nullptr;  // into storage_; null: nothing readable
     uint64_t start = 0, end = 0;  // the part of the block that could be read
     mutable bool used = false;
   };
   // The readable part of block `b` around `addr` (clipped to its mapping).
   Block plan(uint64_t b, uint64_t addr) const;
+  uint8_t* allocate(size_t n) const {
+    storage_.push_back(std::make_unique_for_overwrite<uint8_t[]>(n));
+    return storage_.back().get();
+  }
   mutable std::unordered_map<uint64_t, Block> blocks_;
+  mutable std::vector<std::unique_ptr<uint8_t[]>> storage_;  // the blocks' bytes, a buffer per read
   mutable uint64_t misses_ = 0;
 };
 

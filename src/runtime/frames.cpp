@@ -1,6 +1,7 @@
 #include "runtime/frames.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 
 #include "base/log.hpp"
@@ -64,37 +65,105 @@ std::optional<RemoteAddr> current_frame(const ObjectReader& r, RemoteAddr tstate
   return std::nullopt;
 }
 
+namespace {
+// A frame's fields, read in one call into a fixed buffer: no allocation per frame (a profiler
+// walks hundreds of frames at each instant).
+struct FrameBytes {
+  static constexpr int64_t kMax = 512;
+  uint8_t b[kMax];
+  template <class T>
+  T get(int64_t off) const {
+    T v;
+    std::memcpy(&v, b + off, sizeof v);
+    return v;
+  }
+  RemoteAddr ptr(int64_t off) const { return RemoteAddr(get<uint64_t>(off)); }
+};
+
+// A chain that loops, found without remembering every frame (Brent's cycle detection: compare
+// each frame with one saved at power-of-two steps). Once found, the walk is cut where the first
+// frame repeats, as if each frame had been checked against all before it.
+class LoopCheck {
+ public:
+  bool repeats(RemoteAddr f) {
+    if (f == saved_) return true;
+    if (++steps_ == power_) {
+      saved_ = f;
+      power_ *= 2;
+      steps_ = 0;
+    }
+    return false;
+  }
+
+ private:
+  RemoteAddr saved_;
+  size_t power_ = 1, steps_ = 0;
+};
+
+// Cuts the walk where a frame first repeats; false if none does.
+bool cut_at_first_repeat(FrameWalk& out) {
+  std::unordered_set<RemoteAddr> seen;
+  for (size_t i = 0; i < out.frames.size(); ++i)
+    if (!seen.insert(out.frames[i].frame).second) {
+      out.frames.resize(i);
+      out.truncated = true;
+      out.at_limit = false;
+      out.problem = "frame chain loops";
+      return true;
+    }
+  return false;
+}
+
+// The walk met a frame it had seen (found late, perhaps: cut where the first one repeats).
+FrameWalk& loops(FrameWalk& out) {
+  cut_at_first_repeat(out);
+  out.truncated = true;
+  out.at_limit = false;
+  out.problem = "frame chain loops";
+  return out;
+}
+
+// The walk reached max_frames: a loop not yet found by LoopCheck, or a deep stack.
+FrameWalk& at_limit(FrameWalk& out) {
+  if (cut_at_first_repeat(out)) return out;
+  out.truncated = out.at_limit = true;
+  out.problem = "frame limit reached";
+  return out;
+}
+}  // namespace
+
 FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frames) {
   const Layout& l = r.layout();
+  const Memory& mem = r.memory();
   FrameWalk out;
-  std::unordered_set<RemoteAddr> seen;
+  LoopCheck loop;
   std::string problem;
   auto top = current_frame(r, tstate, &problem);
   if (!top) return {{}, true, false, problem};
   RemoteAddr f = *top;
   using Frames = Facts::Frames;
   Frames model = l.facts().frames;
+  FrameBytes s;
 
   if (model == Frames::FrameObjects) {
     int64_t back = l.require(F::fo_back), code = l.require(F::fo_code), lasti = l.require(F::fo_lasti);
     int64_t refcnt = l.require(F::ob_refcnt);
     int64_t need = std::max({back, code, lasti, refcnt}) + 8;
+    if (need > FrameBytes::kMax) return {{}, true, false, "frame layout larger than expected"};
     while (f) {
-      if (out.frames.size() >= max_frames) return out.truncated = out.at_limit = true, out.problem = "frame limit reached", out;
-      if (!seen.insert(f).second) return out.truncated = true, out.problem = "frame chain loops", out;
-      auto s = r.read_struct(f, need);
-      if (!s) return out.truncated = true, out.problem = "frame unreadable", out;
+      if (out.frames.size() >= max_frames) return at_limit(out);
+      if (loop.repeats(f)) return loops(out);
+      if (!mem.read(f, s.b, static_cast<size_t>(need))) return out.truncated = true, out.problem = "frame unreadable", out;
       // A frame that returned keeps its f_code and, on the free list, links the next free frame
       // through f_back: a chain read while it changed can walk on into frames that are not
       // running. Every frame object that runs holds a reference to itself; a freed one has none.
-      if (s->get<int64_t>(refcnt).value_or(0) <= 0)
-        return out.truncated = true, out.problem = "a freed frame in the chain", out;
+      if (s.get<int64_t>(refcnt) <= 0) return out.truncated = true, out.problem = "a freed frame in the chain", out;
       RawFrame raw;
       raw.frame = f;
-      raw.code = *s->ptr(code);
-      raw.lasti = *s->get<int32_t>(lasti);
+      raw.code = s.ptr(code);
+      raw.lasti = s.get<int32_t>(lasti);
       out.frames.push_back(raw);
-      f = *s->ptr(back);
+      f = s.ptr(back);
     }
     return out;
   }
@@ -103,35 +172,36 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
           owner = l.require(F::if_owner);
   int64_t entry = l.off(F::if_is_entry);
   int64_t need = std::max({prev, code, instr, owner, entry}) + 8;
+  if (need > FrameBytes::kMax) return {{}, true, false, "frame layout larger than expected"};
   while (f) {
-    if (out.frames.size() >= max_frames) return out.truncated = out.at_limit = true, out.problem = "frame limit reached", out;
-    if (!seen.insert(f).second) return out.truncated = true, out.problem = "frame chain loops", out;
-    auto s = r.read_struct(f, need);
-    if (!s) return out.truncated = true, out.problem = "frame unreadable", out;
+    if (out.frames.size() >= max_frames) return at_limit(out);
+    if (loop.repeats(f)) return loops(out);
+    if (!mem.read(f, s.b, static_cast<size_t>(need))) return out.truncated = true, out.problem = "frame unreadable", out;
     RawFrame raw;
     raw.frame = f;
-    raw.code = l.facts().untag(s->get<uint64_t>(code).value_or(0));
-    raw.instr = *s->ptr(instr);
-    raw.owner = *s->get<int8_t>(owner);
-    if (entry >= 0) raw.is_entry = *s->get<uint8_t>(entry) != 0;
+    raw.code = l.facts().untag(s.get<uint64_t>(code));
+    raw.instr = s.ptr(instr);
+    raw.owner = s.get<int8_t>(owner);
+    if (entry >= 0) raw.is_entry = s.get<uint8_t>(entry) != 0;
     out.frames.push_back(raw);
-    f = *s->ptr(prev);
+    f = s.ptr(prev);
   }
   return out;
 }
 
 std::optional<uint64_t> FrameDecoder::fingerprint(RemoteAddr addr) const {
   const Layout& l = r_.layout();
-  F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
-  std::vector<int64_t> offs = {l.require(F::ob_type), l.require(F::co_name), l.require(F::co_filename),
-                               l.require(table)};
-  if (l.has(F::co_qualname)) offs.push_back(l.off(F::co_qualname));
+  if (print_offsets_.empty()) {
+    F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
+    print_offsets_ = {l.require(F::ob_type), l.require(F::co_name), l.require(F::co_filename), l.require(table)};
+    if (l.has(F::co_qualname)) print_offsets_.push_back(l.off(F::co_qualname));
+  }
   int64_t first_line = l.require(F::co_firstlineno);
-  int64_t need = std::max(*std::max_element(offs.begin(), offs.end()) + 8, first_line + 4);
-  auto s = r_.read_struct(addr, need);
-  if (!s) return std::nullopt;
-  uint64_t h = static_cast<uint64_t>(s->get<int32_t>(first_line).value_or(0));
-  for (int64_t o : offs) h = (h ^ s->get<uint64_t>(o).value_or(0)) * 0x100000001b3ull;
+  int64_t need = std::max(*std::max_element(print_offsets_.begin(), print_offsets_.end()) + 8, first_line + 4);
+  FrameBytes s;
+  if (need > FrameBytes::kMax || !r_.memory().read(addr, s.b, static_cast<size_t>(need))) return std::nullopt;
+  uint64_t h = static_cast<uint64_t>(s.get<int32_t>(first_line));
+  for (int64_t o : print_offsets_) h = (h ^ s.get<uint64_t>(o)) * 0x100000001b3ull;
   return h;
 }
 

@@ -79,6 +79,7 @@ class FrameDecoder {
   std::unordered_map<RemoteAddr, CodeInfo> cache_;
   uint64_t generation_ = 0;
   uint64_t serial_ = 0;
+  mutable std::vector<int64_t> print_offsets_;  // the fields fingerprint() reads
 };
 
 }  // namespace pyinspect
