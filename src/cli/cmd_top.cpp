@@ -240,7 +240,7 @@ int cmd_top(const std::vector<std::string>& args, const GlobalOptions&) {
     winsize ws{};
     size_t height = 0, width = 0;
     if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) height = ws.ws_row, width = ws.ws_col;
-    size_t fit = height > 7 ? height - 7 : 1;
+    size_t fit = height == 0 ? 0 : height > 7 ? height - 7 : 1;  // 0: the size is unknown, show all
     std::cout << "\033[H\033[2J" << render(profile, table, sampler.stats(), last, by, rows ? rows : fit, width, true)
               << std::flush;
   };

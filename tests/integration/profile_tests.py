@@ -335,6 +335,66 @@ def register(test):
             check(abs(rows[f][1] - want) <= 5, "top: %s %%Total %.1f, the target measured %.1f" % (f, rows[f][1], want))
         check(re.search(r"^Samples \d+", out, re.M), "top: no header: %r" % out[:300])
 
+    @test("top-live")
+    def top_live(ctx):
+        """top on a terminal: redrawn each interval, keys 2 and 3 change the sort column, q quits
+        with exit 0 and the terminal's cursor shown again."""
+        import pty
+        import select as sel
+        with Profiled(ctx.interp) as t:
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(ctx.pyinspect, [ctx.pyinspect, "top", str(t.pid), "-i", "0.3"])
+            import fcntl
+            import struct
+            import termios
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+            screen = [b""]
+
+            def read_for(seconds):
+                end = time.time() + seconds
+                while time.time() < end:
+                    r, _, _ = sel.select([fd], [], [], max(0.0, end - time.time()))
+                    if r:
+                        try:
+                            chunk = os.read(fd, 65536)
+                        except OSError:
+                            return
+                        if not chunk:
+                            return
+                        screen[0] += chunk
+
+            def last_frame():
+                return screen[0].rsplit(b"\x1b[H\x1b[2J", 1)[-1].decode("utf-8", "replace")
+
+            try:
+                read_for(1.5)
+                first = last_frame()
+                check(re.search(r"\*%Own", first) and "alpha" in first, "top's first screens: %r" % first[:800])
+                redraws = screen[0].count(b"\x1b[H\x1b[2J")
+                check(redraws >= 3, "top redrew %d times in 1.5 s at -i 0.3" % redraws)
+                os.write(fd, b"2")
+                read_for(0.5)
+                check(re.search(r"\*%Total", last_frame()), "key 2: %r" % last_frame()[:600])
+                os.write(fd, b"3")
+                read_for(0.5)
+                check(re.search(r"\*OwnTime", last_frame()), "key 3: %r" % last_frame()[:600])
+                os.write(fd, b"q")
+                read_for(2)
+                done, status = os.waitpid(pid, os.WNOHANG)
+                check(done == pid, "top did not quit on q")
+                check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "top exited with status %d" % status)
+                check(screen[0].endswith(b"\x1b[?25h\n") or b"\x1b[?25h" in screen[0][-20:],
+                      "the cursor was not shown again: %r" % screen[0][-40:])
+            finally:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+                os.close(fd)
+            t.stop()
+
 
 def schema_check(doc):
     """speedscope's file format, against the schema in speedscope_schema.json (python3-jsonschema)."""
