@@ -151,6 +151,7 @@ class TargetSampler {
   std::map<std::pair<int, std::string>, uint32_t> thread_roots_;
   Clock::time_point maps_at_, names_at_;
   bool unreadable_ = false;  // a walk met unreadable memory: the maps may be out of date
+  bool maps_fresh_ = false;  // the maps were read during this instant
   std::vector<uint32_t> stack_;  // scratch
   std::string version_;
 };
@@ -172,11 +173,17 @@ std::vector<RawThread> TargetSampler::walk(const Memory& m, SamplerStats& st) {
       t.holds_gil = gil == ts;
       if (opts_.gil_only && !t.holds_gil) continue;
       t.walk = walk_frames(reader_, ts, opts_.max_frames);
-      if (t.walk.truncated && !t.walk.at_limit && !opts_.blocking) {
-        // Read while it ran: parts of the chain came from the copy made at the start of the
-        // instant, others were read later and had changed (frames freed and reused). Read it
-        // again at once, all of it now.
-        ++st.torn;
+      if (t.walk.truncated && !t.walk.at_limit) {
+        // Memory outside the maps read last: a new thread's stack, a new data-stack chunk or
+        // arena (the maps are read again, once an instant); or, read while it ran, a chain whose
+        // parts came from the copy made at the start of the instant and from later reads, and
+        // had changed meanwhile. Read it again at once, all of it now.
+        if (!maps_fresh_) {
+          mem_.refresh_maps();
+          maps_at_ = Clock::now();
+          maps_fresh_ = true;
+        }
+        if (!opts_.blocking) ++st.torn;
         CachedMemory again(mem_, &mem_.maps(), 1024);
         view_.set(again);
         t.walk = walk_frames(reader_, ts, opts_.max_frames);
@@ -268,10 +275,12 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
 bool TargetSampler::sample(Profile& profile, SamplerStats& st) {
   try {
     auto now = Clock::now();
+    maps_fresh_ = false;
     if (now - maps_at_ > std::chrono::seconds(1) || (unreadable_ && now - maps_at_ > std::chrono::milliseconds(100))) {
       // New thread stacks, arenas and data-stack chunks are new mappings; reads check the maps.
       mem_.refresh_maps();
       maps_at_ = now;
+      maps_fresh_ = true;
       unreadable_ = false;
     }
     // The kernel's view first: once stopped by a pause every thread says 't'.

@@ -3,6 +3,7 @@
 
   stress.py --interpreters F --pyinspect P --python ID --mode repeat [--stacks 1000] [--heaps 50]
   stress.py --interpreters F --pyinspect P --python ID --mode racing [--runs 500]
+  stress.py --interpreters F --pyinspect P --python ID --mode sampling [--seconds 5]
   stress.py --interpreters F --list      # "mode id" pairs: one 2.7, one <=3.10, one >=3.11,
                                          # and the -stripped twin of each (embedded tables)
 
@@ -17,6 +18,9 @@ repeat: back-to-back `stack --json` dumps, then `heap --json` scans, of a busy m
 target (busy_target.py). Every run must succeed and show every worker in its `chain` frames;
 the target's progress must advance throughout; no signal may reach it; and the digests its
 workers computed must equal the ones this script computes for the same number of steps.
+
+sampling: `record` at 1000 Hz, nonblocking and --blocking, against the churning target (see
+sampling() below).
 
 racing: `--nonblocking` stack, heap and refs runs against a target that rebuilds its objects
 and threads as fast as it can (churn_target.py). No run may crash, hang (30 s) or fail with an
@@ -245,12 +249,62 @@ def racing(ctx, args):
               slowest[1]))
 
 
+def sampling(ctx, args):
+    """record at 1000 Hz against the churning target, nonblocking (the default) and --blocking: it
+    must end well, keep the target healthy and never stopped, and record stacks the target can
+    have: every one with --blocking; nonblocking, all but the few read while they changed that the
+    re-read did not catch (their share is printed and must stay under 1%)."""
+    import re
+    import tempfile
+    t = Target(ctx.interp, "churn_target.py")
+    d = tempfile.mkdtemp(prefix="pyinspect-stress-")
+    results = []
+    try:
+        for mode in ([], ["--blocking"]):
+            out = os.path.join(d, "p.folded")
+            code, _, err, dt = run(ctx.pyinspect, ["record", str(t.pid), "-d", str(args.seconds), "-r", "1000",
+                                                    "--idle", "-o", out] + mode, timeout=args.seconds + 60)
+            what = "record %s" % (" ".join(mode) or "(nonblocking)")
+            check(code == 0, "%s: exit %d: %s" % (what, code, err.strip()))
+            m = re.search(r": (\d+) samples in .*?(\d+) thread stacks.*?(\d+) missed, (\d+) failed", err)
+            check(m is not None, "%s: no summary: %r" % (what, err))
+            taken, stacks, missed, failed = (int(x) for x in m.groups())
+            check(taken > 0 and stacks > 0, "%s: %s" % (what, m.group(0)))
+            bad = total = 0
+            example = None
+            with open(out) as f:
+                for line in f:
+                    frames, count = line.rstrip("\n").rsplit(" ", 1)
+                    # folded is outermost first, well_formed wants innermost first
+                    names = [fr.split(" (")[0] for fr in frames.split(";")][::-1]
+                    total += int(count)
+                    if not well_formed([{"function": n} for n in names]):
+                        bad += int(count)
+                        example = example or names
+            if mode:
+                check(bad == 0, "%s: %d of %d stacks are not stacks the target can have, e.g. %s" % (
+                    what, bad, total, example))
+            else:
+                check(bad <= 0.01 * total, "%s: %d of %d stacks malformed (over 1%%), e.g. %s" % (
+                    what, bad, total, example))
+            t.latest("alive")
+            st, pending, shared = t.state()
+            check(st[0] in "RS", "%s: target state %s" % (what, st))
+            check(pending == 0 and shared == 0, "%s: a signal reached the target" % what)
+            results.append("%s: %d samples, %d missed, %d failed, %d stacks, %d malformed" % (
+                what, taken, missed, failed, total, bad))
+    finally:
+        t.close()
+    print("sampling on %s: %s" % (ctx.interp["id"], "; ".join(results)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interpreters", required=True)
     ap.add_argument("--pyinspect")
     ap.add_argument("--python")
-    ap.add_argument("--mode", choices=["repeat", "racing"])
+    ap.add_argument("--mode", choices=["repeat", "racing", "sampling"])
+    ap.add_argument("--seconds", type=float, default=5, help="sampling: seconds of each record run")
     ap.add_argument("--stacks", type=int, help="stack dumps (default 1000; on a stripped twin 200)")
     ap.add_argument("--heaps", type=int, help="heap scans (default 50; on a stripped twin 10)")
     ap.add_argument("--runs", type=int, help="racing runs (default 500; on a stripped twin 100)")
@@ -261,7 +315,7 @@ def main():
         interps = json.load(f)
     if args.list:
         for e in spread(interps):
-            for mode in ("repeat", "racing"):
+            for mode in ("repeat", "racing", "sampling"):
                 print("%s %s" % (mode, e["id"]))
         return 0
 
@@ -285,7 +339,7 @@ def main():
     used = repeat_share if args.mode == "repeat" else share
     ctx.budget_note = (" (%s: 1/%d of the budget)" % (", ".join(notes), used)) if used > 1 else ""
     try:
-        (repeat if args.mode == "repeat" else racing)(ctx, args)
+        {"repeat": repeat, "racing": racing, "sampling": sampling}[args.mode](ctx, args)
     except TestFailure as e:
         print("FAIL stress.%s@%s: %s" % (args.mode, args.python, e))
         return 1
