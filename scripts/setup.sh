@@ -3,9 +3,12 @@
 # root (or sudo) only when something is missing.
 set -euo pipefail
 
+# python3-jsonschema: the profile tests check speedscope files against
+# tests/integration/speedscope_schema.json; chromium: tests/integration/svg_check.py opens the
+# flame graphs in headless Chromium and drives their script.
 packages=(build-essential cmake pkg-config libelf-dev libdw-dev libboost-program-options-dev
           nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev graphviz gdb python3 binutils
-          man-db dpkg-dev file xdot xvfb xauth)
+          man-db dpkg-dev file xdot xvfb xauth python3-jsonschema chromium)
 # Debian's CPython 3.11 and its debug build + debug symbols, when the release has them: the test
 # suite uses them as a static, stripped build with separate debug info and as a debug build.
 # python3.11-dev: the release build's headers, which abi.offsets compiles against (the debug
@@ -14,7 +17,9 @@ packages=(build-essential cmake pkg-config libelf-dev libdw-dev libboost-program
 # python3-numpy: numpy for Debian's python3.11, whose arrays `pyinspect memory` and `heap` size
 # (tests/targets/memory.py); libc6-dbg: glibc's debug info, from which `pyinspect memory` reads
 # malloc's arenas (without it they are found from the chunk headers; the tests run both ways).
-optional=(python3.11 python3.11-dbg python3.11-dev libpython3.11-testsuite python3-numpy libc6-dbg)
+# austin: the sampling profiler bench/record_bench.py compares `pyinspect record` with (Debian's
+# 1.0.1, which reads CPython 2.7-3.10).
+optional=(python3.11 python3.11-dbg python3.11-dev libpython3.11-testsuite python3-numpy libc6-dbg austin)
 
 missing=()
 for p in "${packages[@]}"; do
