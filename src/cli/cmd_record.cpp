@@ -122,7 +122,7 @@ int cmd_record(const std::vector<std::string>& all_args, const GlobalOptions& g)
     return 0;
   check_sampling_options(sa);
   if (sa.opts.duration_s < 0 || !std::isfinite(sa.opts.duration_s))
-    throw Error(ErrorCode::Usage, "--duration wants a number of seconds greater than 0");
+    throw Error(ErrorCode::Usage, "--duration wants a number of seconds (0: until Ctrl-C or the target exits)");
   if (pid_text.empty() == command.empty())
     throw Error(ErrorCode::Usage, pid_text.empty() ? "give a PID or -- COMMAND to profile (see --help)"
                                                    : "give a PID or -- COMMAND, not both");

@@ -142,8 +142,8 @@ bool attach_started(Sampler& sampler, int child, const StopFlag& stop) {
       return false;
     }
     try {
-      sampler.add_target(child);
-      return true;
+      if (sampler.add_target(child, true)) return true;
+      last = "its interpreter is not set up yet";
     } catch (const Error& e) {
       last = e.what();
       if (e.code() == ErrorCode::Permission || e.code() == ErrorCode::Unsupported) {

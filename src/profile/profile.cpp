@@ -5,7 +5,7 @@
 namespace pyinspect {
 
 std::string ProfileFrame::label() const {
-  if (kind != Kind::Python) return function;
+  if (kind != Kind::Python || file.empty()) return function;
   if (line < 0) return function + " (" + file + ")";
   return function + " (" + file + ":" + std::to_string(line) + ")";
 }

@@ -121,6 +121,26 @@ class TargetSampler {
 
   // One instant: each thread's stack into `profile`. False once the process has exited.
   bool sample(Profile& profile, SamplerStats& st);
+  // Whether the interpreter is set up far enough to be read as it will be from now on: some
+  // thread runs a Python frame whose code object reads as one.
+  bool ready() {
+    try {
+      mem_.refresh_maps();
+      SamplerStats scratch;
+      CachedMemory cache(mem_, &mem_.maps(), 1024);
+      view_.set(cache);
+      decoder_.next_generation();
+      bool ok = false;
+      for (const auto& t : walk(cache, scratch))
+        for (const auto& f : t.walk.frames)
+          if (auto where = decoder_.locate(f)) ok = ok || where->code->valid;
+      view_.set(mem_);
+      return ok;
+    } catch (const Error&) {
+      view_.set(mem_);
+      return false;
+    }
+  }
 
  private:
   static TargetOptions target_options(const SamplerOptions& o) {
@@ -247,6 +267,15 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
   if (t.walk.at_limit) stack_.push_back(profile.intern({ProfileFrame::Kind::Python, "(deeper frames not read)", "", -1}));
   for (auto f = t.walk.frames.rbegin(); f != t.walk.frames.rend(); ++f) {
     auto where = decoder_.locate(*f);
+    if (where && !where->code->complete && !maps_fresh_) {
+      // A code object, or its name, file or line table, outside the maps read last (a new
+      // arena): read them again, once an instant, and the code object with them.
+      mem_.refresh_maps();
+      maps_at_ = Clock::now();
+      maps_fresh_ = true;
+      decoder_.forget(f->code);
+      where = decoder_.locate(*f);
+    }
     if (!where) continue;
     const CodeInfo& c = *where->code;
     int line = opts_.by_function ? -1 : where->line;
@@ -328,7 +357,11 @@ bool TargetSampler::sample(Profile& profile, SamplerStats& st) {
       any = any || st.thread_samples > n;
     }
     if (gil) ++st.gil_instants;
-    if (!any) ++st.empty;
+    if (!any) {
+      ++st.empty;
+      // Nothing read at all: a process that ended (a zombie's memory may read as empty lists).
+      if (raw.empty() && !Process::is_alive(pid())) return false;
+    }
     // Forget threads that ended.
     for (auto it = stats_.begin(); it != stats_.end();)
       it = alive.count(it->first) ? std::next(it) : stats_.erase(it);
@@ -355,10 +388,13 @@ Sampler::Sampler(const SamplerOptions& opts, Profile& profile) : opts_(opts), pr
 
 Sampler::~Sampler() = default;
 
-void Sampler::add_target(int pid) {
-  targets_.push_back(std::make_unique<TargetSampler>(pid, opts_, profile_));
+bool Sampler::add_target(int pid, bool when_ready) {
+  auto t = std::make_unique<TargetSampler>(pid, opts_, profile_);
+  if (when_ready && !t->ready()) return false;
+  targets_.push_back(std::move(t));
   seen_.insert(pid);
   if (profile_.python.empty()) profile_.python = "CPython " + targets_.back()->version();
+  return true;
 }
 
 bool Sampler::child_exited() {
@@ -408,8 +444,7 @@ void Sampler::find_descendants() {
       if (tries >= 10) continue;
       ++tries;
       try {
-        add_target(c);
-        LOG_INFO("sampling subprocess " << c);
+        if (add_target(c, true)) LOG_INFO("sampling subprocess " << c);
       } catch (const Error& e) {
         LOG_DEBUG("subprocess " << c << " not sampled: " << e.what());
       }

@@ -47,7 +47,9 @@ class Sampler {
   Sampler& operator=(const Sampler&) = delete;
 
   // Adds a process to sample; throws Error as PythonProcess does (not Python, no permission...).
-  void add_target(int pid);
+  // With `when_ready`, only once its interpreter is set up (a program just started: what is read
+  // of it before, its version, its types, may not hold afterwards); false if it is not yet.
+  bool add_target(int pid, bool when_ready = false);
   // Samples until the duration has passed, `stop` is set (by a signal handler), or every target
   // has exited. `report` is called about once per `interval` and when sampling ends (its
   // argument then true); it returns false to stop.

@@ -215,13 +215,23 @@ CodeInfo FrameDecoder::decode_code(RemoteAddr addr) {
   if (!s) return c;
   c.valid = true;
   c.first_line = s->get<int32_t>(l.require(F::co_firstlineno)).value_or(0);
-  if (auto p = s->ptr(l.require(F::co_name))) c.name = r_.read_str(*p, 1024).value_or("<unknown>");
+  std::optional<std::string> name, qualname, file;
+  std::optional<std::vector<uint8_t>> table_bytes;
+  if (auto p = s->ptr(l.require(F::co_name))) name = r_.read_str(*p, 1024);
+  c.name = name.value_or("<unknown>");
+  bool qual_ok = true;
   if (l.has(F::co_qualname))
-    if (auto p = s->ptr(l.off(F::co_qualname))) c.qualname = r_.read_str(*p, 1024).value_or("");
-  if (auto p = s->ptr(l.require(F::co_filename))) c.file = r_.read_str(*p, 4096).value_or("<unknown>");
+    if (auto p = s->ptr(l.off(F::co_qualname))) {
+      qualname = r_.read_str(*p, 1024);
+      qual_ok = qualname.has_value();
+      c.qualname = qualname.value_or("");
+    }
+  if (auto p = s->ptr(l.require(F::co_filename))) file = r_.read_str(*p, 4096);
+  c.file = file.value_or("<unknown>");
   F table = l.facts().lines == Facts::LineTable::Lnotab ? F::co_lnotab : F::co_linetable;
-  if (auto p = s->ptr(l.require(table)))
-    c.line_table = r_.read_bytes_object(*p, 1 << 24).value_or(std::vector<uint8_t>{});
+  if (auto p = s->ptr(l.require(table))) table_bytes = r_.read_bytes_object(*p, 1 << 24);
+  c.line_table = table_bytes.value_or(std::vector<uint8_t>{});
+  c.complete = name && qual_ok && file && table_bytes;
   if (l.has(F::co_firsttraceable)) c.first_traceable = s->get<int32_t>(l.off(F::co_firsttraceable)).value_or(0);
   if (generation_ > 0) c.fingerprint = fingerprint(addr).value_or(0);
   return c;
@@ -234,7 +244,7 @@ const CodeInfo& FrameDecoder::code(RemoteAddr addr) {
     if (c.checked == generation_) return c;
     // Revalidation (generation > 0 only): the same object still, or another at its address?
     auto now = fingerprint(addr);
-    if (now && c.valid && *now == c.fingerprint) {
+    if (now && c.complete && *now == c.fingerprint) {
       c.checked = generation_;
       return c;
     }

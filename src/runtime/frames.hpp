@@ -45,6 +45,7 @@ struct CodeInfo {
   std::vector<uint8_t> line_table;
   int64_t first_traceable = 0;  // 3.11+: code units before the first traceable instruction
   bool valid = false;
+  bool complete = false;     // its name, file and line table were read too (else placeholders)
   uint64_t serial = 0;       // distinct for every decoding: a key that changes when the code does
   uint64_t fingerprint = 0;  // what revalidation compares (see FrameDecoder::next_generation)
   uint64_t checked = 0;      // the generation it was last checked in
@@ -70,6 +71,8 @@ class FrameDecoder {
   // type, first line and the name, file and line-table objects it points to), and decoded again
   // if it changed: a code object freed and another made at its address.
   void next_generation() { ++generation_; }
+  // Drops what is cached of one code object (it is decoded again when next met).
+  void forget(RemoteAddr code) { cache_.erase(code); }
 
  private:
   int line_for(const CodeInfo& c, int64_t addr) const;

