@@ -73,12 +73,6 @@ void write_profile(std::ostream& out, const Profile& p, Format f) {
   }
 }
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // The progress line: what has been taken, at what rate, and what went wrong.
 std::string progress_text(const SamplerStats& s, size_t targets) {
   std::string t = fixed(s.duration_s, 1) + " s: " + std::to_string(s.taken) + " samples (" +

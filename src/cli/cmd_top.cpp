@@ -81,12 +81,6 @@ class Table {
   std::map<uint32_t, Row> rows_;
 };
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 std::string seconds_text(double s) {
   if (s < 60) return fixed(s, 2) + "s";
   return std::to_string(static_cast<int>(s / 60)) + "m" + fixed(std::fmod(s, 60), 0) + "s";

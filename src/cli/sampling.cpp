@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <thread>
@@ -86,6 +87,12 @@ StopFlag::~StopFlag() {
 }
 
 const volatile std::sig_atomic_t& StopFlag::flag() const { return g_stop; }
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
 
 std::string join_command(const std::vector<std::string>& command) {
   std::string out;

@@ -35,6 +35,8 @@ class StopFlag {
 // Starts COMMAND (searched in PATH) as pyinspect's child; throws Error if it cannot.
 int start_command(const std::vector<std::string>& command);
 std::string join_command(const std::vector<std::string>& command);
+// `v` with `digits` decimals (the figures record and top print).
+std::string fixed(double v, int digits);
 // Waits until the child is a Python process pyinspect can read and adds it to the sampler.
 // False if it ended first, or did not become one within 10 s (said on stderr).
 bool attach_started(Sampler& sampler, int child, const StopFlag& stop);

@@ -95,6 +95,15 @@ class Profiled(object):
             self.proc.wait()
 
 
+def program(name, text):
+    """A throwaway program for `record -- CMD`: (its directory, its path)."""
+    d = tempfile.mkdtemp(prefix="pyinspect-program-")
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return d, path
+
+
 def function_shares(stacks, names):
     """Share of samples (in %) whose stack holds each function, among stacks holding any."""
     counts = dict((n, 0) for n in names)
@@ -268,16 +277,13 @@ def register(test):
     def record_command(ctx):
         """record -- CMD: the program's exit code passed through, and profiled to its end: its one
         second of work in short_work fills the profile."""
-        d = tempfile.mkdtemp(prefix="pyinspect-cmd-")
-        script = os.path.join(d, "short.py")
-        with open(script, "w") as f:
-            f.write("import sys, time\n"
-                    "def short_work():\n"
-                    "    end = time.time() + 1.0\n"
-                    "    while time.time() < end: pass\n"
-                    "short_work()\n"
-                    "sys.stdout.write('done\\n')\n"
-                    "sys.exit(7)\n")
+        d, script = program("short.py", "import sys, time\n"
+                                "def short_work():\n"
+                                "    end = time.time() + 1.0\n"
+                                "    while time.time() < end: pass\n"
+                                "short_work()\n"
+                                "sys.stdout.write('done\\n')\n"
+                                "sys.exit(7)\n")
         out_path = os.path.join(d, "p.folded")
         code, out, err = run_pyinspect(ctx.pyinspect, ["record", "-o", out_path, "--", ctx.interp["path"], script],
                                        check_exit=False)
@@ -292,19 +298,16 @@ def register(test):
     @test("record-subprocesses", (3, 4))
     def record_subprocesses(ctx):
         """--subprocesses: a multiprocessing pool's workers appear, each under its own process root."""
-        d = tempfile.mkdtemp(prefix="pyinspect-pool-")
-        script = os.path.join(d, "pool.py")
-        with open(script, "w") as f:
-            f.write("import multiprocessing, os, sys, time\n"
-                    "def pool_work(n):\n"
-                    "    end = time.time() + 0.1\n"
-                    "    while time.time() < end: pass\n"
-                    "    return os.getpid()\n"
-                    "if __name__ == '__main__':\n"
-                    "    p = multiprocessing.Pool(2)\n"
-                    "    pids = sorted(set(p.map(pool_work, range(30), 1)))\n"
-                    "    p.close(); p.join()\n"
-                    "    sys.stdout.write(' '.join(map(str, pids)) + '\\n')\n")
+        d, script = program("pool.py", "import multiprocessing, os, sys, time\n"
+                                "def pool_work(n):\n"
+                                "    end = time.time() + 0.1\n"
+                                "    while time.time() < end: pass\n"
+                                "    return os.getpid()\n"
+                                "if __name__ == '__main__':\n"
+                                "    p = multiprocessing.Pool(2)\n"
+                                "    pids = sorted(set(p.map(pool_work, range(30), 1)))\n"
+                                "    p.close(); p.join()\n"
+                                "    sys.stdout.write(' '.join(map(str, pids)) + '\\n')\n")
         out_path = os.path.join(d, "p.folded")
         _, out, err = run_pyinspect(ctx.pyinspect, ["record", "--subprocesses", "-o", out_path, "--",
                                                     ctx.interp["path"], script], timeout=120)
