@@ -37,6 +37,10 @@ Facts Facts::for_version(const PyVersion& asked) {
   f.lasti_in_code_units = v.is(3, 10);
   f.value_stack = v.is(3, 10) ? ValueStack::Depth : ValueStack::TopPointer;
   if (at_least(3, 12)) f.first_shim_owner = 3;
+  f.eval_function = py2 ? "PyEval_EvalFrameEx" : "_PyEval_EvalFrameDefault";
+  f.eval_calls = at_least(3, 12)   ? Facts::EvalCalls::ShimFrames
+                 : at_least(3, 11) ? Facts::EvalCalls::EntryFlag
+                                   : Facts::EvalCalls::PerFrame;
   if (at_least(3, 14)) f.stackref_tag_bits = 3;  // Py_TAG_BITS (Include/internal/pycore_stackref.h)
 
   // Strings and numbers.

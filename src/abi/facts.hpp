@@ -35,7 +35,14 @@ struct Facts {
   // 3.12+: frames whose owner is this or higher are no Python frames of their own (3.12-3.13:
   // FRAME_OWNED_BY_CSTACK = 3; 3.14: FRAME_OWNED_BY_INTERPRETER = 3, FRAME_OWNED_BY_CSTACK = 4).
   int first_shim_owner = -1;
-  int frame_completed = 1;  // 3.11+: gi_frame_state at or above FRAME_COMPLETED: finished
+  int frame_completed = 1;
+  // Native frames: the C function that evaluates Python frames (2.7: PyEval_EvalFrameEx), and how
+  // a thread's Python frames divide among its calls of it: one call per frame (<=3.10), or one
+  // call for a run of frames that begins (outermost) at a frame marked is_entry (3.11) or just
+  // inside a C-stack shim frame (3.12+: the owner at or above first_shim_owner).
+  const char* eval_function = "_PyEval_EvalFrameDefault";
+  enum class EvalCalls { PerFrame, EntryFlag, ShimFrames };
+  EvalCalls eval_calls = EvalCalls::PerFrame;  // 3.11+: gi_frame_state at or above FRAME_COMPLETED: finished
   // 3.14+: f_executable and the stack slots are _PyStackRef: the low bits are tags (Py_TAG_BITS),
   // and a value whose tag bits are all set is a tagged int (Py_INT_TAG), not an object.
   uint64_t stackref_tag_bits = 0;

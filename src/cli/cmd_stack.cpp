@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 
 #include "base/error.hpp"
@@ -20,6 +21,10 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       "nonblocking", po::bool_switch(&opts.nonblocking),
       "do not pause the target; the stacks may be inconsistent, but the target never stops")(
       "max-frames", po::value(&opts.max_frames)->default_value(opts.max_frames), "at most N frames per thread")(
+      "native", po::bool_switch(&opts.native),
+      "also the C frames of every thread, merged with its Python frames (unwound from a copy of its stack)")(
+      "native-all", po::bool_switch(&opts.native_all),
+      "as --native, and keep the evaluation loop's own frames beside the Python frames they run")(
       "addresses", po::bool_switch(&addresses), "show thread state and code object addresses")(
       "no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")(
       "no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")(
@@ -33,6 +38,8 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
   if (opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
   opts.thread_names = !no_names;
+  if (opts.native_all) opts.native = true;
+  opts.max_native_frames = std::min<size_t>(opts.max_frames, 4096);  // a C stack deeper than this is a loop
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
 

@@ -1,5 +1,7 @@
 #include "output/stack_output.hpp"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
@@ -21,7 +23,26 @@ std::string base_name(const std::string& p) {
   size_t s = p.rfind('/');
   return s == std::string::npos ? p : p.substr(s + 1);
 }
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
 }  // namespace
+
+// "(C) name (file.c:123)", "(C) name (libfoo.so)", "(C) ?? (libfoo.so+0x1234)".
+std::string native_frame_text(const FrameInfo& f) {
+  std::string s = "(C) " + (f.function.empty() ? std::string("??") : f.function);
+  if (f.inlined) s += " [inlined]";
+  if (f.function.empty())
+    s += " (" + (f.library.empty() ? hex(f.address) : base_name(f.library) + "+" + hex(f.offset)) + ")";
+  else if (f.line > 0 && !f.file.empty())
+    s += " (" + base_name(f.file) + ":" + std::to_string(f.line) + ")";
+  else if (!f.library.empty())
+    s += " (" + base_name(f.library) + ")";
+  return s;
+}
 
 void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextStyle& style) {
   Colors c{style.color};
@@ -43,13 +64,20 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
     if (t.holds_gil) state = c.green() + "holds GIL" + c.reset() + ", ";
     state += t.state;
     out << " (" << state;
-    if (snap.interpreters > 1) out << ", interpreter " << t.interpreter_id;
+    if (snap.interpreters > 1 && t.python) out << ", interpreter " << t.interpreter_id;
+    if (!t.python) out << ", no Python";
     if (t.stopped == false) out << ", " << c.yellow() << "not stopped" << c.reset();
     out << ")";
     if (style.show_addresses) out << " tstate=" << log::hex(t.tstate_address) << " ident=" << log::hex(t.thread_id);
     out << "\n";
-    if (t.frames.empty()) out << c.dim() << "    (no Python frames)" << c.reset() << "\n";
+    if (t.frames.empty()) out << c.dim() << (snap.native ? "    (no frames)" : "    (no Python frames)") << c.reset() << "\n";
     for (const auto& f : t.frames) {
+      if (f.is_native()) {
+        out << "    " << c.dim() << native_frame_text(f) << c.reset();
+        if (style.show_addresses) out << " pc=" << log::hex(f.address);
+        out << "\n";
+        continue;
+      }
       if (f.unreadable) {
         out << "    " << c.yellow() << "??? (frame " << log::hex(f.frame_address) << ": its code object "
             << log::hex(f.code_address) << " could not be read)" << c.reset() << "\n";
@@ -60,6 +88,9 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
       if (style.show_addresses) out << " code=" << log::hex(f.code_address);
       out << "\n";
     }
+    if (snap.native && !t.native_problem.empty())
+      out << c.yellow() << "    [native stack " << (t.native ? "ends early: " : "unavailable: ") << t.native_problem << "]"
+          << c.reset() << "\n";
     for (const auto& w : t.warnings) out << c.yellow() << "    [stack incomplete: " << w << "]" << c.reset() << "\n";
     if (t.torn) out << c.yellow() << "    [stack changed while it was read: it may be inconsistent]" << c.reset() << "\n";
   }
@@ -87,7 +118,20 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
   for (const auto& t : snap.threads) {
     nlohmann::json frames = nlohmann::json::array();
     for (const auto& f : t.frames) {
-      nlohmann::json jf = {{"function", f.function},
+      if (f.is_native()) {
+        nlohmann::json jf = {{"kind", "native"},
+                             {"symbol", f.function.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.function)},
+                             {"library", f.library.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.library)},
+                             {"address", f.address},
+                             {"offset", f.offset},
+                             {"file", f.file.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.file)},
+                             {"line", f.line > 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
+                             {"inlined", f.inlined}};
+        frames.push_back(jf);
+        continue;
+      }
+      nlohmann::json jf = {{"kind", "python"},
+                           {"function", f.function},
                            {"name", f.name},
                            {"file", f.file},
                            {"line", f.line >= 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
@@ -96,7 +140,7 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
       frames.push_back(jf);
     }
     threads.push_back({{"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json(nullptr)},
-                       {"thread_id", t.thread_id},
+                       {"thread_id", t.python ? nlohmann::json(t.thread_id) : nlohmann::json(nullptr)},
                        {"name", t.name},
                        {"name_source", t.name_from_threading ? "threading" : "kernel"},
                        {"holds_gil", t.holds_gil},
@@ -107,6 +151,12 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
                        {"truncated", t.truncated},
                        {"warnings", t.warnings},
                        {"frames", frames}});
+    if (snap.native) {
+      threads.back()["python"] = t.python;
+      threads.back()["native"] = t.native;
+      threads.back()["native_problem"] = t.native_problem.empty() ? nlohmann::json(nullptr) : nlohmann::json(t.native_problem);
+      threads.back()["python_frames_unplaced"] = t.python_frames_unplaced;
+    }
   }
   return {{"pid", snap.pid},
           {"command", snap.command},
@@ -117,6 +167,7 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
           {"interpreters", snap.interpreters},
           {"threads_not_stopped", snap.threads_not_stopped},
           {"torn", snap.torn},
+          {"native", snap.native},
           {"warnings", snap.warnings},
           {"threads", threads}};
 }

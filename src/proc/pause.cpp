@@ -103,6 +103,22 @@ std::optional<uint64_t> StoppedThread::tls_base() const {
 #endif
 }
 
+std::optional<ThreadRegisters> StoppedThread::registers() const {
+#if defined(__x86_64__)
+  if (!stopped_) return std::nullopt;
+  user_regs_struct r{};
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &r) != 0) return std::nullopt;
+  ThreadRegisters out;
+  out.dwarf = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+               r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
+  out.pc = r.rip;
+  out.sp = r.rsp;
+  return out;
+#else
+  return std::nullopt;
+#endif
+}
+
 void StoppedThread::detach() {
   if (!attached_) return;
   attached_ = false;

@@ -7,6 +7,7 @@
 // destructor (ESRCH counts as detached), so a half-built pause undoes itself.
 #include <signal.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,15 @@
 #include <vector>
 
 namespace pyinspect {
+
+// A stopped thread's registers as the unwinder wants them: in DWARF register numbering (x86-64:
+// rax rdx rcx rbx rsi rdi rbp rsp r8-r15, then the return address column: rip).
+struct ThreadRegisters {
+  static constexpr size_t kCount = 17;
+  std::array<uint64_t, kCount> dwarf{};
+  uint64_t pc = 0;
+  uint64_t sp = 0;
+};
 
 class StoppedThread {
  public:
@@ -37,6 +47,9 @@ class StoppedThread {
   void give_up() { given_up_ = true; }
   // The thread's TLS base (fs_base on x86-64): glibc's pthread_t for that thread.
   std::optional<uint64_t> tls_base() const;
+  // Its registers (PTRACE_GETREGS); nullopt if it is not stopped or the architecture is not
+  // supported (x86-64 only, for now).
+  std::optional<ThreadRegisters> registers() const;
   void detach();
 
  private:

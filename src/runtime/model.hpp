@@ -9,7 +9,10 @@
 namespace pyinspect {
 
 struct FrameInfo {
-  std::string function;   // qualified name where the version has one (3.11+), else co_name
+  enum class Kind { Python, Native };
+  Kind kind = Kind::Python;
+  std::string function;   // qualified name where the version has one (3.11+), else co_name;
+                          // native: the C function, demangled ("" when nothing names it)
   std::string name;       // co_name
   std::string file;       // co_filename
   int line = -1;          // -1: no line for this instruction
@@ -18,6 +21,14 @@ struct FrameInfo {
   bool unreadable = false;  // its code object could not be read: function and file are "???"
   uint64_t code_address = 0;
   uint64_t frame_address = 0;
+  // Which C-level evaluation runs this Python frame, counted from the innermost (0); -1 unknown.
+  int eval_call = -1;
+  // Native frames: file and line come from the DWARF (line 0 and file "" when it has none).
+  std::string library;   // the binary the code is in, as the target names it
+  uint64_t address = 0;  // the instruction or return address
+  uint64_t offset = 0;   // that address in the library's own numbering (addr2line -e LIBRARY)
+  bool inlined = false;  // a call the compiler inlined into the frame that follows
+  bool is_native() const { return kind == Kind::Native; }
 };
 
 struct ThreadInfo {
@@ -29,8 +40,13 @@ struct ThreadInfo {
   std::string state;  // running, sleeping, disk-sleep, stopped, zombie, unknown
   int64_t interpreter_id = 0;
   uint64_t tstate_address = 0;
-  std::vector<FrameInfo> frames;  // innermost first
+  std::vector<FrameInfo> frames;  // innermost first (with --native, C and Python frames merged)
   bool truncated = false;         // the walk hit a bound, a cycle or unreadable memory
+  bool python = true;             // false: a thread with no Python thread state (native frames only)
+  // With --native: whether its native stack was unwound, and if it ended early, why.
+  bool native = false;
+  std::string native_problem;
+  int python_frames_unplaced = 0;  // Python frames no evaluation frame of the native stack ran
   // Whether the thread was stopped while its stack was read: nullopt with --nonblocking (none
   // was); false for a thread that did not stop (in uninterruptible sleep).
   std::optional<bool> stopped;
@@ -61,6 +77,7 @@ struct StackSnapshot {
   int interpreters = 0;
   int threads_not_stopped = 0;  // threads the pause could not stop (their stacks read while they ran)
   bool torn = false;            // something was seen to change while read
+  bool native = false;          // native frames were asked for
   std::vector<std::string> warnings;
 };
 

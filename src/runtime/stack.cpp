@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "native/unwind.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
 #include "runtime/threads.hpp"
@@ -143,6 +144,8 @@ struct PausedRead {
   std::vector<RawThread> raw;
   std::map<uint64_t, int> tls_to_tid;  // pthread_t -> TID, from the stopped threads' registers
   std::set<int> unstopped;             // TIDs that had not stopped
+  std::map<int, NativeCapture> native;  // with --native: each stopped thread's registers and stack
+  std::vector<int> stopped_tids;        // every thread the pause stopped
 };
 
 // Principles: pause briefly. The pause grows with bytes, not with reads. A first pass over the
@@ -182,14 +185,26 @@ PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackO
     return tid == 0 || out.unstopped.count(tid) > 0;
   };
   out.raw = read_raw_threads(py, cached, mem, opts, snap, running);
+  auto walked = std::chrono::steady_clock::now();
+  size_t native_bytes = 0;
+  for (const auto& t : pause.threads()) {
+    if (!t->stopped()) continue;
+    out.stopped_tids.push_back(t->tid());
+    if (!opts.native) continue;
+    if (auto c = capture_native(*t, mem)) {
+      native_bytes += c->stack.size();
+      out.native.emplace(t->tid(), std::move(*c));
+    }
+  }
   auto before_resume = std::chrono::steady_clock::now();
   pause.resume();
   snap.pause_ns = pause.duration().count();
   auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
   LOG_DEBUG("pause: " << pause.stop_ns() / 1000 << " us stopping the threads, " << us(fetched - pause.stopped_at())
                       << " us fetching " << blocks.size() << " blocks, " << us(before_resume - fetched)
-                      << " us walking (" << cached.misses() << " reads missed), " << snap.pause_ns / 1000
-                      << " us in all");
+                      << " us walking (" << cached.misses() << " reads missed), "
+                      << us(before_resume - walked) << " us copying " << native_bytes << " bytes of native stacks, "
+                      << snap.pause_ns / 1000 << " us in all");
   return out;
 }
 
@@ -224,7 +239,126 @@ std::map<std::pair<RemoteAddr, uint64_t>, std::string> thread_names(const Object
   return names;
 }
 
+// 3.12+: a frame the evaluation loop pushes on the C stack to mark where one call of it begins.
+bool is_shim(const Facts& facts, const RawFrame& f) {
+  return facts.frames != Facts::Frames::FrameObjects && facts.first_shim_owner >= 0 &&
+         f.owner >= facts.first_shim_owner;
+}
+
+// Whether frames[i] is the outermost Python frame of one call of the evaluation loop.
+bool ends_eval_call(const Facts& facts, const std::vector<RawFrame>& frames, size_t i) {
+  switch (facts.eval_calls) {
+    case Facts::EvalCalls::PerFrame:
+      return true;
+    case Facts::EvalCalls::EntryFlag:
+      return frames[i].is_entry;
+    case Facts::EvalCalls::ShimFrames:
+      return i + 1 == frames.size() || is_shim(facts, frames[i + 1]);
+  }
+  return true;
+}
+
+FrameInfo native_frame_info(const NativeFrame& n) {
+  FrameInfo f;
+  f.kind = FrameInfo::Kind::Native;
+  f.function = f.name = n.symbol;
+  f.file = n.file;
+  f.line = n.line > 0 ? n.line : -1;
+  f.library = n.library;
+  f.address = n.pc;
+  f.offset = n.offset;
+  f.inlined = n.inlined;
+  return f;
+}
+
+// After the target runs again: unwind each stopped thread's copied stack and merge it with the
+// thread's Python frames; threads with no Python thread state get their native frames alone.
+void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts, const PausedRead& read,
+                const std::map<int, TaskInfo>& tasks, StackSnapshot& snap) {
+  snap.native = true;
+  auto t0 = std::chrono::steady_clock::now();
+  NativeUnwinder unwinder(snap.pid, mem);
+  const std::string eval = py.layout().facts().eval_function;
+  if (!opts.native_all) unwinder.name_only(eval);
+  std::set<int> seen;
+  size_t frames = 0, live_reads = 0;
+  auto unwind = [&](ThreadInfo& info) {
+    auto it = read.native.find(info.native_id);
+    if (it == read.native.end()) {
+      info.native_problem = info.stopped == false ? "the thread did not stop: its registers cannot be read"
+                                                  : "its registers could not be read";
+      return;
+    }
+    NativeStack ns = unwinder.unwind(it->second, opts.max_native_frames);
+    frames += ns.frames.size();
+    live_reads += ns.live_reads;
+    info.native = true;
+    if (ns.truncated) info.native_problem = ns.problem;
+    if (ns.live_reads)
+      info.warnings.push_back(std::to_string(ns.live_reads) +
+                              " words of its native stack were read after the target resumed (beyond the copy)");
+    info.frames = merge_native(info.frames, ns, eval, opts.native_all, &info.python_frames_unplaced);
+    if (info.python_frames_unplaced)
+      info.warnings.push_back(std::to_string(info.python_frames_unplaced) +
+                              " Python frames not matched to an evaluation frame of the native stack: listed last");
+  };
+  for (auto& info : snap.threads) {
+    if (!info.native_id) continue;
+    seen.insert(info.native_id);
+    unwind(info);
+  }
+  for (int tid : read.stopped_tids) {
+    if (seen.count(tid)) continue;
+    ThreadInfo info;
+    info.python = false;
+    info.native_id = tid;
+    info.stopped = true;
+    auto task = tasks.count(tid) ? std::optional<TaskInfo>(tasks.at(tid)) : Process::task_info(snap.pid, tid);
+    info.state = task ? state_name(task->state) : "unknown";
+    if (task) info.name = task->comm;
+    unwind(info);
+    snap.threads.push_back(std::move(info));
+  }
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  LOG_DEBUG("native stacks: " << read.native.size() << " threads, " << frames << " frames unwound and named in " << us
+                              << " us (" << live_reads << " words read live)");
+}
+
 }  // namespace
+
+std::vector<FrameInfo> merge_native(const std::vector<FrameInfo>& python, const NativeStack& native,
+                                    const std::string& eval_function, bool keep_all, int* unplaced) {
+  std::vector<FrameInfo> out;
+  size_t next = 0;  // the next Python frame to place
+  int call = 0;     // the evaluation loop's calls met so far, from the innermost
+  const auto& nf = native.frames;
+  for (size_t i = 0; i < nf.size();) {
+    size_t end = i;  // a machine frame: its inlined calls, then itself
+    while (end + 1 < nf.size() && nf[end].inlined) ++end;
+    bool eval = !nf[end].elf_symbol.empty() && base_symbol(nf[end].elf_symbol) == eval_function;
+    if (!eval) {
+      for (size_t k = i; k <= end; ++k) out.push_back(native_frame_info(nf[k]));
+    } else {
+      // Python frames run by a call before this one (their own call's frame was not seen) go first.
+      size_t begin = next;
+      while (next < python.size() && python[next].eval_call <= call) ++next;
+      ++call;
+      if (keep_all) {
+        for (size_t k = i; k < end; ++k) out.push_back(native_frame_info(nf[k]));
+        out.insert(out.end(), python.begin() + begin, python.begin() + next);
+        out.push_back(native_frame_info(nf[end]));
+      } else if (begin == next) {
+        for (size_t k = i; k <= end; ++k) out.push_back(native_frame_info(nf[k]));
+      } else {
+        out.insert(out.end(), python.begin() + begin, python.begin() + next);
+      }
+    }
+    i = end + 1;
+  }
+  *unplaced = static_cast<int>(python.size() - next);
+  out.insert(out.end(), python.begin() + next, python.end());
+  return out;
+}
 
 // glibc keeps the kernel TID inside struct pthread (pthread_t points to it). Without ptrace we
 // learn its offset from the threads themselves: the one offset at which every Python thread's
@@ -295,6 +429,8 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   std::map<int, TaskInfo> tasks;
   for (auto& t : py.process().tasks()) tasks[t.tid] = t;
 
+  if (opts.native && opts.nonblocking)
+    throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");
   PausedRead read;
   if (opts.nonblocking)
     read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return true; });
@@ -344,11 +480,18 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       info.name = task->comm;
     }
     bool undecodable = false;
-    for (const auto& f : t.walk.frames)
+    const Facts& facts = py.layout().facts();
+    int call = 0;
+    for (size_t i = 0; i < t.walk.frames.size(); ++i) {
+      const RawFrame& f = t.walk.frames[i];
+      if (is_shim(facts, f)) continue;
       if (auto fi = decoder.decode(f)) {
         undecodable = undecodable || fi->unreadable;
+        fi->eval_call = call;
         info.frames.push_back(std::move(*fi));
       }
+      if (ends_eval_call(facts, t.walk.frames, i)) ++call;
+    }
     info.truncated = t.walk.truncated;
     if (t.walk.truncated) info.warnings.push_back(t.walk.problem);
     // A thread that ran while it was read and has a frame whose code cannot be decoded: its code
@@ -357,6 +500,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     snap.torn = snap.torn || info.torn;
     snap.threads.push_back(std::move(info));
   }
+  if (opts.native) add_native(py, mem, opts, read, tasks, snap);
   snap.threads_not_stopped = static_cast<int>(read.unstopped.size());
   std::stable_sort(snap.threads.begin(), snap.threads.end(), [&](const ThreadInfo& a, const ThreadInfo& b) {
     // The main thread first, then by TID; threads of subinterpreters after the main interpreter's.

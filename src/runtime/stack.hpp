@@ -18,6 +18,12 @@ struct StackOptions {
   size_t max_threads = 100000;  // per interpreter
   size_t max_interpreters = 1024;
   bool thread_names = true;  // look up threading's names (a few reads after resuming)
+  // Native frames: every thread's C stack, unwound from what was copied while it was stopped,
+  // merged with its Python frames (each call of the evaluation loop replaced by the Python frames
+  // it runs); `native_all` keeps the evaluation loop's own frames too. Needs the pause.
+  bool native = false;
+  bool native_all = false;
+  size_t max_native_frames = 1024;
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);
@@ -29,5 +35,11 @@ std::map<uint64_t, int> tids_from_pthread_blocks(const Memory& mem, const std::v
                                                  const std::vector<int>& tids);
 // Which Python the target runs and how it is read, for the output of every command.
 PythonInfo python_info(PythonProcess& py, const Memory& mem);
+// One thread's Python frames (innermost first, each with its eval_call) merged into its native
+// stack: each machine frame of `eval_function` gives way to the Python frames of its call (with
+// `keep_all`, they go before it). Python frames no such frame ran are appended and counted.
+struct NativeStack;
+std::vector<FrameInfo> merge_native(const std::vector<FrameInfo>& python, const NativeStack& native,
+                                    const std::string& eval_function, bool keep_all, int* unplaced);
 
 }  // namespace pyinspect

@@ -1008,6 +1008,9 @@ class Ctx(object):
 # The profiler's tests (record, top) live in profile_tests.py.
 import profile_tests  # noqa: E402
 profile_tests.register(test)
+# The native-frame tests (stack --native) live in native_tests.py.
+import native_tests  # noqa: E402
+native_tests.register(test)
 
 
 def main():

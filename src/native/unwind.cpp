@@ -1,0 +1,446 @@
+#include "native/unwind.hpp"
+
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "proc/maps.hpp"
+
+namespace pyinspect {
+
+namespace {
+// The most of one thread's stack copied while it is stopped. Python threads use far less (a few
+// KiB per C-level call); deeper stacks are read on from the running target, and counted.
+constexpr uint64_t kMaxStackCopy = 2u << 20;
+// x86-64's red zone: a leaf function may keep data this far below the stack pointer.
+constexpr uint64_t kRedZone = 128;
+
+std::string demangle(const char* name) {
+  if (!name) return {};
+  if (name[0] == '_' && name[1] == 'Z') {
+    int status = 0;
+    char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+    if (out && status == 0) {
+      std::string s(out);
+      std::free(out);
+      return s;
+    }
+    std::free(out);
+  }
+  return name;
+}
+
+// A DIE's name as a person wants it: the demangled linkage name (C++: with its class and
+// namespace), else its name; both looked up through DW_AT_abstract_origin for inlined calls.
+std::string die_name(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  const char* linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
+  if (!linkage) linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
+  if (linkage) return demangle(linkage);
+  const char* n = dwarf_diename(die);
+  return n ? n : "";
+}
+}  // namespace
+
+namespace {
+// The DIEs whose code holds `pc`, from below `parent` down to the innermost (lexical blocks,
+// inlined calls, the function), outermost first. libdw's dwarf_getscopes does not serve here: it
+// also looks for an inlined function's abstract definition in the same compilation unit, and
+// finds nothing where link-time optimisation put it in another.
+void scopes_at(Dwarf_Die* parent, Dwarf_Addr pc, std::vector<Dwarf_Die>& chain, int depth) {
+  if (depth > 64) return;
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return;
+  do {
+    switch (dwarf_tag(&child)) {
+      case DW_TAG_namespace:  // C++: functions inside namespaces have no ranges of their own above them
+        if (size_t before = chain.size(); scopes_at(&child, pc, chain, depth + 1), chain.size() > before) return;
+        break;
+      case DW_TAG_subprogram:
+      case DW_TAG_inlined_subroutine:
+      case DW_TAG_lexical_block:
+      case DW_TAG_try_block:
+      case DW_TAG_catch_block:
+        if (dwarf_haspc(&child, pc) > 0) {
+          chain.push_back(child);
+          scopes_at(&child, pc, chain, depth + 1);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+}  // namespace
+
+std::string base_symbol(const std::string& name) {
+  size_t cut = name.find_first_of(".@", 1);
+  return cut == std::string::npos ? name : name.substr(0, cut);
+}
+
+std::optional<NativeCapture> capture_native(const StoppedThread& t, const ProcessMemory& mem) {
+  auto regs = t.registers();
+  if (!regs) return std::nullopt;
+  NativeCapture c;
+  c.tid = t.tid();
+  c.regs = *regs;
+  uint64_t sp = regs->sp;
+  const MapEntry* m = mem.maps().find(RemoteAddr(sp));
+  Maps fresh;
+  if (!m) {  // a thread whose stack was mapped after we read the maps
+    try {
+      fresh = Maps::read(mem.pid());
+      m = fresh.find(RemoteAddr(sp));
+    } catch (const Error&) {
+    }
+  }
+  if (!m) return c;  // no stack to copy: the unwinder reads what it needs live
+  uint64_t lo = sp >= m->start + kRedZone ? sp - kRedZone : m->start;
+  uint64_t hi = m->end;
+  // A thread made by glibc has its struct pthread (where its TLS base points) at the top of its
+  // stack, its frames all below: nothing above it is stack. The main thread's TLS lies elsewhere.
+  if (auto tls = t.tls_base(); tls && *tls > sp && *tls < hi) hi = *tls;
+  if (hi - lo > kMaxStackCopy) {
+    hi = lo + kMaxStackCopy;
+    c.stack_cut = true;
+  }
+  c.stack.resize(hi - lo);
+  if (!mem.read(RemoteAddr(lo), c.stack.data(), c.stack.size())) {
+    c.stack.clear();
+    return c;
+  }
+  c.stack_start = lo;
+  return c;
+}
+
+struct NativeUnwinder::Impl {
+  int pid;
+  const Memory& live;
+  std::string debuginfo_path;
+  char* debuginfo_path_ptr = nullptr;
+  Dwfl_Callbacks callbacks{};
+  Dwfl_Thread_Callbacks thread_callbacks{};
+  Dwfl* dwfl = nullptr;
+  bool attached = false;
+  const NativeCapture* current = nullptr;
+  size_t live_reads = 0;
+  // Naming a pc costs a DWARF walk: the names of each pc seen, with its inlined calls.
+  std::unordered_map<uint64_t, std::vector<NativeFrame>> names;
+  // Each module's function symbols by address (libdwfl's own lookup scans the whole table each
+  // time: 0.6 ms a pc in libpython).
+  struct Symbol {
+    uint64_t start, size;
+    const char* name;  // in the ELF file's string table, alive as long as the Dwfl
+    int rank;          // which of several names at one address to show: global, then weak, then local
+  };
+  std::unordered_map<Dwfl_Module*, std::vector<Symbol>> symbols;
+
+  Impl(int p, const Memory& m) : pid(p), live(m) {}
+  ~Impl() {
+    if (dwfl) dwfl_end(dwfl);
+  }
+
+  // Files are opened through /proc/PID/root, so that a target in another mount namespace (a
+  // container) gets its own libraries, not ours of the same name.
+  static int find_elf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** file_name,
+                      Elf** elfp) {
+    auto* self = static_cast<Impl*>(*userdata);
+    if (self && name && name[0] == '/') {
+      std::string path = "/proc/" + std::to_string(self->pid) + "/root" + name;
+      struct stat st;
+      if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          *file_name = strdup(path.c_str());
+          return fd;
+        }
+      }
+    }
+    // [vdso] (read from the target's memory) and files deleted since they were mapped.
+    return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+  }
+
+  static pid_t next_thread(Dwfl*, void* arg, void** thread_argp) {
+    auto* self = static_cast<Impl*>(arg);
+    if (*thread_argp || !self->current) return 0;
+    *thread_argp = self;
+    return self->current->tid;
+  }
+  static bool get_thread(Dwfl*, pid_t tid, void* arg, void** thread_argp) {
+    auto* self = static_cast<Impl*>(arg);
+    if (!self->current || self->current->tid != tid) return false;
+    *thread_argp = self;
+    return true;
+  }
+  static bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const NativeCapture* c = self->current;
+    if (c && addr >= c->stack_start && addr - c->stack_start + sizeof(Dwarf_Word) <= c->stack.size()) {
+      std::memcpy(result, c->stack.data() + (addr - c->stack_start), sizeof(Dwarf_Word));
+      return true;
+    }
+    uint64_t v;
+    if (!self->live.read(RemoteAddr(addr), &v, sizeof v)) return false;
+    ++self->live_reads;
+    *result = v;
+    return true;
+  }
+  static bool set_initial_registers(Dwfl_Thread* thread, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const auto& r = self->current->regs;
+    Dwarf_Word regs[ThreadRegisters::kCount];
+    for (size_t i = 0; i < ThreadRegisters::kCount; ++i) regs[i] = r.dwarf[i];
+    if (!dwfl_thread_state_registers(thread, 0, ThreadRegisters::kCount, regs)) return false;
+    dwfl_thread_state_register_pc(thread, r.pc);
+    return true;
+  }
+
+  void open() {
+    // Debug files by build-id and .gnu_debuglink, ours and then the target's (its root).
+    debuginfo_path = "-.debug:/usr/lib/debug:/proc/" + std::to_string(pid) + "/root/usr/lib/debug";
+    debuginfo_path_ptr = debuginfo_path.data();
+    callbacks.find_elf = &Impl::find_elf;
+    callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+    callbacks.debuginfo_path = &debuginfo_path_ptr;
+    dwfl = dwfl_begin(&callbacks);
+    if (!dwfl) throw Error(ErrorCode::Internal, std::string("libdwfl: ") + dwfl_errmsg(-1));
+    report();
+    thread_callbacks.next_thread = &Impl::next_thread;
+    thread_callbacks.get_thread = &Impl::get_thread;
+    thread_callbacks.memory_read = &Impl::memory_read;
+    thread_callbacks.set_initial_registers = &Impl::set_initial_registers;
+    attached = dwfl_attach_state(dwfl, nullptr, pid, &thread_callbacks, this);
+    if (!attached) LOG_WARN("native stacks: libdwfl cannot unwind this target: " << dwfl_errmsg(-1));
+  }
+
+  // The modules mapped into the target, from its maps; each module points back to us so that
+  // find_elf knows the target.
+  void report() {
+    dwfl_report_begin(dwfl);
+    int rc = dwfl_linux_proc_report(dwfl, pid);
+    dwfl_report_end(dwfl, nullptr, nullptr);
+    if (rc != 0) LOG_DEBUG("native stacks: reading the modules of " << pid << " failed: " << rc);
+    dwfl_getmodules(
+        dwfl,
+        [](Dwfl_Module*, void** userdata, const char*, Dwarf_Addr, void* arg) -> int {
+          *userdata = arg;
+          return DWARF_CB_OK;
+        },
+        this, 0);
+  }
+
+  const std::vector<Symbol>& symbols_of(Dwfl_Module* mod) {
+    auto [it, added] = symbols.try_emplace(mod);
+    if (!added) return it->second;
+    if (log::enabled(log::Level::debug)) {
+      Dwarf_Addr b;
+      bool dwarf = dwfl_module_getdwarf(mod, &b) != nullptr;
+      const char *main = nullptr, *debug = nullptr;
+      const char* name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, &main, &debug);
+      LOG_DEBUG("native stacks: module " << (name ? name : "?") << ": file " << (main ? main : "-") << ", debug file "
+                                         << (debug ? debug : "-") << (dwarf ? "" : " (no DWARF: ")
+                                         << (dwarf ? "" : dwfl_errmsg(-1)) << (dwarf ? "" : ")"));
+    }
+    auto& v = it->second;
+    int n = dwfl_module_getsymtab(mod);
+    for (int i = 1; i < n; ++i) {
+      GElf_Sym sym;
+      GElf_Addr addr = 0;
+      const char* name = dwfl_module_getsym_info(mod, i, &sym, &addr, nullptr, nullptr, nullptr);
+      if (!name || !*name || sym.st_shndx == SHN_UNDEF) continue;
+      int type = GELF_ST_TYPE(sym.st_info);
+      if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
+      int bind = GELF_ST_BIND(sym.st_info);
+      int rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+      v.push_back({addr, sym.st_size, name, rank});
+    }
+    std::sort(v.begin(), v.end(), [](const Symbol& a, const Symbol& b) {
+      if (a.start != b.start) return a.start < b.start;
+      if (a.rank != b.rank) return a.rank < b.rank;
+      return std::strcmp(a.name, b.name) < 0;
+    });
+    // One name per address: the best ranked.
+    v.erase(std::unique(v.begin(), v.end(), [](const Symbol& a, const Symbol& b) { return a.start == b.start; }),
+            v.end());
+    return v;
+  }
+
+  // The function symbol that holds `at`: one whose extent covers it (a symbol without a size
+  // covers up to the next one).
+  const Symbol* symbol_at(Dwfl_Module* mod, uint64_t at) {
+    const auto& v = symbols_of(mod);
+    auto it = std::upper_bound(v.begin(), v.end(), at, [](uint64_t a, const Symbol& s) { return a < s.start; });
+    if (it == v.begin()) return nullptr;
+    --it;
+    if (it->size ? at < it->start + it->size : (it + 1 == v.end() || at < (it + 1)->start)) return &*it;
+    return nullptr;
+  }
+
+  const std::vector<NativeFrame>& name(uint64_t pc, bool activation, const std::string& name_only) {
+    // A return address points after the call: look up the call itself.
+    uint64_t at = activation ? pc : pc - 1;
+    auto [it, added] = names.try_emplace(at);
+    if (!added) return it->second;
+    std::vector<NativeFrame>& out = it->second;
+    NativeFrame machine;
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl, at);
+    if (!mod) {
+      machine.offset = pc;
+      out.push_back(machine);
+      return out;
+    }
+    const char* modname = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    machine.library = modname ? modname : "";
+    if (machine.library.rfind("[vdso", 0) == 0) machine.library = "[vdso]";
+    GElf_Addr bias = 0;
+    if (dwfl_module_getelf(mod, &bias)) machine.offset = pc - bias;
+    if (const Symbol* s = symbol_at(mod, at)) {
+      machine.elf_symbol = s->name;
+      // Without its symbol version ("clock_nanosleep@@GLIBC_2.17").
+      std::string n = s->name;
+      machine.symbol = demangle(n.substr(0, n.find('@', 1)).c_str());
+      machine.symbol_offset = pc - s->start;
+    }
+    if (!name_only.empty() && base_symbol(machine.elf_symbol) == name_only) {
+      out.push_back(machine);
+      return out;
+    }
+    if (Dwfl_Line* line = dwfl_module_getsrc(mod, at)) {
+      int lineno = 0;
+      if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)) {
+        machine.file = file;
+        machine.line = lineno;
+      }
+    }
+    // Inlined calls: the DWARF scopes around the pc, innermost first. Each inlined call is a frame
+    // of its own, at the line the pc is (innermost) or where the next inner call was made.
+    Dwarf_Addr dbias = 0;
+    if (Dwarf_Die* cu = dwfl_module_addrdie(mod, at, &dbias)) {
+      std::vector<Dwarf_Die> chain;  // outermost first
+      scopes_at(cu, at - dbias, chain, 0);
+      Dwarf_Files* files = nullptr;
+      size_t nfiles = 0;
+      bool have_files = dwarf_getsrcfiles(cu, &files, &nfiles) == 0;
+      std::string file = machine.file;
+      int line = machine.line;
+      for (auto d = chain.rbegin(); d != chain.rend(); ++d) {
+        Dwarf_Die* die = &*d;
+        int tag = dwarf_tag(die);
+        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+        if (tag == DW_TAG_subprogram) {
+          // The source's name, as the inlined calls have (the symbol table may hold an alias).
+          std::string nm = die_name(die);
+          if (!nm.empty()) machine.symbol = nm;
+          machine.file = file;
+          machine.line = line;
+          break;
+        }
+        NativeFrame f;
+        f.pc = pc;
+        f.symbol = die_name(die);
+        f.library = machine.library;
+        f.offset = machine.offset;
+        f.file = file;
+        f.line = line;
+        f.inlined = true;
+        out.push_back(f);
+        Dwarf_Attribute attr;
+        Dwarf_Word v = 0;
+        file.clear();
+        line = 0;
+        if (have_files && dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &v) == 0 && v < nfiles)
+          if (const char* name = dwarf_filesrc(files, v, nullptr, nullptr)) file = name;
+        if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &v) == 0) line = static_cast<int>(v);
+      }
+    }
+    for (auto& f : out) f.elf_symbol = machine.elf_symbol;
+    out.push_back(machine);
+    return out;
+  }
+};
+
+NativeUnwinder::NativeUnwinder(int pid, const Memory& live) : impl_(std::make_unique<Impl>(pid, live)) {
+  impl_->open();
+}
+
+NativeUnwinder::~NativeUnwinder() = default;
+
+NativeStack NativeUnwinder::unwind(const NativeCapture& c, size_t max_frames) {
+  NativeStack out;
+  if (!impl_->attached) {
+    out.truncated = true;
+    out.problem = "libdwfl cannot unwind this target";
+    return out;
+  }
+  struct Walk {
+    Impl* self;
+    size_t max;
+    std::vector<std::pair<uint64_t, bool>> pcs;
+    bool at_limit = false;
+    std::string problem;
+  } walk{impl_.get(), max_frames, {}, false, {}};
+  impl_->current = &c;
+  impl_->live_reads = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = dwfl_getthread_frames(
+      impl_->dwfl, c.tid,
+      [](Dwfl_Frame* state, void* arg) -> int {
+        auto* w = static_cast<Walk*>(arg);
+        Dwarf_Addr pc = 0;
+        bool activation = false;
+        if (!dwfl_frame_pc(state, &pc, &activation)) {
+          w->problem = dwfl_errmsg(-1);
+          return DWARF_CB_ABORT;
+        }
+        if (pc == 0) return DWARF_CB_ABORT;  // the outermost frame's return address
+        w->pcs.emplace_back(pc, activation);
+        if (w->pcs.size() >= w->max) {
+          w->at_limit = true;
+          return DWARF_CB_ABORT;
+        }
+        return DWARF_CB_OK;
+      },
+      &walk);
+  if (rc == -1 && walk.problem.empty()) walk.problem = dwfl_errmsg(-1);
+  out.live_reads = impl_->live_reads;
+  impl_->current = nullptr;
+  // A pc in a module mapped after we read the maps (a library loaded since): read them again once.
+  for (const auto& [pc, act] : walk.pcs)
+    if (!dwfl_addrmodule(impl_->dwfl, act ? pc : pc - 1)) {
+      impl_->report();
+      break;
+    }
+  auto t1 = std::chrono::steady_clock::now();
+  for (const auto& [pc, act] : walk.pcs)
+    for (const NativeFrame& f : impl_->name(pc, act, name_only_)) {
+      out.frames.push_back(f);
+      out.frames.back().pc = pc;
+    }
+  auto t2 = std::chrono::steady_clock::now();
+  LOG_DEBUG("native stack of " << c.tid << ": " << walk.pcs.size() << " frames unwound in "
+                               << std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count() << " us, named in "
+                               << std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1).count() << " us");
+  if (walk.at_limit) {
+    out.truncated = true;
+    out.problem = "stopped at " + std::to_string(max_frames) + " frames";
+  } else if (!walk.problem.empty()) {
+    out.truncated = true;
+    out.problem = walk.problem;
+  }
+  return out;
+}
+
+}  // namespace pyinspect

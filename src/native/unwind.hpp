@@ -1,0 +1,73 @@
+#pragma once
+// Native (C) stacks from outside (docs/architecture.md, "Native frames"): while a thread is
+// stopped we copy its registers and the part of its stack in use; once the target runs again,
+// elfutils' libdwfl unwinds that copy with the call-frame information of the binaries
+// (.eh_frame, .debug_frame) and we name each frame from the symbol tables (.symtab, .dynsym) and
+// the DWARF (inlined calls, file:line).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proc/memory.hpp"
+#include "proc/pause.hpp"
+
+namespace pyinspect {
+
+struct NativeCapture {
+  int tid = 0;
+  ThreadRegisters regs;
+  uint64_t stack_start = 0;    // the target address of stack[0]
+  std::vector<uint8_t> stack;  // from just below the stack pointer to the top of the thread's stack
+  bool stack_cut = false;      // the stack went on beyond what was copied
+};
+
+// What the unwinder needs of a thread that is stopped now; nullopt if its registers cannot be read.
+std::optional<NativeCapture> capture_native(const StoppedThread& t, const ProcessMemory& mem);
+
+struct NativeFrame {
+  uint64_t pc = 0;          // the instruction (innermost frame) or the return address
+  std::string symbol;       // the function, demangled; empty when nothing names it
+  uint64_t symbol_offset = 0;
+  std::string library;      // the file the code is in, as the target names it; empty if none
+  uint64_t offset = 0;      // pc as an address in that file (what addr2line -e LIBRARY takes)
+  std::string file;         // source file, where the DWARF says
+  int line = 0;             // 0: unknown
+  bool inlined = false;     // a call inlined into the frame that follows it in the list
+  std::string elf_symbol;   // the symbol table's name for the machine frame (shared by its inlined calls)
+};
+
+struct NativeStack {
+  std::vector<NativeFrame> frames;  // innermost first; a machine frame's inlined calls before it
+  bool truncated = false;           // stopped before the outermost frame
+  std::string problem;              // why, when it did
+  size_t live_reads = 0;            // words read from the running target, outside the copied stack
+};
+
+class NativeUnwinder {
+ public:
+  // `live` reads the target for what the copy of a stack does not hold.
+  NativeUnwinder(int pid, const Memory& live);
+  ~NativeUnwinder();
+  NativeUnwinder(const NativeUnwinder&) = delete;
+  NativeUnwinder& operator=(const NativeUnwinder&) = delete;
+
+  NativeStack unwind(const NativeCapture& c, size_t max_frames);
+  // Machine frames of this function are named by their symbol only, without the DWARF's lines and
+  // inlined calls (the evaluation loop, whose frames the Python frames replace: its DWARF is the
+  // largest there is to walk).
+  void name_only(const std::string& symbol) { name_only_ = symbol; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string name_only_;
+};
+
+// `name` without what the compiler appends to parts of a function it split or specialised
+// ("_PyEval_EvalFrameDefault.cold", "foo.part.0", "bar.constprop.0", "baz.lto_priv.0") and
+// without its symbol version ("clock_nanosleep@@GLIBC_2.17").
+std::string base_symbol(const std::string& name);
+
+}  // namespace pyinspect

@@ -1,0 +1,235 @@
+"""The native-frame tests (stack --native, --native-all), registered into run_test.py.
+
+Ground truth: gdb's own unwinding and naming of every thread (gdb_frames.py, run inside gdb) for
+the C frames, their addresses and order; the target's sys._current_frames() for the Python
+frames; and what the test builds itself: a C extension (targets/_nativeext.c, compiled here
+against the interpreter's installed headers) whose functions the target's threads are blocked in
+or recurse through (targets/native.py)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from harness import TARGETS, Target, TestFailure, check, compare_thread, run_pyinspect
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_extension(interp, into):
+    """Compiles _nativeext for `interp` with the system compiler; returns the directory."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    check(cc is not None, "no C compiler to build the test extension")
+    q = ("import sysconfig; print(sysconfig.get_paths()['include']); "
+         "print(sysconfig.get_config_var('EXT_SUFFIX') or '.so')")
+    env = dict(os.environ)
+    env.update(interp.get("env") or {})
+    out = subprocess.run([interp["path"], "-c", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         timeout=60)
+    check(out.returncode == 0, "%s cannot tell its include directory: %s" % (interp["path"], out.stderr.decode()))
+    include, suffix = out.stdout.decode().split()
+    check(os.path.exists(os.path.join(include, "Python.h")), "no Python.h in %s (the interpreter's headers)" % include)
+    target = os.path.join(into, "_nativeext" + suffix)
+    cmd = [cc, "-shared", "-fPIC", "-O2", "-g", "-I", include, os.path.join(TARGETS, "_nativeext.c"), "-o", target]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    check(p.returncode == 0, "building the test extension failed: %s\n%s" % (" ".join(cmd), p.stderr.decode()))
+    return into
+
+
+def gdb_frames(pid):
+    """{tid: [{"name", "pc", "inline"}]} as gdb unwinds the threads of `pid`, without the frames
+    gdb adds for tail calls (it infers them from the DWARF's call sites; they are not on the stack,
+    and pyinspect does not infer them)."""
+    check(shutil.which("gdb") is not None, "no gdb (the oracle)")
+    p = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-x", os.path.join(HERE, "gdb_frames.py")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    for line in p.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith("GDB-FRAMES "):
+            got = dict((int(k), [f for f in v if not f["tailcall"]])
+                       for k, v in json.loads(line[len("GDB-FRAMES "):]).items())
+            check(got and any(got.values()), "gdb unwound no frames")
+            return got
+    raise TestFailure("gdb printed no frames:\n%s" % p.stderr.decode("utf-8", "replace")[-3000:])
+
+
+def norm(name):
+    """A function's name as both sides can agree on: without glibc's internal alias prefix
+    (__GI_), leading underscores, a symbol version (@GLIBC_2.2.5) or what the compiler appends to
+    split or specialised parts (.cold, .constprop.0, .isra.0, .part.0)."""
+    if not name:
+        return None
+    if name.startswith("__GI_"):
+        name = name[5:]
+    name = name.lstrip("_")
+    name = re.split(r"[@.]", name, 1)[0]
+    return name or None
+
+
+def eval_function(interp):
+    return "PyEval_EvalFrameEx" if interp["major"] == 2 else "_PyEval_EvalFrameDefault"
+
+
+def machine_groups(frames, name_key, inline_key):
+    """Frames (innermost first) -> [(inlined names, machine frame)]: each machine frame with the
+    calls inlined into it, which come before it."""
+    groups, pending = [], []
+    for f in frames:
+        if f[inline_key]:
+            pending.append(norm(f[name_key]))
+        else:
+            groups.append((pending, f))
+            pending = []
+    return groups, pending
+
+
+def describe(frames, kind):
+    out = []
+    for f in frames:
+        if kind == "gdb":
+            out.append("%s%s %#x" % ("[i] " if f["inline"] else "", f["name"], f["pc"]))
+        elif f.get("kind") == "native":
+            out.append("%s(C) %s %#x" % ("[i] " if f["inlined"] else "", f["symbol"], f["address"]))
+        else:
+            out.append("%s (%s:%s)" % (f["function"], f["file"], f["line"]))
+    return "\n      ".join(out)
+
+
+def compare_with_gdb(where, mine, theirs):
+    """pyinspect's native frames (--native-all, Python frames left out) against gdb's: the same
+    machine frames at the same addresses, named alike, with the same inlined calls."""
+    m_groups, m_rest = machine_groups([f for f in mine if f.get("kind") == "native"], "symbol", "inlined")
+    g_groups, g_rest = machine_groups(theirs, "name", "inline")
+    detail = "\n  pyinspect:\n      %s\n  gdb:\n      %s" % (describe(mine, "pyinspect"), describe(theirs, "gdb"))
+    check([f["address"] for _, f in m_groups] == [f["pc"] for _, f in g_groups],
+          "%s: the machine frames' addresses differ from gdb's%s" % (where, detail))
+    for (m_inl, m), (g_inl, g) in zip(m_groups, g_groups):
+        check(norm(m["symbol"]) == norm(g["name"]),
+              "%s: the frame at %#x is %r, gdb says %r%s" % (where, m["address"], m["symbol"], g["name"], detail))
+        check(m_inl == g_inl, "%s: the calls inlined at %#x are %s, gdb says %s%s" % (
+            where, m["address"], m_inl, g_inl, detail))
+    return m_groups
+
+
+def collapse(frames, is_python):
+    """The frames with each run of Python frames as one "PY" entry."""
+    out = []
+    for f in frames:
+        if is_python(f):
+            if not out or out[-1] != "PY":
+                out.append("PY")
+        else:
+            out.append(f)
+    return out
+
+
+def native_json(ctx, pid, *extra):
+    _, out, _ = run_pyinspect(ctx.pyinspect, ["stack", str(pid), "--json"] + list(extra))
+    return json.loads(out)
+
+
+def native(ctx):
+    """stack --native on targets/native.py: against gdb's unwinding (C frames: addresses, names,
+    inlined calls, order), the target's own view (Python frames) and the test extension's
+    construction (where the C frames go between the Python frames)."""
+    build = tempfile.mkdtemp(prefix="pyinspect-ext-")
+    try:
+        build_extension(ctx.interp, build)
+        with Target(ctx.interp, "native.py", args=[build]) as t:
+            run_native(ctx, t)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def run_native(ctx, t):
+    busy = set(t.report["extra"]["busy"])
+    depth = t.report["extra"]["depth"]
+    own = dict((th["native_id"], th) for th in t.report["threads"])
+    # The main thread is parked in a loop of short writes that each ptrace stop restarts (_park.py):
+    # its C frames move between gdb's look and pyinspect's, so it is compared on its Python frames.
+    blocked = [th for th in t.report["threads"] if th["ident"] not in busy and th["name"] != "MainThread"]
+    gdb = gdb_frames(t.pid)
+    all_ = native_json(ctx, t.pid, "--native-all")
+    merged = native_json(ctx, t.pid, "--native")
+    check(merged["native"] is True, "--native: the JSON says native is %r" % merged["native"])
+    eval_name = norm(eval_function(ctx.interp))
+    by_tid_all = dict((th["native_id"], th) for th in all_["threads"])
+    by_tid = dict((th["native_id"], th) for th in merged["threads"])
+    # Every thread of the process, with or without Python, has its native stack.
+    check(set(by_tid) == set(gdb), "threads: pyinspect %s, gdb %s" % (sorted(by_tid), sorted(gdb)))
+    names = {}
+    for th in blocked:
+        tid = th["native_id"]
+        where = "thread %s (LWP %s)" % (th["name"], tid)
+        names[th["name"]] = tid
+        check(tid in by_tid and by_tid[tid]["native"], "%s: no native stack (%s)" % (
+            where, by_tid.get(tid, {}).get("native_problem")))
+        mine_all, mine = by_tid_all[tid]["frames"], by_tid[tid]["frames"]
+        theirs = gdb[tid]
+        compare_with_gdb(where + " --native-all", mine_all, theirs)
+        # The Python frames: as the target sees them, in order.
+        py = [f for f in mine if f.get("kind") == "python"]
+        compare_thread(own[tid], {"frames": py}, where + " (Python frames of --native)")
+        # Merged: gdb's frames with each machine frame of the evaluation loop (and what is inlined
+        # into it) replaced by the Python frames it runs.
+        want, pending = [], []
+        for g in theirs:
+            if g["inline"]:
+                pending.append(g)
+                continue
+            if norm(g["name"]) == eval_name:
+                want.append("PY")
+            else:
+                want.extend(("C", norm(p["name"])) for p in pending)
+                want.append(("C", norm(g["name"]), g["pc"]))
+            pending = []
+        want = [w for i, w in enumerate(want) if w != "PY" or i == 0 or want[i - 1] != "PY"]
+        got = []
+        for f in mine:
+            if f.get("kind") != "native":
+                got.append("PY")
+            elif f["inlined"]:
+                got.append(("C", norm(f["symbol"])))
+            else:
+                got.append(("C", norm(f["symbol"]), f["address"]))
+        got = [w for i, w in enumerate(got) if w != "PY" or i == 0 or got[i - 1] != "PY"]
+        check(got == want, "%s: merged frames\n  pyinspect %s\n  expected  %s\n  (pyinspect: %s)" % (
+            where, got, want, describe(mine, "pyinspect")))
+        check(by_tid[tid]["python_frames_unplaced"] == 0, "%s: %d Python frames left unplaced" % (
+            where, by_tid[tid]["python_frames_unplaced"]))
+    # What the extension makes: C frames of the test's own functions between the Python frames.
+    deep = by_tid[names["c-deep"]]["frames"]
+    kinds = [(f.get("kind"), f.get("symbol") if f.get("kind") == "native" else f["name"]) for f in deep]
+    first_py = next(i for i, k in enumerate(kinds) if k[0] == "python")
+    inner = [k[1] for k in kinds[:first_py]]
+    check("nativeext_wait_forever" in inner and "nativeext_block" in inner,
+          "c-deep: the innermost C frames %s lack the extension's nativeext_wait_forever/nativeext_block" % inner)
+    deep_at = [i for i, k in enumerate(kinds) if k == ("python", "deep")]
+    check(len(deep_at) == depth + 1, "c-deep: %d Python frames of deep(), the target made %d" % (len(deep_at), depth + 1))
+    for a, b in zip(deep_at, deep_at[1:]):
+        between = [k[1] for k in kinds[a + 1:b]]
+        check(all(k[0] == "native" for k in kinds[a + 1:b]) and "nativeext_call" in between,
+              "c-deep: between two deep() frames: %s (expected the extension's nativeext_call)" % between)
+    # Busy threads move: most of their stacks pass through the C code doing the work (or waiting
+    # in it for the GIL), which the thread calls and nothing else does.
+    work = {"zlib": re.compile(r"zlib|deflate|compress|libz\.", re.I), "hashlib": re.compile(r"sha|hash|evp|libcrypto", re.I)}
+    for th in t.report["threads"]:
+        if th["ident"] not in busy:
+            continue
+        hits, seen = 0, []
+        for _ in range(5):
+            j = native_json(ctx, t.pid, "--native")
+            frames = [x for x in j["threads"] if x["native_id"] == th["native_id"]][0]["frames"]
+            check(any(f.get("kind") == "python" and f["name"] in ("zipper", "hasher") for f in frames),
+                  "%s: no Python frame of its worker in %s" % (th["name"], describe(frames, "pyinspect")))
+            c = [f for f in frames if f.get("kind") == "native"]
+            if any(work[th["name"]].search((f["symbol"] or "") + " " + os.path.basename(f["library"] or "")) for f in c):
+                hits += 1
+            seen = frames
+        check(hits >= 3, "%s: %d of 5 stacks passed through the code doing its work; the last:\n      %s" % (
+            th["name"], hits, describe(seen, "pyinspect")))
+    print("native: %d threads compared with gdb, c-deep %d levels through C" % (len(blocked), depth))
+
+
+def register(test):
+    test("native")(native)
