@@ -73,11 +73,10 @@ std::string layout_cache_dir() {
   return {};
 }
 
-std::optional<Layout> load_cached_layout(const std::string& build_id) {
-  if (!valid_build_id(build_id)) return std::nullopt;
+std::optional<std::string> load_cache_file(const std::string& name) {
   std::string dir = usable_dir(false);
-  if (dir.empty()) return std::nullopt;
-  int fd = open((dir + "/layout-" + build_id + ".json").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir.empty() || name.find('/') != std::string::npos) return std::nullopt;
+  int fd = open((dir + "/" + name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   struct stat st;
   std::string text;
@@ -87,6 +86,30 @@ std::optional<Layout> load_cached_layout(const std::string& build_id) {
   }
   close(fd);
   if (text.empty()) return std::nullopt;
+  return text;
+}
+
+void store_cache_file(const std::string& name, const std::string& text) {
+  std::string dir = usable_dir(true);
+  if (dir.empty() || name.find('/') != std::string::npos) return;
+  std::string path = dir + "/" + name;
+  std::string pattern = path + ".XXXXXX";
+  std::vector<char> tmp(pattern.begin(), pattern.end());
+  tmp.push_back('\0');
+  int fd = mkstemp(tmp.data());  // 0600, a name nobody could have prepared
+  if (fd < 0) return;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.data(), path.c_str()) != 0) unlink(tmp.data());
+}
+
+std::optional<Layout> load_cached_layout(const std::string& build_id) {
+  if (!valid_build_id(build_id)) return std::nullopt;
+  std::string dir = usable_dir(false);
+  if (dir.empty()) return std::nullopt;
+  auto loaded = load_cache_file("layout-" + build_id + ".json");
+  if (!loaded) return std::nullopt;
+  const std::string& text = *loaded;
   try {
     auto j = nlohmann::json::parse(text);
     if (j.value("spec", "") != spec_digest() || j.value("build_id", "") != build_id) return std::nullopt;
@@ -106,16 +129,7 @@ void store_cached_layout(const std::string& build_id, const Layout& layout) {
   nlohmann::json j = layout.to_json();
   j["spec"] = spec_digest();
   j["build_id"] = build_id;
-  std::string text = j.dump(1);
-  std::string path = dir + "/layout-" + build_id + ".json";
-  std::string pattern = path + ".XXXXXX";
-  std::vector<char> tmp(pattern.begin(), pattern.end());
-  tmp.push_back('\0');
-  int fd = mkstemp(tmp.data());  // 0600, a name nobody could have prepared
-  if (fd < 0) return;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp.data(), path.c_str()) != 0) unlink(tmp.data());
+  store_cache_file("layout-" + build_id + ".json", j.dump(1));
 }
 
 }  // namespace pyinspect

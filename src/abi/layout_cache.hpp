@@ -15,6 +15,10 @@
 namespace pyinspect {
 
 std::string layout_cache_dir();
+// Any other file of that directory (the native frames' names, by build-id), with the same checks:
+// its text, nullopt if absent or not to be trusted; and storing one (atomically, 0600).
+std::optional<std::string> load_cache_file(const std::string& name);
+void store_cache_file(const std::string& name, const std::string& text);
 std::optional<Layout> load_cached_layout(const std::string& build_id);
 void store_cached_layout(const std::string& build_id, const Layout& layout);
 

@@ -28,7 +28,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       "addresses", po::bool_switch(&addresses), "show thread state and code object addresses")(
       "no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")(
       "no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")(
-      "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")(
+      "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout (or, --native, its frames' names) is cached (see docs/usage.md)")(
       "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
       "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
       "how to find the interpreter list: auto, runtime, symbol, code, scan");
@@ -42,6 +42,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   opts.max_native_frames = std::min<size_t>(opts.max_frames, 4096);  // a C stack deeper than this is a loop
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
+  opts.native_cache = !no_cache;
 
   Process proc(parse_pid(pid_text));
   ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));

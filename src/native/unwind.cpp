@@ -14,6 +14,9 @@
 #include <cstring>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
+#include "abi/layout_cache.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "proc/maps.hpp"
@@ -148,9 +151,107 @@ struct NativeUnwinder::Impl {
   };
   std::unordered_map<Dwfl_Module*, std::vector<Symbol>> symbols;
 
+  // The names of a module's addresses kept on disk, by its build-id and what symbols and DWARF it
+  // has (a binary stripped, or a debug package installed, names its code differently). Opening a
+  // binary's DWARF costs tens of milliseconds (libc's debug file is compressed), a cached name
+  // nothing.
+  struct Cached {
+    bool full = false;                // with the DWARF's lines and inlined calls
+    std::vector<NativeFrame> frames;  // without pc, library and offset
+  };
+  struct ModuleCache {
+    std::string file;  // empty: not cached (no build-id)
+    std::unordered_map<uint64_t, Cached> entries;  // by the address in the file
+    bool dirty = false;
+  };
+  bool use_cache = true;
+  std::unordered_map<Dwfl_Module*, ModuleCache> caches;
+  static constexpr size_t kMaxCached = 200000;  // entries per binary
+
   Impl(int p, const Memory& m) : pid(p), live(m) {}
   ~Impl() {
+    try {
+      for (auto& [mod, c] : caches) store(c);
+    } catch (const std::exception&) {  // only a cache
+    }
     if (dwfl) dwfl_end(dwfl);
+  }
+
+  static std::string hex_id(const unsigned char* bits, int len) {
+    static const char* digits = "0123456789abcdef";
+    std::string s;
+    for (int i = 0; i < len; ++i) s += digits[bits[i] >> 4], s += digits[bits[i] & 15];
+    return s;
+  }
+
+  ModuleCache& cache_of(Dwfl_Module* mod) {
+    auto [it, added] = caches.try_emplace(mod);
+    ModuleCache& c = it->second;
+    if (!added || !use_cache) return c;
+    const unsigned char* bits = nullptr;
+    GElf_Addr vaddr = 0;
+    int len = dwfl_module_build_id(mod, &bits, &vaddr);
+    if (len < 8) return c;
+    std::string id = hex_id(bits, len);
+    GElf_Addr bias = 0;
+    Elf* elf = dwfl_module_getelf(mod, &bias);
+    bool symtab = false, dwarf = false;
+    size_t shstrndx = 0;
+    if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0)
+      for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh)) continue;
+        const char* n = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (!n) continue;
+        symtab = symtab || sh.sh_type == SHT_SYMTAB;
+        dwarf = dwarf || std::strcmp(n, ".debug_info") == 0;
+      }
+    std::string rel = "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
+    struct stat st;
+    bool debug = stat(rel.c_str(), &st) == 0 ||
+                 stat(("/proc/" + std::to_string(pid) + "/root" + rel).c_str(), &st) == 0;
+    c.file = "names-" + id + "-" + (symtab ? "s" : "") + (dwarf ? "d" : "") + (debug ? "x" : "") + ".json";
+    auto text = load_cache_file(c.file);
+    if (!text) return c;
+    try {
+      auto j = nlohmann::json::parse(*text);
+      if (j.value("version", "") != PYINSPECT_VERSION) return c;
+      for (auto& [key, e] : j.at("entries").items()) {
+        Cached entry;
+        entry.full = e.at("full").get<bool>();
+        for (auto& f : e.at("frames")) {
+          NativeFrame nf;
+          nf.symbol = f.at(0).get<std::string>();
+          nf.elf_symbol = f.at(1).get<std::string>();
+          nf.file = f.at(2).get<std::string>();
+          nf.line = f.at(3).get<int>();
+          nf.inlined = f.at(4).get<bool>();
+          nf.symbol_offset = f.at(5).get<uint64_t>();
+          entry.frames.push_back(std::move(nf));
+        }
+        c.entries.emplace(std::stoull(key, nullptr, 16), std::move(entry));
+      }
+      LOG_DEBUG("native stacks: " << c.entries.size() << " names from the cache " << c.file);
+    } catch (const std::exception& e) {
+      LOG_DEBUG("native stacks: ignoring the cache " << c.file << ": " << e.what());
+      c.entries.clear();
+    }
+    return c;
+  }
+
+  static void store(ModuleCache& c) {
+    if (!c.dirty || c.file.empty()) return;
+    nlohmann::json entries = nlohmann::json::object();
+    char key[24];
+    for (auto& [at, e] : c.entries) {
+      nlohmann::json frames = nlohmann::json::array();
+      for (auto& f : e.frames)
+        frames.push_back({f.symbol, f.elf_symbol, f.file, f.line, f.inlined, f.symbol_offset});
+      std::snprintf(key, sizeof key, "%llx", static_cast<unsigned long long>(at));
+      entries[key] = {{"full", e.full}, {"frames", frames}};
+    }
+    store_cache_file(c.file, nlohmann::json{{"version", PYINSPECT_VERSION}, {"entries", entries}}.dump());
+    c.dirty = false;
   }
 
   // Files are opened through /proc/PID/root, so that a target in another mount namespace (a
@@ -307,6 +408,24 @@ struct NativeUnwinder::Impl {
     if (machine.library.rfind("[vdso", 0) == 0) machine.library = "[vdso]";
     GElf_Addr bias = 0;
     if (dwfl_module_getelf(mod, &bias)) machine.offset = pc - bias;
+    ModuleCache& cache = cache_of(mod);
+    uint64_t key = at - bias;
+    if (auto hit = cache.entries.find(key); hit != cache.entries.end() && !hit->second.frames.empty()) {
+      const Cached& e = hit->second;
+      bool eval = !name_only.empty() && base_symbol(e.frames.back().elf_symbol) == name_only;
+      if (e.full || eval) {
+        // An evaluation-loop frame needs no more than its symbol.
+        size_t from = eval ? e.frames.size() - 1 : 0;
+        for (size_t i = from; i < e.frames.size(); ++i) {
+          NativeFrame f = e.frames[i];
+          f.pc = pc;
+          f.library = machine.library;
+          f.offset = machine.offset;
+          out.push_back(std::move(f));
+        }
+        return out;
+      }
+    }
     if (const Symbol* s = symbol_at(mod, at)) {
       machine.elf_symbol = s->name;
       // Without its symbol version ("clock_nanosleep@@GLIBC_2.17").
@@ -316,6 +435,7 @@ struct NativeUnwinder::Impl {
     }
     if (!name_only.empty() && base_symbol(machine.elf_symbol) == name_only) {
       out.push_back(machine);
+      remember(cache, key, out, false);
       return out;
     }
     if (Dwfl_Line* line = dwfl_module_getsrc(mod, at)) {
@@ -368,11 +488,23 @@ struct NativeUnwinder::Impl {
     }
     for (auto& f : out) f.elf_symbol = machine.elf_symbol;
     out.push_back(machine);
+    remember(cache, key, out, true);
     return out;
+  }
+
+  void remember(ModuleCache& cache, uint64_t key, const std::vector<NativeFrame>& frames, bool full) {
+    if (cache.file.empty() || cache.entries.size() >= kMaxCached) return;
+    Cached& e = cache.entries[key];
+    if (e.full && !full) return;
+    e.full = full;
+    e.frames = frames;
+    cache.dirty = true;
   }
 };
 
-NativeUnwinder::NativeUnwinder(int pid, const Memory& live) : impl_(std::make_unique<Impl>(pid, live)) {
+NativeUnwinder::NativeUnwinder(int pid, const Memory& live, bool use_cache)
+    : impl_(std::make_unique<Impl>(pid, live)) {
+  impl_->use_cache = use_cache;
   impl_->open();
 }
 

@@ -47,8 +47,10 @@ struct NativeStack {
 
 class NativeUnwinder {
  public:
-  // `live` reads the target for what the copy of a stack does not hold.
-  NativeUnwinder(int pid, const Memory& live);
+  // `live` reads the target for what the copy of a stack does not hold. With `use_cache`, the
+  // names found for each address are kept on disk by the binary's build-id (docs/usage.md,
+  // "Native frames"), so that a later run need not open the DWARF again.
+  NativeUnwinder(int pid, const Memory& live, bool use_cache = true);
   ~NativeUnwinder();
   NativeUnwinder(const NativeUnwinder&) = delete;
   NativeUnwinder& operator=(const NativeUnwinder&) = delete;

@@ -277,7 +277,7 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
                 const std::map<int, TaskInfo>& tasks, StackSnapshot& snap) {
   snap.native = true;
   auto t0 = std::chrono::steady_clock::now();
-  NativeUnwinder unwinder(snap.pid, mem);
+  NativeUnwinder unwinder(snap.pid, mem, opts.native_cache);
   const std::string eval = py.layout().facts().eval_function;
   if (!opts.native_all) unwinder.name_only(eval);
   std::set<int> seen;

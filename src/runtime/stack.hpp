@@ -24,6 +24,7 @@ struct StackOptions {
   bool native = false;
   bool native_all = false;
   size_t max_native_frames = 1024;
+  bool native_cache = true;  // keep the names of native frames on disk by build-id (--no-cache: not)
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);

@@ -123,6 +123,10 @@ def collapse(frames, is_python):
     return out
 
 
+def by_tid_of(doc):
+    return dict((th["native_id"], th) for th in doc["threads"])
+
+
 def native_json(ctx, pid, *extra):
     _, out, _ = run_pyinspect(ctx.pyinspect, ["stack", str(pid), "--json"] + list(extra))
     return json.loads(out)
@@ -149,8 +153,15 @@ def run_native(ctx, t):
     # its C frames move between gdb's look and pyinspect's, so it is compared on its Python frames.
     blocked = [th for th in t.report["threads"] if th["ident"] not in busy and th["name"] != "MainThread"]
     gdb = gdb_frames(t.pid)
-    all_ = native_json(ctx, t.pid, "--native-all")
+    all_ = native_json(ctx, t.pid, "--native-all", "--no-cache")  # names from the DWARF itself
     merged = native_json(ctx, t.pid, "--native")
+    # The names kept on disk by build-id (this run's, or an earlier one's) are the DWARF's names.
+    cached = native_json(ctx, t.pid, "--native-all")
+    for th in blocked:
+        a = [f for f in by_tid_of(all_)[th["native_id"]]["frames"] if f.get("kind") == "native"]
+        b = [f for f in by_tid_of(cached)[th["native_id"]]["frames"] if f.get("kind") == "native"]
+        check(a == b, "thread %s: native frames from the cache differ from those read from the DWARF:\n"
+              "      %s\n  cached:\n      %s" % (th["name"], describe(a, "p"), describe(b, "p")))
     check(merged["native"] is True, "--native: the JSON says native is %r" % merged["native"])
     eval_name = norm(eval_function(ctx.interp))
     by_tid_all = dict((th["native_id"], th) for th in all_["threads"])
