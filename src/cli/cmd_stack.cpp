@@ -39,6 +39,8 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
   opts.thread_names = !no_names;
   if (opts.native_all) opts.native = true;
+  if (opts.native && opts.nonblocking)
+    throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");
   opts.max_native_frames = std::min<size_t>(opts.max_frames, 4096);  // a C stack deeper than this is a loop
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;

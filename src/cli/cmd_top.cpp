@@ -41,7 +41,7 @@ class Table {
       seen.clear();
       bool innermost = true;
       for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) {
-        if (p.frames[*it].kind != ProfileFrame::Kind::Python) continue;
+        if (p.frames[*it].is_root()) continue;
         Row& r = row(*it);
         if (innermost) {
           r.own += s.count;

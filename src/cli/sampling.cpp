@@ -25,6 +25,7 @@ void SamplingArgs::describe(Profile& p) const {
   p.idle = opts.idle;
   p.gil_only = opts.gil_only;
   p.by_function = opts.by_function;
+  p.native = opts.native;
 }
 
 void add_sampling_options(po::options_description& desc, SamplingArgs& sa) {
@@ -41,6 +42,10 @@ void add_sampling_options(po::options_description& desc, SamplingArgs& sa) {
       "read the stacks while the target runs (the default: the target is never stopped; docs/performance.md)")(
       "blocking", po::bool_switch(&sa.blocking),
       "stop the target's threads for each sample (consistent stacks, at a cost to the target)")(
+      "native", po::bool_switch(&sa.opts.native),
+      "also the C frames, merged with the Python frames (as stack --native; implies --blocking)")(
+      "native-all", po::bool_switch(&sa.opts.native_all),
+      "as --native, and keep the evaluation loop's own C frames")(
       "max-frames", po::value(&sa.opts.max_frames)->default_value(sa.opts.max_frames),
       "at most N frames per stack (the innermost)")(
       "no-dwarf", po::bool_switch(&sa.no_dwarf), "ignore debug info; use the embedded layout tables");
@@ -51,7 +56,10 @@ void check_sampling_options(SamplingArgs& sa) {
     throw Error(ErrorCode::Usage, "--rate wants a number of samples per second between 0 and 100000");
   if (sa.blocking && sa.nonblocking) throw Error(ErrorCode::Usage, "--blocking and --nonblocking: choose one");
   if (sa.opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
-  sa.opts.blocking = sa.blocking;
+  if (sa.opts.native_all) sa.opts.native = true;
+  if (sa.opts.native && sa.nonblocking)
+    throw Error(ErrorCode::Usage, "--native reads each thread's registers, which needs it stopped: leave out --nonblocking");
+  sa.opts.blocking = sa.blocking || sa.opts.native;
   sa.opts.use_dwarf = !sa.no_dwarf;
 }
 

@@ -94,6 +94,37 @@ std::string base_symbol(const std::string& name) {
   return cut == std::string::npos ? name : name.substr(0, cut);
 }
 
+std::vector<MergedFrame> merge_order(const std::vector<int>& eval_calls, const NativeStack& native,
+                                     const std::string& eval_function, bool keep_all, int* unplaced) {
+  std::vector<MergedFrame> out;
+  size_t next = 0;  // the next Python frame to place
+  int call = 0;     // the evaluation loop's calls met so far, from the innermost
+  const auto& nf = native.frames;
+  for (size_t i = 0; i < nf.size();) {
+    size_t end = i;  // a machine frame: its inlined calls, then itself
+    while (end + 1 < nf.size() && nf[end].inlined) ++end;
+    bool eval = !nf[end].elf_symbol.empty() && base_symbol(nf[end].elf_symbol) == eval_function;
+    size_t begin = next;
+    if (eval) {
+      // Python frames of this call, and of calls before it whose own frame was not seen.
+      while (next < eval_calls.size() && eval_calls[next] <= call) ++next;
+      ++call;
+    }
+    if (!eval || (begin == next && !keep_all)) {
+      for (size_t k = i; k <= end; ++k) out.push_back({false, k});
+    } else {
+      if (keep_all)
+        for (size_t k = i; k < end; ++k) out.push_back({false, k});
+      for (size_t k = begin; k < next; ++k) out.push_back({true, k});
+      if (keep_all) out.push_back({false, end});
+    }
+    i = end + 1;
+  }
+  *unplaced = static_cast<int>(eval_calls.size() - next);
+  for (size_t k = next; k < eval_calls.size(); ++k) out.push_back({true, k});
+  return out;
+}
+
 std::optional<NativeCapture> capture_native(const StoppedThread& t, const ProcessMemory& mem) {
   auto regs = t.registers();
   if (!regs) return std::nullopt;

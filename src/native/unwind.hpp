@@ -67,6 +67,19 @@ class NativeUnwinder {
   std::string name_only_;
 };
 
+// The order of a thread's merged stack, innermost first: each entry a Python frame (an index into
+// the thread's Python frames, innermost first, whose C-level evaluation calls are `eval_calls`,
+// counted from the innermost) or a native frame (an index into `native.frames`). Each machine
+// frame of `eval_function` (with its inlined calls) gives way to the Python frames of its call; with
+// `keep_all` they go before it, and it stays. A call whose Python frames were not read keeps its
+// native frame. Python frames no such frame ran go last, and `*unplaced` counts them.
+struct MergedFrame {
+  bool python;
+  size_t index;
+};
+std::vector<MergedFrame> merge_order(const std::vector<int>& eval_calls, const NativeStack& native,
+                                     const std::string& eval_function, bool keep_all, int* unplaced);
+
 // `name` without what the compiler appends to parts of a function it split or specialised
 // ("_PyEval_EvalFrameDefault.cold", "foo.part.0", "bar.constprop.0", "baz.lto_priv.0") and
 // without its symbol version ("clock_nanosleep@@GLIBC_2.17").

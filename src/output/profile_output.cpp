@@ -167,6 +167,7 @@ const char* kind_name(ProfileFrame::Kind k) {
     case ProfileFrame::Kind::Python: return "python";
     case ProfileFrame::Kind::Thread: return "thread";
     case ProfileFrame::Kind::Process: return "process";
+    case ProfileFrame::Kind::Native: return "native";
   }
   return "";
 }
@@ -211,7 +212,7 @@ json speedscope_json(const Profile& p) {
   json frames = json::array();
   for (const auto& f : p.frames) {
     // speedscope shows file and line beside the name: a Python frame's name is its function alone.
-    json j = {{"name", valid_utf8(f.kind == ProfileFrame::Kind::Python ? f.function : f.label())}};
+    json j = {{"name", valid_utf8(!f.is_root() ? f.function : f.label())}};
     if (!f.file.empty()) j["file"] = valid_utf8(f.file);
     if (f.line >= 0) j["line"] = f.line;
     frames.push_back(std::move(j));
@@ -231,7 +232,7 @@ json speedscope_json(const Profile& p) {
   for (uint32_t i : stacks_in_label_order(p)) {
     const auto& s = p.stacks[i];
     size_t k = 0;
-    for (size_t d = 0; d < s.frames.size() && p.frames[s.frames[d]].kind != ProfileFrame::Kind::Python; ++d)
+    for (size_t d = 0; d < s.frames.size() && p.frames[s.frames[d]].is_root(); ++d)
       if (p.frames[s.frames[d]].kind == ProfileFrame::Kind::Thread) k = d + 1;
     std::vector<uint32_t> key(s.frames.begin(), s.frames.begin() + static_cast<long>(k));
     auto [it, added] = group_of.emplace(key, groups.size());
@@ -393,10 +394,15 @@ std::string frame_fill(const Profile& p, uint32_t frame) {
   uint64_t h = fnv1a(frame == kNoFrame ? std::string_view("all") : std::string_view(p.frames[frame].function));
   auto part = [&](int shift) { return static_cast<double>((h >> shift) & 0xFFFF) / 65535.0; };
   int r, g, b;
-  if (frame == kNoFrame || p.frames[frame].kind != ProfileFrame::Kind::Python) {
+  if (frame == kNoFrame || p.frames[frame].is_root()) {
     r = 190 + static_cast<int>(20 * part(0));
     g = r + 5;
     b = 215 + static_cast<int>(25 * part(16));
+  } else if (p.frames[frame].kind == ProfileFrame::Kind::Native) {
+    // C frames in greens, apart from the Python frames' warm hues.
+    r = 80 + static_cast<int>(60 * part(0));
+    g = 170 + static_cast<int>(60 * part(16));
+    b = 60 + static_cast<int>(40 * part(32));
   } else {
     r = 205 + static_cast<int>(50 * part(0));
     g = static_cast<int>(230 * part(16));

@@ -5,9 +5,11 @@
 namespace pyinspect {
 
 std::string ProfileFrame::label() const {
-  if (kind != Kind::Python || file.empty()) return function;
-  if (line < 0) return function + " (" + file + ")";
-  return function + " (" + file + ":" + std::to_string(line) + ")";
+  if (is_root()) return function;
+  std::string f = kind == Kind::Native ? "(C) " + function : function;
+  if (file.empty()) return f;
+  if (line < 0) return f + " (" + file + ")";
+  return f + " (" + file + ":" + std::to_string(line) + ")";
 }
 
 uint64_t Profile::total() const {

@@ -11,15 +11,18 @@
 namespace pyinspect {
 
 struct ProfileFrame {
-  enum class Kind { Python, Thread, Process };
+  enum class Kind { Python, Thread, Process, Native };
   Kind kind = Kind::Python;
-  std::string function;  // qualified name (3.11+) or co_name; a thread's or process's label
-  std::string file;      // empty for Thread and Process roots
+  std::string function;  // qualified name (3.11+) or co_name; a thread's or process's label;
+                         // native: the C function ("??" when nothing names it)
+  std::string file;      // empty for Thread and Process roots; native: the source file, else the library
   int line = -1;         // -1: aggregated by function (--function), or no line known
+  bool is_root() const { return kind == Kind::Thread || kind == Kind::Process; }
   bool operator==(const ProfileFrame& o) const {
     return kind == o.kind && line == o.line && function == o.function && file == o.file;
   }
-  // "function (file:line)", "function (file)" by function, the label alone for roots.
+  // "function (file:line)", "function (file)" by function, the label alone for roots; native
+  // frames are the same with "(C) " before the function.
   std::string label() const;
 };
 
@@ -55,6 +58,7 @@ struct Profile {
   bool idle = false;       // idle threads included
   bool gil_only = false;
   bool by_function = false;
+  bool native = false;  // C frames recorded too (record --native)
   std::vector<ProfileFrame> frames;
   std::vector<ProfileStack> stacks;
   SamplerStats stats;

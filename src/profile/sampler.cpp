@@ -15,6 +15,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "native/unwind.hpp"
 #include "proc/pause.hpp"
 #include "proc/process.hpp"
 #include "runtime/frames.hpp"
@@ -153,6 +154,7 @@ class TargetSampler {
   char state_of(int tid, const std::unordered_map<int, char>& before);
   uint32_t thread_root(Profile& profile, const RawThread& t, int tid);
   void record(Profile& profile, SamplerStats& st, const RawThread& t, int tid);
+  uint32_t native_id(Profile& profile, const NativeFrame& f);
 
   SamplerOptions opts_;
   Process proc_;
@@ -173,7 +175,13 @@ class TargetSampler {
   bool unreadable_ = false;  // a walk met unreadable memory: the maps may be out of date
   bool maps_fresh_ = false;  // the maps were read during this instant
   std::vector<uint32_t> stack_;  // scratch
+  std::vector<uint32_t> python_ids_;  // scratch: one thread's Python frames, innermost first
+  std::vector<int> eval_calls_;       // scratch: their C-level evaluation calls
   std::string version_;
+  // --native: the stopped threads' registers and stacks of this instant, unwound after the pause.
+  std::unique_ptr<NativeUnwinder> unwinder_;
+  std::map<int, NativeCapture> captures_;
+  std::unordered_map<std::string, uint32_t> native_ids_;  // name, file and line -> profile frame
 };
 
 std::vector<RawThread> TargetSampler::walk(const Memory& m, SamplerStats& st) {
@@ -259,13 +267,37 @@ uint32_t TargetSampler::thread_root(Profile& profile, const RawThread& t, int ti
   return id;
 }
 
+uint32_t TargetSampler::native_id(Profile& profile, const NativeFrame& f) {
+  ProfileFrame pf;
+  pf.kind = ProfileFrame::Kind::Native;
+  pf.function = f.symbol.empty() ? "??" : f.symbol;
+  if (!f.file.empty()) {
+    pf.file = f.file;
+    pf.line = opts_.by_function || f.line <= 0 ? -1 : f.line;
+  } else if (!f.library.empty()) {
+    pf.file = f.library.substr(f.library.rfind('/') + 1);
+  }
+  std::string key = pf.function + '\0' + pf.file + '\0' + std::to_string(pf.line);
+  auto [it, added] = native_ids_.try_emplace(key, 0);
+  if (added) it->second = profile.intern(pf);
+  return it->second;
+}
+
 void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& t, int tid) {
   stack_.clear();
   if (root_) stack_.push_back(*root_);
   if (opts_.threads) stack_.push_back(thread_root(profile, t, tid));
   size_t base = stack_.size();
   if (t.walk.at_limit) stack_.push_back(profile.intern({ProfileFrame::Kind::Python, "(deeper frames not read)", "", -1}));
-  for (auto f = t.walk.frames.rbegin(); f != t.walk.frames.rend(); ++f) {
+  // The Python frames, innermost first, with the C-level evaluation call each belongs to.
+  python_ids_.clear();
+  eval_calls_.clear();
+  const Facts& facts = py_.layout().facts();
+  int call = 0;
+  for (size_t i = 0; i < t.walk.frames.size(); ++i) {
+    const RawFrame* f = &t.walk.frames[i];
+    if (is_shim(facts, *f)) continue;
+    bool ends = ends_eval_call(facts, t.walk.frames, i);
     auto where = decoder_.locate(*f);
     if (where && !where->code->complete && !maps_fresh_) {
       // A code object, or its name, file or line table, outside the maps read last (a new
@@ -276,6 +308,7 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
       decoder_.forget(f->code);
       where = decoder_.locate(*f);
     }
+    if (ends) ++call;
     if (!where) continue;
     const CodeInfo& c = *where->code;
     int line = opts_.by_function ? -1 : where->line;
@@ -294,9 +327,26 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
       pf.line = opts_.by_function ? (c.valid ? c.first_line : -1) : line;
       it->second = profile.intern(pf);
     }
-    stack_.push_back(it->second);
+    python_ids_.push_back(it->second);
+    eval_calls_.push_back(call - (ends ? 1 : 0));
   }
-  if (stack_.size() == base) return;  // no Python frame (a thread starting or ending)
+  auto cap = opts_.native ? captures_.find(tid) : captures_.end();
+  if (cap != captures_.end()) {
+    if (!unwinder_) {
+      unwinder_ = std::make_unique<NativeUnwinder>(pid(), mem_);
+      if (!opts_.native_all) unwinder_->name_only(facts.eval_function);
+    }
+    NativeStack ns = unwinder_->unwind(cap->second, opts_.max_frames);
+    int unplaced = 0;
+    auto order = merge_order(eval_calls_, ns, facts.eval_function, opts_.native_all, &unplaced);
+    for (auto m = order.rbegin(); m != order.rend(); ++m)
+      stack_.push_back(m->python ? python_ids_[m->index] : native_id(profile, ns.frames[m->index]));
+    if (python_ids_.empty() && order.empty()) return;
+  } else {
+    if (python_ids_.empty()) return;  // no Python frame (a thread starting or ending)
+    stack_.insert(stack_.end(), python_ids_.rbegin(), python_ids_.rend());
+  }
+  if (stack_.size() == base) return;
   profile.add(stack_);
   ++st.thread_samples;
 }
@@ -328,6 +378,11 @@ bool TargetSampler::sample(Profile& profile, SamplerStats& st) {
       if (opts_.blocking) pause.emplace(pid());
       cache.prefetch(warm_);
       raw = walk(cache, st);
+      captures_.clear();
+      if (pause && opts_.native)
+        for (const auto& th : pause->threads())
+          if (th->stopped())
+            if (auto c = capture_native(*th, mem_)) captures_.emplace(th->tid(), std::move(*c));
       if (pause) {
         pause->resume();
         st.pause_s += std::chrono::duration<double>(pause->duration()).count();

@@ -32,6 +32,10 @@ struct SamplerOptions {
   bool subprocesses = false;  // follow the targets' Python descendants (a root frame per process)
   size_t max_frames = 4096;   // per thread stack; deeper stacks keep their innermost frames
   bool use_dwarf = true;
+  // C frames too, merged with the Python frames as stack --native merges them (needs blocking:
+  // registers are read from stopped threads); native_all keeps the evaluation loop's frames.
+  bool native = false;
+  bool native_all = false;
   // A child pyinspect started (record -- CMD): sampling ends when it exits, and its status is
   // collected (Sampler::child_status).
   int child = 0;

@@ -189,6 +189,23 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
   return out;
 }
 
+bool is_shim(const Facts& facts, const RawFrame& f) {
+  return facts.frames != Facts::Frames::FrameObjects && facts.first_shim_owner >= 0 &&
+         f.owner >= facts.first_shim_owner;
+}
+
+bool ends_eval_call(const Facts& facts, const std::vector<RawFrame>& frames, size_t i) {
+  switch (facts.eval_calls) {
+    case Facts::EvalCalls::PerFrame:
+      return true;
+    case Facts::EvalCalls::EntryFlag:
+      return frames[i].is_entry;
+    case Facts::EvalCalls::ShimFrames:
+      return i + 1 == frames.size() || is_shim(facts, frames[i + 1]);
+  }
+  return true;
+}
+
 std::optional<uint64_t> FrameDecoder::fingerprint(RemoteAddr addr) const {
   const Layout& l = r_.layout();
   if (print_offsets_.empty()) {

@@ -28,6 +28,11 @@ struct FrameWalk {
   std::string problem;    // why the walk stopped early, if it did
 };
 
+// 3.12+: a frame the evaluation loop pushes on the C stack to mark where one call of it begins.
+bool is_shim(const Facts& facts, const RawFrame& f);
+// Whether frames[i] is the outermost Python frame of one C-level call of the evaluation loop.
+bool ends_eval_call(const Facts& facts, const std::vector<RawFrame>& frames, size_t i);
+
 // The frame chain of one thread state, bounded by `max_frames` and safe against cycles.
 FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frames);
 // The thread's innermost frame (null: none); nullopt, with the reason, when it cannot be read.

@@ -239,25 +239,6 @@ std::map<std::pair<RemoteAddr, uint64_t>, std::string> thread_names(const Object
   return names;
 }
 
-// 3.12+: a frame the evaluation loop pushes on the C stack to mark where one call of it begins.
-bool is_shim(const Facts& facts, const RawFrame& f) {
-  return facts.frames != Facts::Frames::FrameObjects && facts.first_shim_owner >= 0 &&
-         f.owner >= facts.first_shim_owner;
-}
-
-// Whether frames[i] is the outermost Python frame of one call of the evaluation loop.
-bool ends_eval_call(const Facts& facts, const std::vector<RawFrame>& frames, size_t i) {
-  switch (facts.eval_calls) {
-    case Facts::EvalCalls::PerFrame:
-      return true;
-    case Facts::EvalCalls::EntryFlag:
-      return frames[i].is_entry;
-    case Facts::EvalCalls::ShimFrames:
-      return i + 1 == frames.size() || is_shim(facts, frames[i + 1]);
-  }
-  return true;
-}
-
 FrameInfo native_frame_info(const NativeFrame& n) {
   FrameInfo f;
   f.kind = FrameInfo::Kind::Native;
@@ -328,35 +309,11 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
 
 std::vector<FrameInfo> merge_native(const std::vector<FrameInfo>& python, const NativeStack& native,
                                     const std::string& eval_function, bool keep_all, int* unplaced) {
+  std::vector<int> calls;
+  for (const auto& f : python) calls.push_back(f.eval_call);
   std::vector<FrameInfo> out;
-  size_t next = 0;  // the next Python frame to place
-  int call = 0;     // the evaluation loop's calls met so far, from the innermost
-  const auto& nf = native.frames;
-  for (size_t i = 0; i < nf.size();) {
-    size_t end = i;  // a machine frame: its inlined calls, then itself
-    while (end + 1 < nf.size() && nf[end].inlined) ++end;
-    bool eval = !nf[end].elf_symbol.empty() && base_symbol(nf[end].elf_symbol) == eval_function;
-    if (!eval) {
-      for (size_t k = i; k <= end; ++k) out.push_back(native_frame_info(nf[k]));
-    } else {
-      // Python frames run by a call before this one (their own call's frame was not seen) go first.
-      size_t begin = next;
-      while (next < python.size() && python[next].eval_call <= call) ++next;
-      ++call;
-      if (keep_all) {
-        for (size_t k = i; k < end; ++k) out.push_back(native_frame_info(nf[k]));
-        out.insert(out.end(), python.begin() + begin, python.begin() + next);
-        out.push_back(native_frame_info(nf[end]));
-      } else if (begin == next) {
-        for (size_t k = i; k <= end; ++k) out.push_back(native_frame_info(nf[k]));
-      } else {
-        out.insert(out.end(), python.begin() + begin, python.begin() + next);
-      }
-    }
-    i = end + 1;
-  }
-  *unplaced = static_cast<int>(python.size() - next);
-  out.insert(out.end(), python.begin() + next, python.end());
+  for (const MergedFrame& m : merge_order(calls, native, eval_function, keep_all, unplaced))
+    out.push_back(m.python ? python[m.index] : native_frame_info(native.frames[m.index]));
   return out;
 }
 

@@ -111,6 +111,23 @@ def compare_with_gdb(where, mine, theirs):
     return m_groups
 
 
+def expected_merged(gdb, eval_name, with_pc):
+    """gdb's frames (innermost first) with each machine frame of the evaluation loop and the calls
+    inlined into it as one "PY" (where the Python frames go), the others as ("C", name[, pc])."""
+    want, pending = [], []
+    for g in gdb:
+        if g["inline"]:
+            pending.append(g)
+            continue
+        if norm(g["name"]) == eval_name:
+            want.append("PY")
+        else:
+            want.extend(("C", norm(p["name"])) for p in pending)
+            want.append(("C", norm(g["name"]), g["pc"]) if with_pc else ("C", norm(g["name"])))
+        pending = []
+    return [w for i, w in enumerate(want) if w != "PY" or i == 0 or want[i - 1] != "PY"]
+
+
 def collapse(frames, is_python):
     """The frames with each run of Python frames as one "PY" entry."""
     out = []
@@ -183,18 +200,7 @@ def run_native(ctx, t):
         compare_thread(own[tid], {"frames": py}, where + " (Python frames of --native)")
         # Merged: gdb's frames with each machine frame of the evaluation loop (and what is inlined
         # into it) replaced by the Python frames it runs.
-        want, pending = [], []
-        for g in theirs:
-            if g["inline"]:
-                pending.append(g)
-                continue
-            if norm(g["name"]) == eval_name:
-                want.append("PY")
-            else:
-                want.extend(("C", norm(p["name"])) for p in pending)
-                want.append(("C", norm(g["name"]), g["pc"]))
-            pending = []
-        want = [w for i, w in enumerate(want) if w != "PY" or i == 0 or want[i - 1] != "PY"]
+        want = expected_merged(theirs, eval_name, with_pc=True)
         got = []
         for f in mine:
             if f.get("kind") != "native":
@@ -239,7 +245,46 @@ def run_native(ctx, t):
             seen = frames
         check(hits >= 3, "%s: %d of 5 stacks passed through the code doing its work; the last:\n      %s" % (
             th["name"], hits, describe(seen, "pyinspect")))
+    record_native(ctx, t, gdb, eval_name, names)
     print("native: %d threads compared with gdb, c-deep %d levels through C" % (len(blocked), depth))
+
+
+NATIVE_LABEL = re.compile(r"^\(C\) (.*?)(?: \((?:[^()]*)\))?$")
+
+
+def record_native(ctx, t, gdb, eval_name, names):
+    """record --native: each blocked thread's one stack in the profile is gdb's frames with the
+    Python frames (the target's own) in place of the evaluation loop's."""
+    import profile_tests
+    out = tempfile.mkdtemp(prefix="pyinspect-record-")
+    try:
+        path = os.path.join(out, "native.folded")
+        run_pyinspect(ctx.pyinspect, ["record", str(t.pid), "--native", "--idle", "--threads", "-d", "1", "-r", "20",
+                                      "-q", "-o", path], timeout=120)
+        stacks = profile_tests.parse_folded(path)
+        own = dict((th["native_id"], th) for th in t.report["threads"])
+        for name in ("c-deep", "c-call", "locker", "sleeper"):
+            tid = names[name]
+            root = 'Thread %d "%s"' % (tid, name)
+            mine = [(frames, n) for frames, n in stacks if frames[0] == root]
+            check(mine, "record --native: no stack of thread %s in the profile" % root)
+            frames = max(mine, key=lambda x: x[1])[0][1:][::-1]  # innermost first, without the root
+            got, py = [], []
+            for label in frames:
+                m = NATIVE_LABEL.match(label)
+                if label.startswith("(C) ") and m:
+                    got.append(("C", norm(m.group(1)) if m.group(1) != "??" else None))
+                else:
+                    py.append(profile_tests.frame_parts(label)[0])
+                    if not got or got[-1] != "PY":
+                        got.append("PY")
+            want = expected_merged(gdb[tid], eval_name, with_pc=False)
+            check(got == want, "record --native, thread %s:\n  profile %s\n  gdb     %s" % (name, got, want))
+            check(py == [f["function"] for f in own[tid]["frames"]],
+                  "record --native, thread %s: Python frames %s, the target says %s" % (
+                      name, py, [f["function"] for f in own[tid]["frames"]]))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def register(test):
