@@ -545,6 +545,7 @@ def commands(pid, outdir):
     """The ways pyinspect pauses a target; refs also writes a file."""
     dot = os.path.join(outdir, "graph.dot")
     return [("stack", ["stack", str(pid)], None),
+            ("stack --native", ["stack", str(pid), "--native"], None),
             ("heap", ["heap", str(pid)], None),
             ("memory", ["memory", str(pid)], None),
             ("refs", ["refs", str(pid), "--type", "Thread", "--dot", dot], dot)]

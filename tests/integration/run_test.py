@@ -308,6 +308,15 @@ def mount_namespace(ctx):
         got = stack_json(ctx.pyinspect, t.pid)
         compare_stacks(t.report, got)
         check(got["python"]["binary"].startswith(hidden), "binary %s" % got["python"]["binary"])
+        # Native frames: the binaries are opened through the target's root, so the interpreter's
+        # own C frames are named from its symbols (those of the hidden copy, not ours).
+        native = stack_json(ctx.pyinspect, t.pid, ["--native", "--no-cache"])
+        named = [f for th in native["threads"] for f in th["frames"]
+                 if f["kind"] == "native" and (f["library"] or "").startswith(hidden) and f["symbol"]]
+        check(named, "--native: no named C frame in the hidden prefix's binaries")
+        compare_stacks(t.report, {"pid": native["pid"], "python": native["python"], "threads": [
+            dict(th, frames=[f for f in th["frames"] if f["kind"] == "python"]) for th in native["threads"]
+            if th.get("python", True)]})
 
 
 def heap_json(ctx, pid, *args):
