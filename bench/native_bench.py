@@ -22,27 +22,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from stack_bench import timed  # noqa: E402  (the same timing as the stack benchmark)
 
 
 def build(python, into):
     q = "import sysconfig; print(sysconfig.get_paths()['include']); print(sysconfig.get_config_var('EXT_SUFFIX') or '.so')"
     inc, suffix = subprocess.run([python, "-c", q], stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-g", "-I", inc,
+    subprocess.run(["cc", "-shared", "-fPIC", "-pthread", "-O2", "-g", "-I", inc,
                     os.path.join(ROOT, "tests", "targets", "_nativeext.c"), "-o",
                     os.path.join(into, "_nativeext" + suffix)], check=True)
-
-
-def timed(cmd):
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit("%s failed: %s" % (cmd[0], r.stderr.decode()[-500:]))
-    return dt, r.stdout.decode("utf-8", "replace")
 
 
 def bench(python, args):

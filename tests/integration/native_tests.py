@@ -31,7 +31,7 @@ def build_extension(interp, into):
     include, suffix = out.stdout.decode().split()
     check(os.path.exists(os.path.join(include, "Python.h")), "no Python.h in %s (the interpreter's headers)" % include)
     target = os.path.join(into, "_nativeext" + suffix)
-    cmd = [cc, "-shared", "-fPIC", "-O2", "-g", "-I", include, os.path.join(TARGETS, "_nativeext.c"), "-o", target]
+    cmd = [cc, "-shared", "-fPIC", "-pthread", "-O2", "-g", "-I", include, os.path.join(TARGETS, "_nativeext.c"), "-o", target]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     check(p.returncode == 0, "building the test extension failed: %s\n%s" % (" ".join(cmd), p.stderr.decode()))
     return into
@@ -214,6 +214,13 @@ def run_native(ctx, t):
             where, got, want, describe(mine, "pyinspect")))
         check(by_tid[tid]["python_frames_unplaced"] == 0, "%s: %d Python frames left unplaced" % (
             where, by_tid[tid]["python_frames_unplaced"]))
+    # The thread of C alone: listed without Python, its frames as gdb has them.
+    c_only = t.report["extra"]["c_only"]
+    check(c_only in by_tid and by_tid[c_only]["python"] is False and by_tid[c_only]["thread_id"] is None,
+          "the C-only thread %d: %s" % (c_only, {k: v for k, v in by_tid.get(c_only, {}).items() if k != "frames"}))
+    compare_with_gdb("the C-only thread (LWP %d)" % c_only, by_tid_all[c_only]["frames"], gdb[c_only])
+    check(any(f.get("symbol") == "nativeext_wait_forever" for f in by_tid[c_only]["frames"]),
+          "the C-only thread: no frame of nativeext_wait_forever")
     # What the extension makes: C frames of the test's own functions between the Python frames.
     deep = by_tid[names["c-deep"]]["frames"]
     kinds = [(f.get("kind"), f.get("symbol") if f.get("kind") == "native" else f["name"]) for f in deep]
@@ -246,7 +253,7 @@ def run_native(ctx, t):
         check(hits >= 3, "%s: %d of 5 stacks passed through the code doing its work; the last:\n      %s" % (
             th["name"], hits, describe(seen, "pyinspect")))
     record_native(ctx, t, gdb, eval_name, names)
-    print("native: %d threads compared with gdb, c-deep %d levels through C" % (len(blocked), depth))
+    print("native: %d threads compared with gdb, and the C-only thread; c-deep %d levels through C" % (len(blocked), depth))
 
 
 NATIVE_LABEL = re.compile(r"^\(C\) (.*?)(?: \((?:[^()]*)\))?$")

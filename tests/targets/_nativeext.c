@@ -4,6 +4,8 @@
  * unwinder has only the call-frame information to go by. */
 #include <Python.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int never_written[2] = {-1, -1};
@@ -26,6 +28,30 @@ static PyObject* nativeext_block(PyObject* self, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+/* start_c_thread(): a thread of C alone (no Python thread state) blocked in the same read;
+ * returns its kernel thread id. */
+static volatile long c_thread_tid = 0;
+
+static void* nativeext_c_thread(void* arg) {
+  (void)arg;
+  c_thread_tid = syscall(SYS_gettid);
+  nativeext_wait_forever();
+  return NULL;
+}
+
+static PyObject* nativeext_start_c_thread(PyObject* self, PyObject* args) {
+  pthread_t t;
+  (void)self;
+  (void)args;
+  if (pthread_create(&t, NULL, nativeext_c_thread, NULL) != 0) {
+    PyErr_SetString(PyExc_OSError, "pthread_create failed");
+    return NULL;
+  }
+  pthread_detach(t);
+  while (c_thread_tid == 0) usleep(1000);
+  return PyLong_FromLong(c_thread_tid);
+}
+
 /* call(fn, *args): fn(*args), called from C. The reference dropped after the call keeps the
  * compiler from turning it into a tail call, so this frame stays on the stack. */
 static PyObject* nativeext_call(PyObject* self, PyObject* args) {
@@ -46,6 +72,7 @@ static PyObject* nativeext_call(PyObject* self, PyObject* args) {
 static PyMethodDef methods[] = {
     {"block", nativeext_block, METH_NOARGS, "block in C, without the GIL, for good"},
     {"call", nativeext_call, METH_VARARGS, "call(fn, *args) from C"},
+    {"start_c_thread", nativeext_start_c_thread, METH_NOARGS, "a thread without Python, blocked in C"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-# Threads blocked in C for the native-frame tests: in the test's own C extension (argv[1] is the
+# Threads blocked in C for the native-frame tests (and one thread of C alone, without Python): in the test's own C extension (argv[1] is the
 # directory it was built into), reached through Python -> C -> Python -> C, and recursing through
 # it; in sleep, a lock, select and a socket read; and two busy in C (zlib, hashlib), whose
 # stacks move. Then the main thread parks (see _park.py).
@@ -88,10 +88,11 @@ def start(workers):
 
 _park.open_channel()
 _park.register()
+c_only = _nativeext.start_c_thread()
 start(blocked)
 _park.wait_registered(len(blocked) + 1)
 _park.wait_stable([t.ident for name, t in threads])
 # The busy ones last: on 2.7 a thread that keeps the GIL slows everything else down.
 start(busy)
 _park.wait_registered(len(blocked) + len(busy) + 1)
-_park.park(extra={"busy": [t.ident for name, t in threads if name in dict(busy)], "depth": DEPTH})
+_park.park(extra={"busy": [t.ident for name, t in threads if name in dict(busy)], "depth": DEPTH, "c_only": c_only})
