@@ -27,20 +27,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from stack_bench import timed  # noqa: E402  (the same timing as the stack benchmark)
-
-
-def build(python, into):
-    q = "import sysconfig; print(sysconfig.get_paths()['include']); print(sysconfig.get_config_var('EXT_SUFFIX') or '.so')"
-    inc, suffix = subprocess.run([python, "-c", q], stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-shared", "-fPIC", "-pthread", "-O2", "-g", "-I", inc,
-                    os.path.join(ROOT, "tests", "targets", "_nativeext.c"), "-o",
-                    os.path.join(into, "_nativeext" + suffix)], check=True)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from native_tests import build_extension  # noqa: E402  (the tests' extension, built as they build it)
 
 
 def bench(python, args):
     d = tempfile.mkdtemp(prefix="pyinspect-bench-")
     try:
-        build(python, d)
+        build_extension({"path": python}, d)
         p = subprocess.Popen([python, os.path.join(HERE, "native_target.py"), d, str(args.threads), str(args.depth)],
                              stdout=subprocess.PIPE)
         line = p.stdout.readline().decode()

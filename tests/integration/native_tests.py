@@ -30,10 +30,16 @@ def build_extension(interp, into):
     check(out.returncode == 0, "%s cannot tell its include directory: %s" % (interp["path"], out.stderr.decode()))
     include, suffix = out.stdout.decode().split()
     check(os.path.exists(os.path.join(include, "Python.h")), "no Python.h in %s (the interpreter's headers)" % include)
+    cxx = shutil.which("c++") or shutil.which("g++")
+    check(cxx is not None, "no C++ compiler to build the test extension")
     target = os.path.join(into, "_nativeext" + suffix)
-    cmd = [cc, "-shared", "-fPIC", "-pthread", "-O2", "-g", "-I", include, os.path.join(TARGETS, "_nativeext.c"), "-o", target]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    check(p.returncode == 0, "building the test extension failed: %s\n%s" % (" ".join(cmd), p.stderr.decode()))
+    flags = ["-fPIC", "-pthread", "-O2", "-g"]
+    for cmd in ([cc, "-c"] + flags + ["-I", include, os.path.join(TARGETS, "_nativeext.c"), "-o",
+                                       os.path.join(into, "ext.o")],
+                [cxx, "-c"] + flags + [os.path.join(TARGETS, "_nativeext_cpp.cpp"), "-o", os.path.join(into, "cpp.o")],
+                [cxx, "-shared", "-pthread", os.path.join(into, "ext.o"), os.path.join(into, "cpp.o"), "-o", target]):
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        check(p.returncode == 0, "building the test extension failed: %s\n%s" % (" ".join(cmd), p.stderr.decode()))
     return into
 
 
@@ -61,6 +67,11 @@ def norm(name):
         return None
     if name.startswith("__GI_"):
         name = name[5:]
+    # C++: gdb names a function without its parameters and return type, as
+    # "pyinspect_test::hold<int>"; demangled in full it is "void pyinspect_test::hold<int>(int)".
+    name = name.split("(", 1)[0]
+    if " " in name and "<" not in name.rsplit(" ", 1)[-1][:1]:
+        name = name.rsplit(" ", 1)[-1]
     name = name.lstrip("_")
     name = re.split(r"[@.]", name, 1)[0]
     return name or None
@@ -214,6 +225,10 @@ def run_native(ctx, t):
             where, got, want, describe(mine, "pyinspect")))
         check(by_tid[tid]["python_frames_unplaced"] == 0, "%s: %d Python frames left unplaced" % (
             where, by_tid[tid]["python_frames_unplaced"]))
+    # C++: demangled names, as c++filt writes them (the test's own functions).
+    cpp = [f["symbol"] for f in by_tid[names["cpp"]]["frames"] if f.get("kind") == "native"]
+    for want in ("pyinspect_test::Blocker::wait(int)", "void pyinspect_test::hold<int>(int)"):
+        check(want in cpp, "thread cpp: no frame named %r in %s" % (want, cpp))
     # The thread of C alone: listed without Python, its frames as gdb has them.
     c_only = t.report["extra"]["c_only"]
     check(c_only in by_tid and by_tid[c_only]["python"] is False and by_tid[c_only]["thread_id"] is None,

@@ -19,6 +19,17 @@ __attribute__((noinline)) static void nativeext_wait_forever(void) {
   }
 }
 
+void nativeext_cpp_block(int fd); /* _nativeext_cpp.cpp */
+
+static PyObject* nativeext_block_cpp(PyObject* self, PyObject* args) {
+  (void)self;
+  (void)args;
+  Py_BEGIN_ALLOW_THREADS
+  nativeext_cpp_block(never_written[0]);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
 static PyObject* nativeext_block(PyObject* self, PyObject* args) {
   (void)self;
   (void)args;
@@ -72,6 +83,7 @@ static PyObject* nativeext_call(PyObject* self, PyObject* args) {
 static PyMethodDef methods[] = {
     {"block", nativeext_block, METH_NOARGS, "block in C, without the GIL, for good"},
     {"call", nativeext_call, METH_VARARGS, "call(fn, *args) from C"},
+    {"block_cpp", nativeext_block_cpp, METH_NOARGS, "block in C++ code, without the GIL, for good"},
     {"start_c_thread", nativeext_start_c_thread, METH_NOARGS, "a thread without Python, blocked in C"},
     {NULL, NULL, 0, NULL},
 };

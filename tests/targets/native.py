@@ -42,6 +42,11 @@ def deep(n):
         _nativeext.call(deep, n - 1)
 
 
+def in_cpp():
+    _park.register()
+    _nativeext.block_cpp()
+
+
 def sleeper():
     _park.register(); time.sleep(1000000)
 
@@ -70,7 +75,7 @@ def hasher():
         hashlib.sha256(data).digest()
 
 
-blocked = [("c-call", through_c), ("c-deep", lambda: deep(DEPTH)), ("sleeper", sleeper),
+blocked = [("c-call", through_c), ("c-deep", lambda: deep(DEPTH)), ("cpp", in_cpp), ("sleeper", sleeper),
            ("locker", locker), ("selecter", selecter), ("reader", reader)]
 busy = [("zlib", zipper), ("hashlib", hasher)]
 if os.environ.get("PYINSPECT_NATIVE_BUSY", "1") == "0":
