@@ -10,7 +10,26 @@
 
 namespace pyinspect {
 
-int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
+int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
+  // -l, --locals: repeated (-l -l, -ll) for longer values; counted here, given once to the parser.
+  std::vector<std::string> args;
+  int locals = 0;
+  for (size_t i = 0; i < args_in.size(); ++i) {
+    const std::string& a = args_in[i];
+    if (a == "--") {  // what follows is not an option
+      args.insert(args.end(), args_in.begin() + static_cast<long>(i), args_in.end());
+      break;
+    }
+    if (a == "--locals") {
+      ++locals;
+      continue;
+    }
+    if (a.size() >= 2 && a[0] == '-' && a.find_first_not_of('l', 1) == std::string::npos) {
+      locals += static_cast<int>(a.size() - 1);
+      continue;
+    }
+    args.push_back(a);
+  }
   po::options_description desc("Options");
   std::string pid_text;
   StackOptions opts;
@@ -26,6 +45,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
       "native-all", po::bool_switch(&opts.native_all),
       "as --native, and keep the evaluation loop's own frames beside the Python frames they run")(
       "addresses", po::bool_switch(&addresses), "show thread state and code object addresses")(
+      "locals,l", "each Python frame's arguments and locals, as short reprs (-ll, -lll: longer)")(
       "no-thread-names", po::bool_switch(&no_names), "do not look up threading's thread names")(
       "no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")(
       "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout (or, --native, its frames' names) is cached (see docs/usage.md)")(
@@ -38,6 +58,7 @@ int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
   if (opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
   opts.thread_names = !no_names;
+  opts.locals = locals;
   if (opts.native_all) opts.native = true;
   if (opts.native && opts.nonblocking)
     throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");

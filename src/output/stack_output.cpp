@@ -87,6 +87,8 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
           << (f.line >= 0 ? std::to_string(f.line) : std::string("?")) << ")";
       if (style.show_addresses) out << " code=" << log::hex(f.code_address);
       out << "\n";
+      for (const auto& v : f.locals)
+        out << "        " << c.dim() << (v.cell ? "(cell) " : "") << v.name << c.reset() << " = " << v.repr << "\n";
     }
     if (snap.native && !t.native_problem.empty())
       out << c.yellow() << "    [native stack " << (t.native ? "ends early: " : "unavailable: ") << t.native_problem << "]"
@@ -137,6 +139,17 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
                            {"line", f.line >= 0 ? nlohmann::json(f.line) : nlohmann::json(nullptr)},
                            {"first_line", f.first_line}};
       if (f.unreadable) jf.update({{"unreadable", true}, {"frame_address", f.frame_address}, {"code_address", f.code_address}});
+      if (f.locals_read) {
+        nlohmann::json locals = nlohmann::json::array();
+        for (const auto& v : f.locals)
+          locals.push_back({{"name", v.name},
+                            {"repr", v.repr},
+                            {"type", v.type.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.type)},
+                            {"address", v.address ? nlohmann::json(v.address) : nlohmann::json(nullptr)},
+                            {"argument", v.argument},
+                            {"cell", v.cell}});
+        jf["locals"] = locals;
+      }
       frames.push_back(jf);
     }
     threads.push_back({{"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json(nullptr)},

@@ -8,6 +8,16 @@
 
 namespace pyinspect {
 
+// A frame's argument or local variable (stack --locals).
+struct LocalVar {
+  std::string name;
+  std::string repr;      // bounded: see runtime/values.hpp; "<unbound>" when it has no value yet
+  std::string type;      // empty when unbound
+  uint64_t address = 0;  // the object's address; 0 when unbound
+  bool cell = false;     // a cell or free variable (shared with an inner or outer function)
+  bool argument = false;
+};
+
 struct FrameInfo {
   enum class Kind { Python, Native };
   Kind kind = Kind::Python;
@@ -29,6 +39,10 @@ struct FrameInfo {
   uint64_t offset = 0;   // that address in the library's own numbering (addr2line -e LIBRARY)
   bool inlined = false;  // a call the compiler inlined into the frame that follows
   bool is_native() const { return kind == Kind::Native; }
+  // With --locals: its arguments and locals, in the code's order.
+  std::vector<LocalVar> locals;
+  bool locals_read = false;
+  std::string locals_problem;  // why they could not be read
 };
 
 struct ThreadInfo {

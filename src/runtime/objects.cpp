@@ -192,7 +192,9 @@ bool ObjectReader::str_equals(RemoteAddr obj, std::string_view text) const {
 std::optional<int64_t> ObjectReader::read_int(RemoteAddr obj) const {
   auto type = type_of(obj);
   if (!type) return std::nullopt;
-  if (l_.facts().int_type && *type == t_.int27) return mem_.read_as<int64_t>(obj + l_.require(F::int_ival));
+  // 2.7: int is a C long (PyIntObject), and bool is an int subclass with the same layout.
+  if (l_.facts().int_type && (*type == t_.int27 || *type == t_.bool_))
+    return mem_.read_as<int64_t>(obj + l_.require(F::int_ival));
   if (*type != t_.long_ && *type != t_.bool_) {
     auto flags = type_flags(*type);
     if (!flags || !(*flags & tpflags::kLongSubclass)) return std::nullopt;

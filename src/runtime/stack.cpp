@@ -12,6 +12,7 @@
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
 #include "runtime/threads.hpp"
+#include "runtime/values.hpp"
 
 namespace pyinspect {
 
@@ -445,6 +446,10 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
       if (auto fi = decoder.decode(f)) {
         undecodable = undecodable || fi->unreadable;
         fi->eval_call = call;
+        if (opts.locals > 0 && !fi->unreadable) {
+          fi->locals = frame_locals(r, f, ReprLimits::level(opts.locals));
+          fi->locals_read = true;
+        }
         info.frames.push_back(std::move(*fi));
       }
       if (ends_eval_call(facts, t.walk.frames, i)) ++call;

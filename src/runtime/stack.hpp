@@ -24,7 +24,10 @@ struct StackOptions {
   bool native = false;
   bool native_all = false;
   size_t max_native_frames = 1024;
-  bool native_cache = true;  // keep the names of native frames on disk by build-id (--no-cache: not)
+  bool native_cache = true;
+  // --locals: each Python frame's arguments and locals, read after the threads are released
+  // (0: not; 1, 2, 3...: longer reprs, runtime/values.hpp).
+  int locals = 0;  // keep the names of native frames on disk by build-id (--no-cache: not)
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);

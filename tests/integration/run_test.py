@@ -1020,6 +1020,9 @@ profile_tests.register(test)
 # The native-frame tests (stack --native) live in native_tests.py.
 import native_tests  # noqa: E402
 native_tests.register(test)
+# stack --locals: locals_tests.py.
+import locals_tests  # noqa: E402
+locals_tests.register(test)
 
 
 def main():
