@@ -249,14 +249,15 @@ def run_native(ctx, t):
         between = [k[1] for k in kinds[a + 1:b]]
         check(all(k[0] == "native" for k in kinds[a + 1:b]) and "nativeext_call" in between,
               "c-deep: between two deep() frames: %s (expected the extension's nativeext_call)" % between)
-    # Busy threads move: most of their stacks pass through the C code doing the work (or waiting
-    # in it for the GIL), which the thread calls and nothing else does.
+    # Busy threads move: their stacks pass through the C code doing the work (or waiting in it for
+    # the GIL), which the thread calls and nothing else does; some of the time they wait for the GIL
+    # in the evaluation loop instead (on a stripped libpython, in functions nothing names).
     work = {"zlib": re.compile(r"zlib|deflate|compress|libz\.", re.I), "hashlib": re.compile(r"sha|hash|evp|libcrypto", re.I)}
     for th in t.report["threads"]:
         if th["ident"] not in busy:
             continue
         hits, seen = 0, []
-        for _ in range(5):
+        for _ in range(8):
             j = native_json(ctx, t.pid, "--native")
             frames = [x for x in j["threads"] if x["native_id"] == th["native_id"]][0]["frames"]
             check(any(f.get("kind") == "python" and f["name"] in ("zipper", "hasher") for f in frames),
@@ -265,7 +266,7 @@ def run_native(ctx, t):
             if any(work[th["name"]].search((f["symbol"] or "") + " " + os.path.basename(f["library"] or "")) for f in c):
                 hits += 1
             seen = frames
-        check(hits >= 3, "%s: %d of 5 stacks passed through the code doing its work; the last:\n      %s" % (
+        check(hits >= 2, "%s: %d of 8 stacks passed through the code doing its work; the last:\n      %s" % (
             th["name"], hits, describe(seen, "pyinspect")))
     record_native(ctx, t, gdb, eval_name, names)
     print("native: %d threads compared with gdb, and the C-only thread; c-deep %d levels through C" % (len(blocked), depth))
@@ -305,6 +306,12 @@ def record_native(ctx, t, gdb, eval_name, names):
             check(py == [f["function"] for f in own[tid]["frames"]],
                   "record --native, thread %s: Python frames %s, the target says %s" % (
                       name, py, [f["function"] for f in own[tid]["frames"]]))
+        # top --native: C functions are rows of their own, the extension's among them.
+        _, text, _ = run_pyinspect(ctx.pyinspect, ["top", str(t.pid), "--once", "--native", "--idle", "-i", "0.3"],
+                                   timeout=60)
+        rows = [l for l in text.splitlines() if "(C) " in l]
+        check(any("nativeext_wait_forever" in l for l in rows),
+              "top --native: no row of the extension's nativeext_wait_forever in:\n%s" % text)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
