@@ -342,6 +342,7 @@ def main():
     ap.add_argument("--duration", type=float, default=2.0, help="seconds of each measured window (default 2)")
     ap.add_argument("--rate-duration", type=float, default=10.0, help="seconds of each rate recording (default 10)")
     ap.add_argument("--no-austin", action="store_true")
+    ap.add_argument("--rate-only", action="store_true", help="only the rate section (2 and 3's rate), not the overhead")
     ap.add_argument("--nice", type=int, default=0, help="run the targets and the profilers at this nice value, in a session "
                     "(scheduling group) of their own at that nice value too (e.g. -10, as root: other work on the "
                     "machine then takes less from them)")
@@ -366,6 +367,32 @@ def main():
         av = subprocess.run(["austin", "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
     W, R = args.duration, args.runs
 
+    noises = []
+    if not args.rate_only:
+        noises = run_overhead(args, pythons, austin_pythons, pyinspect)
+    print()
+    print("## Rate: 10 threads x 50 frames, 1000 Hz asked, %.0f s each" % args.rate_duration)
+    print()
+    print(RATE_HEADER)
+    for python in pythons:
+        rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),
+                                               Pyinspect(pyinspect, 1000, ("--blocking", "--idle"))], args.rate_duration)
+    for python in austin_pythons:
+        rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),
+                                               Pyinspect(pyinspect, 1000, ("--blocking", "--idle")), Austin(1000)],
+                  args.rate_duration)
+    if RATE_OTHERS:
+        print()
+        print("Load: CPUs used by the rest of the machine during the rate recordings, median (max): %.2f (%.2f)."
+              % (statistics.median(RATE_OTHERS), max(RATE_OTHERS)))
+    print()
+    print("pyinspect: %s; %s; %d CPUs" % (
+        subprocess.run([pyinspect, "--version"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0],
+        av if austin_pythons else "austin not run", os.cpu_count()))
+
+
+def run_overhead(args, pythons, austin_pythons, pyinspect):
+    W, R = args.duration, args.runs
     print("## Overhead: target throughput, unprofiled and profiled windows of %.1f s alternating, %d profiled windows "
           "each; drop = median over the profiled windows of 1 - profiled / (mean of the unprofiled windows either side)%s"
           % (W, R, "; targets and profilers at nice %d" % args.nice if args.nice else ""))
@@ -400,25 +427,7 @@ def main():
         "%s, %s: %.1f%%" % (v, t, n["pct"]) for v, t, n in noises) + ". CPUs used by the rest of the machine "
         "during the windows, median (max): " + "; ".join("%.2f (%.2f)" % (n["others"], n["others_max"])
                                                           for _, _, n in noises) + ".")
-    print()
-    print("## Rate: 10 threads x 50 frames, 1000 Hz asked, %.0f s each" % args.rate_duration)
-    print()
-    print(RATE_HEADER)
-    for python in pythons:
-        rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),
-                                               Pyinspect(pyinspect, 1000, ("--blocking", "--idle"))], args.rate_duration)
-    for python in austin_pythons:
-        rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),
-                                               Pyinspect(pyinspect, 1000, ("--blocking", "--idle")), Austin(1000)],
-                  args.rate_duration)
-    if RATE_OTHERS:
-        print()
-        print("Load: CPUs used by the rest of the machine during the rate recordings, median (max): %.2f (%.2f)."
-              % (statistics.median(RATE_OTHERS), max(RATE_OTHERS)))
-    print()
-    print("pyinspect: %s; %s; %d CPUs" % (
-        subprocess.run([pyinspect, "--version"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0],
-        av if austin_pythons else "austin not run", os.cpu_count()))
+    return noises
 
 
 if __name__ == "__main__":
