@@ -239,9 +239,16 @@ class Repr {
     return out + ">";
   }
 
+  // An item of a container or an attribute: one level less; past the last level, numbers,
+  // strings, True/False and None are still shown (they cost a read or two), the rest is "...".
   std::string item(RemoteAddr obj, int depth) {
-    if (depth <= 0) return "...";
-    return of(obj, depth - 1).repr;
+    if (depth > 0) return of(obj, depth - 1).repr;
+    if (obj == t_.none) return "None";
+    auto type = r_.type_of(obj);
+    bool scalar = type && (*type == t_.bool_ || *type == t_.long_ || *type == t_.float_ || *type == t_.unicode ||
+                           (!t_.int27.null() && *type == t_.int27) || (!t_.str27.null() && *type == t_.str27) ||
+                           (!t_.bytes.null() && *type == t_.bytes));
+    return scalar ? of(obj, 0).repr : "...";
   }
 
   std::string sequence(const char* open, const char* close, const std::vector<std::string>& parts, int64_t n,
