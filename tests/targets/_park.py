@@ -79,6 +79,20 @@ def wait_stable(idents, samples=3, interval=0.01, timeout=60.0):
     raise RuntimeError("threads did not settle")
 
 
+def start_one(target, name, args=(), kwargs=None):
+    """Starts one daemon thread running `target` (which calls register() once where the test
+    wants it), opens the channel, and waits until that thread is registered and its stack stays
+    the same; returns the thread."""
+    t = threading.Thread(target=target, name=name, args=args, kwargs=kwargs or {})
+    t.daemon = True
+    t.start()
+    open_channel()
+    register()
+    wait_registered(2)
+    wait_stable([t.ident])
+    return t
+
+
 def wait_registered(n, timeout=60.0):
     deadline = time.time() + timeout
     while len(registered()) < n:

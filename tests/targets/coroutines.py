@@ -34,11 +34,5 @@ def run_loop():
     loop.run_until_complete(outer())
 
 
-t = threading.Thread(target=run_loop, name="event-loop")
-t.daemon = True
-t.start()
-_park.open_channel()
-_park.register()
-_park.wait_registered(2)
-_park.wait_stable([t.ident])
+t = _park.start_one(run_loop, "event-loop")
 _park.park()

@@ -22,11 +22,5 @@ def worker():
     _park.register(); dive(1200, held.acquire)
 
 
-t = threading.Thread(target=worker, name="deep-worker")
-t.daemon = True
-t.start()
-_park.open_channel()
-_park.register()
-_park.wait_registered(2)
-_park.wait_stable([t.ident])
+t = _park.start_one(worker, "deep-worker")
 dive(1500, _park.park)

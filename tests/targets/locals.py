@@ -44,13 +44,7 @@ def hold(a, b=2.5, *args, **kw):
     held.acquire()
 
 
-t = threading.Thread(target=hold, args=(1, 2.5, 3), kwargs={"z": 1}, name="holder")
-t.daemon = True
-t.start()
-_park.open_channel()
-_park.register()
-_park.wait_registered(2)
-_park.wait_stable([t.ident])
+t = _park.start_one(hold, "holder", args=(1, 2.5, 3), kwargs={"z": 1})
 
 
 def describe(v):
