@@ -20,7 +20,7 @@ their iterations; or blocked on a lock; optionally each at the bottom of a recur
    nonblocking (the default) and --blocking. pyinspect's own CPU is reported from its summary
    line (us a sample) and from its rusage (% of one CPU over the recording).
 2. Rate. Targets of 10 threads each 50 frames deep, running (the CPU loop) or idle (blocked),
-   recorded at 1000 Hz for --rate-duration seconds: the rate achieved, instants missed, thread
+   recorded at 1000 Hz for --rate-duration seconds (also with --realtime, as root): the rate achieved, instants missed, thread
    stacks an instant, stacks that failed, pyinspect's CPU an instant and a thread stack.
 3. austin (1.0.1, Debian's package), on --austin-python (default: the newest pyenv 3.9; austin
    1.0.1 reads CPython 2.7-3.10 only): the overhead of (1) and the rate of (2), pyinspect and
@@ -376,6 +376,8 @@ def main():
     print(RATE_HEADER)
     for python in pythons:
         rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),
+                                               Pyinspect(pyinspect, 1000, ("--realtime",)),
+                                               Pyinspect(pyinspect, 1000, ("--idle", "--realtime")),
                                                Pyinspect(pyinspect, 1000, ("--blocking", "--idle"))], args.rate_duration)
     for python in austin_pythons:
         rate_runs(python, version_of(python), [Pyinspect(pyinspect, 1000), Pyinspect(pyinspect, 1000, ("--idle",)),

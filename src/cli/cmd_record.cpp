@@ -152,6 +152,7 @@ int cmd_record(const std::vector<std::string>& all_args, const GlobalOptions& g)
               << fixed(sa.opts.rate_hz, 0) << " Hz"
               << (sa.opts.duration_s > 0 ? " for " + fixed(sa.opts.duration_s, 1) + " s" : ", Ctrl-C to stop")
               << (sa.opts.blocking ? ", pausing it at each sample" : "") << "\n";
+  enter_realtime(sa.realtime);
   sampler->run(stop.flag(), std::chrono::milliseconds(tty ? 250 : 5000), [&](bool last) {
     if (show && !last) {
       if (tty)

@@ -210,6 +210,7 @@ int cmd_top(const std::vector<std::string>& args, const GlobalOptions&) {
   sa.describe(profile);
   profile.stats.rate_hz = sa.opts.rate_hz;
   Sampler sampler(sa.opts, profile);
+  enter_realtime(sa.realtime);
   sampler.add_target(pid);
   StopFlag stop;
   Table table;

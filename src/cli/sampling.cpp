@@ -1,5 +1,10 @@
 #include "cli/sampling.hpp"
 
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -46,6 +51,9 @@ void add_sampling_options(po::options_description& desc, SamplingArgs& sa) {
       "also the C frames, merged with the Python frames (as stack --native; implies --blocking)")(
       "native-all", po::bool_switch(&sa.opts.native_all),
       "as --native, and keep the evaluation loop's own C frames")(
+      "realtime", po::value(&sa.realtime)->implicit_value(1)->value_name("PRIO"),
+      "sample under the real-time scheduler (SCHED_FIFO, priority PRIO, default 1; root or CAP_SYS_NICE), so "
+      "that other work on the machine does not delay the samples")(
       "max-frames", po::value(&sa.opts.max_frames)->default_value(sa.opts.max_frames),
       "at most N frames per stack (the innermost)")(
       "no-dwarf", po::bool_switch(&sa.no_dwarf), "ignore debug info; use the embedded layout tables");
@@ -56,11 +64,26 @@ void check_sampling_options(SamplingArgs& sa) {
     throw Error(ErrorCode::Usage, "--rate wants a number of samples per second between 0 and 100000");
   if (sa.blocking && sa.nonblocking) throw Error(ErrorCode::Usage, "--blocking and --nonblocking: choose one");
   if (sa.opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
+  if (sa.realtime < 0 || sa.realtime > 99) throw Error(ErrorCode::Usage, "--realtime wants a priority from 1 to 99");
   if (sa.opts.native_all) sa.opts.native = true;
   if (sa.opts.native && sa.nonblocking)
     throw Error(ErrorCode::Usage, "--native reads each thread's registers, which needs it stopped: leave out --nonblocking");
   sa.opts.blocking = sa.blocking || sa.opts.native;
   sa.opts.use_dwarf = !sa.no_dwarf;
+}
+
+void enter_realtime(int priority) {
+  if (priority <= 0) return;
+  sched_param param{};
+  param.sched_priority = priority;
+  if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &param) != 0) {
+    int err = errno;
+    if (err == EPERM)
+      throw Error(ErrorCode::Permission,
+                  "--realtime: not allowed to use the real-time scheduler (run as root, or grant CAP_SYS_NICE)");
+    throw Error(ErrorCode::Internal, std::string("--realtime: sched_setscheduler: ") + std::strerror(err));
+  }
+  LOG_DEBUG("sampling under SCHED_FIFO, priority " << priority);
 }
 
 namespace {

@@ -13,9 +13,15 @@ namespace pyinspect {
 struct SamplingArgs {
   SamplerOptions opts;
   bool blocking = false, nonblocking = false, no_dwarf = false;
+  int realtime = 0;  // --realtime[=PRIO]: sample under SCHED_FIFO at this priority (0: not)
   // Copies the choices into the profile's header.
   void describe(Profile& p) const;
 };
+
+// --realtime: from now on pyinspect runs under SCHED_FIFO at `priority` (as perf record -r), so
+// that other work on the machine does not delay its instants; processes it starts from now on do
+// not inherit it (SCHED_RESET_ON_FORK). Throws Error(Permission) where it is not allowed.
+void enter_realtime(int priority);
 
 void add_sampling_options(po::options_description& desc, SamplingArgs& sa);
 // Checks the values and settles blocking/nonblocking; throws Error(Usage).

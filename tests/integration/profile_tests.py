@@ -295,6 +295,44 @@ def register(test):
         print("short_work in %d samples of %d (%.2f s)" % (work, s["taken"], s["duration"]))
         check(work >= 80, "short_work in %d samples: 1 s at 100 Hz should give about 100" % work)
 
+    @test("record-realtime", (3, 3))
+    def record_realtime(ctx):
+        """--realtime=3: pyinspect samples under SCHED_FIFO at priority 3 (its policy and priority as
+        the kernel shows them in /proc/PID/stat while it runs), and the program it starts does not
+        inherit it (the program reports its own policy, os.sched_getscheduler)."""
+        d, script = program("rt.py", "import os, sys, time\n"
+                                "def rt_work():\n"
+                                "    end = time.time() + 1.5\n"
+                                "    while time.time() < end: pass\n"
+                                "rt_work()\n"
+                                "sys.stdout.write('%d\\n' % os.sched_getscheduler(0))\n")
+        out_path = os.path.join(d, "p.folded")
+        env = dict(os.environ)
+        env.update(ctx.interp.get("env") or {})
+        p = subprocess.Popen([ctx.pyinspect, "record", "--realtime=3", "-q", "-o", out_path, "--", ctx.interp["path"],
+                              script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        seen = None
+        deadline = time.time() + 20
+        while time.time() < deadline and p.poll() is None:
+            try:
+                with open("/proc/%d/stat" % p.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (IOError, OSError):
+                break
+            # After the command name: field 3 first; rt_priority is field 40, policy field 41.
+            if int(fields[38]) != 0:
+                seen = (int(fields[38]), int(fields[37]))
+                break
+            time.sleep(0.02)
+        out, err = p.communicate(timeout=60)
+        out, err = out.decode(), err.decode()
+        check(p.returncode == 0, "record --realtime exited %d: %s" % (p.returncode, err))
+        check(seen == (1, 3), "pyinspect's scheduling policy and priority while sampling: %s, expected SCHED_FIFO "
+              "(1) at 3" % (seen,))
+        check(out.strip() == "0", "the program's own policy: %r, expected SCHED_OTHER (0)" % out)
+        work = sum(c for frames, c in parse_folded(out_path) if any(frame_parts(f)[0] == "rt_work" for f in frames))
+        check(work >= 100, "rt_work in %d samples: 1.5 s at 100 Hz should give about 150" % work)
+
     @test("record-subprocesses", (3, 4))
     def record_subprocesses(ctx):
         """--subprocesses: a multiprocessing pool's workers appear, each under its own process root."""

@@ -783,6 +783,8 @@ def record_bad_input(ctx):
                 (["record", pid, "-o", out, "--native", "--nonblocking"], 2, r"--native .*leave out --nonblocking"),
                 (["record", pid, "-o", out, "--native-all", "--nonblocking"], 2, r"--native .*leave out --nonblocking"),
                 (["stack", pid, "--native", "--nonblocking"], 2, r"--native .*leave out --nonblocking"),
+                (["record", pid, "-o", out, "--realtime=100"], 2, r"--realtime wants a priority from 1 to 99"),
+                (["top", pid, "--once", "--realtime=-1"], 2, r"--realtime wants a number of 0 or more"),
                 (["record", "-o", out], 2, r"give a PID or -- COMMAND"),
                 (["record", pid, "-o", out, "--", ctx.interp["path"], "-c", "pass"], 2, r"not both"),
                 (["record", "-o", out, "--", "/nonexistent/program"], 2, r"cannot run /nonexistent/program: No such file"),
