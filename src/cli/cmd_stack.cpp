@@ -20,7 +20,8 @@ int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
       args.insert(args.end(), args_in.begin() + static_cast<long>(i), args_in.end());
       break;
     }
-    if (a == "--locals") {
+    // --locals and the abbreviations the parser would accept for it (--loc, --local).
+    if (a.size() >= 5 && std::string("--locals").compare(0, a.size(), a) == 0) {
       ++locals;
       continue;
     }

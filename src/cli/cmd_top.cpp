@@ -210,8 +210,8 @@ int cmd_top(const std::vector<std::string>& args, const GlobalOptions&) {
   sa.describe(profile);
   profile.stats.rate_hz = sa.opts.rate_hz;
   Sampler sampler(sa.opts, profile);
-  enter_realtime(sa.realtime);
   sampler.add_target(pid);
+  enter_realtime(sa.realtime);  // once set up: reading the binaries needs no hurry
   StopFlag stop;
   Table table;
   SamplerStats before, last;

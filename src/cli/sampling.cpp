@@ -64,7 +64,8 @@ void check_sampling_options(SamplingArgs& sa) {
     throw Error(ErrorCode::Usage, "--rate wants a number of samples per second between 0 and 100000");
   if (sa.blocking && sa.nonblocking) throw Error(ErrorCode::Usage, "--blocking and --nonblocking: choose one");
   if (sa.opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
-  if (sa.realtime < 0 || sa.realtime > 99) throw Error(ErrorCode::Usage, "--realtime wants a priority from 1 to 99");
+  if (sa.realtime == 0 || sa.realtime > 99) throw Error(ErrorCode::Usage, "--realtime wants a priority from 1 to 99");
+  sa.opts.realtime = sa.realtime > 0;
   if (sa.opts.native_all) sa.opts.native = true;
   if (sa.opts.native && sa.nonblocking)
     throw Error(ErrorCode::Usage, "--native reads each thread's registers, which needs it stopped: leave out --nonblocking");

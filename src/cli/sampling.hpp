@@ -13,7 +13,7 @@ namespace pyinspect {
 struct SamplingArgs {
   SamplerOptions opts;
   bool blocking = false, nonblocking = false, no_dwarf = false;
-  int realtime = 0;  // --realtime[=PRIO]: sample under SCHED_FIFO at this priority (0: not)
+  int realtime = -1;  // --realtime[=PRIO]: sample under SCHED_FIFO at this priority (-1: not given)
   // Copies the choices into the profile's header.
   void describe(Profile& p) const;
 };

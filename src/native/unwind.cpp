@@ -320,7 +320,8 @@ struct NativeUnwinder::Impl {
   static bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
     auto* self = static_cast<Impl*>(arg);
     const NativeCapture* c = self->current;
-    if (c && addr >= c->stack_start && addr - c->stack_start + sizeof(Dwarf_Word) <= c->stack.size()) {
+    if (c && c->stack.size() >= sizeof(Dwarf_Word) && addr >= c->stack_start &&
+        addr - c->stack_start <= c->stack.size() - sizeof(Dwarf_Word)) {
       std::memcpy(result, c->stack.data() + (addr - c->stack_start), sizeof(Dwarf_Word));
       return true;
     }
@@ -359,8 +360,15 @@ struct NativeUnwinder::Impl {
   }
 
   // The modules mapped into the target, from its maps; each module points back to us so that
-  // find_elf knows the target.
+  // find_elf knows the target. Reporting again may free modules (a library unloaded): what is
+  // kept by module or by address is dropped with them (the names cache written first).
+  std::chrono::steady_clock::time_point reported_at{};
   void report() {
+    reported_at = std::chrono::steady_clock::now();
+    for (auto& [mod, c] : caches) store(c);
+    caches.clear();
+    symbols.clear();
+    names.clear();
     dwfl_report_begin(dwfl);
     int rc = dwfl_linux_proc_report(dwfl, pid);
     dwfl_report_end(dwfl, nullptr, nullptr);
@@ -580,12 +588,15 @@ NativeStack NativeUnwinder::unwind(const NativeCapture& c, size_t max_frames) {
   if (rc == -1 && walk.problem.empty()) walk.problem = dwfl_errmsg(-1);
   out.live_reads = impl_->live_reads;
   impl_->current = nullptr;
-  // A pc in a module mapped after we read the maps (a library loaded since): read them again once.
-  for (const auto& [pc, act] : walk.pcs)
-    if (!dwfl_addrmodule(impl_->dwfl, act ? pc : pc - 1)) {
-      impl_->report();
-      break;
-    }
+  // A pc in a module mapped after we read the maps (a library loaded since): read them again, at
+  // most once a second (code outside any file, such as JIT trampolines or libffi closures, would
+  // otherwise have them read at every unwind).
+  if (std::chrono::steady_clock::now() - impl_->reported_at > std::chrono::seconds(1))
+    for (const auto& [pc, act] : walk.pcs)
+      if (!dwfl_addrmodule(impl_->dwfl, act ? pc : pc - 1)) {
+        impl_->report();
+        break;
+      }
   auto t1 = std::chrono::steady_clock::now();
   for (const auto& [pc, act] : walk.pcs)
     for (const NativeFrame& f : impl_->name(pc, act, name_only_)) {

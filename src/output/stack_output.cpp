@@ -89,6 +89,8 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
       out << "\n";
       for (const auto& v : f.locals)
         out << "        " << c.dim() << (v.cell ? "(cell) " : "") << v.name << c.reset() << " = " << v.repr << "\n";
+      if (!f.locals_problem.empty())
+        out << "        " << c.yellow() << "[locals unavailable: " << f.locals_problem << "]" << c.reset() << "\n";
     }
     if (snap.native && !t.native_problem.empty())
       out << c.yellow() << "    [native stack " << (t.native ? "ends early: " : "unavailable: ") << t.native_problem << "]"
@@ -150,6 +152,7 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
                             {"cell", v.cell}});
         jf["locals"] = locals;
       }
+      if (!f.locals_problem.empty()) jf["locals_problem"] = f.locals_problem;
       frames.push_back(jf);
     }
     threads.push_back({{"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json(nullptr)},

@@ -336,7 +336,7 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
       unwinder_ = std::make_unique<NativeUnwinder>(pid(), mem_);
       if (!opts_.native_all) unwinder_->name_only(facts.eval_function);
     }
-    NativeStack ns = unwinder_->unwind(cap->second, opts_.max_frames);
+    NativeStack ns = unwinder_->unwind(cap->second, std::min<size_t>(opts_.max_frames, 4096));  // deeper: a loop
     int unplaced = 0;
     auto order = merge_order(eval_calls_, ns, facts.eval_function, opts_.native_all, &unplaced);
     for (auto m = order.rbegin(); m != order.rend(); ++m)
@@ -542,6 +542,12 @@ void Sampler::run(const volatile std::sig_atomic_t& stop, std::chrono::milliseco
     // steady_clock is CLOCK_MONOTONIC on Linux. A signal ends the sleep early (stop is then set).
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR)
       if (stop) break;
+    if (opts_.realtime && Clock::now() > due + period / 2) {
+      // Behind under the real-time scheduler: sleep a little anyway, so that pyinspect never
+      // keeps a CPU from everything else.
+      timespec pause_ts{0, 50000};
+      nanosleep(&pause_ts, nullptr);
+    }
     if (stop) break;
     if (opts_.subprocesses && Clock::now() >= next_scan) {
       find_descendants();

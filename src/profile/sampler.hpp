@@ -36,6 +36,7 @@ struct SamplerOptions {
   // registers are read from stopped threads); native_all keeps the evaluation loop's frames.
   bool native = false;
   bool native_all = false;
+  bool realtime = false;  // runs under SCHED_FIFO: when behind, still sleeps a little each instant
   // A child pyinspect started (record -- CMD): sampling ends when it exits, and its status is
   // collected (Sampler::child_status).
   int child = 0;

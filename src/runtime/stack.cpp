@@ -259,7 +259,15 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
                 const std::map<int, TaskInfo>& tasks, StackSnapshot& snap) {
   snap.native = true;
   auto t0 = std::chrono::steady_clock::now();
-  NativeUnwinder unwinder(snap.pid, mem, opts.native_cache);
+  std::unique_ptr<NativeUnwinder> owned;
+  try {
+    owned = std::make_unique<NativeUnwinder>(snap.pid, mem, opts.native_cache);
+  } catch (const Error& e) {
+    for (auto& info : snap.threads) info.native_problem = e.what();
+    snap.warnings.push_back(std::string("no native stacks: ") + e.what());
+    return;
+  }
+  NativeUnwinder& unwinder = *owned;
   const std::string eval = py.layout().facts().eval_function;
   if (!opts.native_all) unwinder.name_only(eval);
   std::set<int> seen;
@@ -447,8 +455,13 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
         undecodable = undecodable || fi->unreadable;
         fi->eval_call = call;
         if (opts.locals > 0 && !fi->unreadable) {
-          fi->locals = frame_locals(r, f, ReprLimits::level(opts.locals));
-          fi->locals_read = true;
+          try {
+            fi->locals = frame_locals(r, f, ReprLimits::level(opts.locals));
+            fi->locals_read = true;
+          } catch (const Error& e) {  // a fact the layout lacks: the stack stands without its locals
+            if (e.code() == ErrorCode::TargetExited) throw;
+            fi->locals_problem = e.what();
+          }
         }
         info.frames.push_back(std::move(*fi));
       }

@@ -1,6 +1,8 @@
 #include "runtime/values.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -73,25 +75,42 @@ std::string quote(const std::string& s, bool cut, const char* prefix = "") {
   return out;
 }
 
-// A float as Python's repr writes it: the shortest text that reads back the same, with ".0"
-// when it would look like an int.
+// A float as Python's repr writes it: the shortest digits that read back the same value, in
+// fixed notation when the decimal exponent is from -4 to 15 (with ".0" for a whole number),
+// otherwise as d.ddde+XX.
 std::string float_text(double v) {
   if (v != v) return "nan";
   if (v == __builtin_inf()) return "inf";
   if (v == -__builtin_inf()) return "-inf";
   char b[64];
-  auto [end, ec] = std::to_chars(b, b + sizeof b, v);
-  std::string s(b, end);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  // Python writes exponents with at least two digits and a sign: 1e+16, 1e-05.
-  if (auto e = s.find('e'); e != std::string::npos) {
-    std::string mant = s.substr(0, e), exp = s.substr(e + 1);
-    char sign = '+';
-    if (!exp.empty() && (exp[0] == '-' || exp[0] == '+')) sign = exp[0], exp = exp.substr(1);
-    if (exp.size() < 2) exp = "0" + exp;
-    s = mant + "e" + sign + exp;
+  auto [end, ec] = std::to_chars(b, b + sizeof b, v, std::chars_format::scientific);
+  if (ec != std::errc()) return "?";
+  std::string sci(b, end);  // [-]d[.ddd]e[+-]XX
+  bool neg = sci[0] == '-';
+  if (neg) sci = sci.substr(1);
+  size_t e = sci.find('e');
+  std::string mant = sci.substr(0, e);
+  int exp = std::atoi(sci.c_str() + e + 1);
+  std::string digits;
+  for (char c : mant)
+    if (c != '.') digits += c;
+  std::string out;
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      std::string ip = digits.substr(0, std::min<size_t>(digits.size(), static_cast<size_t>(exp) + 1));
+      while (ip.size() < static_cast<size_t>(exp) + 1) ip += '0';
+      std::string fp = digits.size() > static_cast<size_t>(exp) + 1 ? digits.substr(static_cast<size_t>(exp) + 1) : "0";
+      out = ip + "." + fp;
+    } else {
+      out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+    }
+  } else {
+    out = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "");
+    char x[16];
+    std::snprintf(x, sizeof x, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    out += x;
   }
-  return s;
+  return (neg ? "-" : "") + out;
 }
 
 class Repr {
@@ -143,7 +162,8 @@ class Repr {
       if (auto v = m.read_as<double>(obj + l_.require(F::float_fval))) return float_text(*v);
       return "<float" + at;
     }
-    if (type == t_.unicode || (!t_.str27.null() && type == t_.str27)) {
+    if (!t_.str27.null() && type == t_.str27) return bytes_text(obj, at, "", F::str_sval);  // 2.7 str: bytes
+    if (type == t_.unicode) {
       auto s = r_.read_str(obj, lim_.chars + 1);
       if (!s) return "<str" + at;
       int64_t len = str_length(obj, type, *s);
@@ -154,23 +174,7 @@ class Repr {
       if (cut) out += " (" + std::to_string(len) + " characters)";
       return out;
     }
-    if (!t_.bytes.null() && type == t_.bytes && t_.str27.null()) {
-      auto n = m.read_as<int64_t>(obj + l_.off(F::ob_size));
-      if (!n || *n < 0 || *n > (int64_t{1} << 40)) return "<bytes" + at;
-      auto b = m.read_bytes(obj + l_.require(F::bytes_sval), std::min<int64_t>(*n, static_cast<int64_t>(lim_.chars)));
-      if (!b) return "<bytes" + at;
-      bool cut = *n > static_cast<int64_t>(lim_.chars);
-      std::string out = quote(std::string(b->begin(), b->end()), cut, "b");
-      for (size_t i = 0; i < out.size(); ++i)  // bytes: everything not ASCII as \xNN
-        if (static_cast<unsigned char>(out[i]) >= 0x80) {
-          char h[8];
-          std::snprintf(h, sizeof h, "\\x%02x", static_cast<unsigned char>(out[i]));
-          out.replace(i, 1, h);
-          i += 3;
-        }
-      if (cut) out += " (" + std::to_string(*n) + " bytes)";
-      return out;
-    }
+    if (!t_.bytes.null() && type == t_.bytes && t_.str27.null()) return bytes_text(obj, at, "b", F::bytes_sval);
     if (type == t_.tuple || type == t_.list) {
       bool tuple = type == t_.tuple;
       auto n = m.read_as<int64_t>(obj + l_.off(F::ob_size));
@@ -239,6 +243,26 @@ class Repr {
     return out + ">";
   }
 
+  // bytes (2.7: str): quoted as Python writes them, everything past ASCII as \xNN, cut by bytes.
+  std::string bytes_text(RemoteAddr obj, const std::string& at, const char* prefix, F sval) {
+    const Memory& m = r_.memory();
+    auto n = m.read_as<int64_t>(obj + l_.off(F::ob_size));
+    if (!n || *n < 0 || *n > (int64_t{1} << 40)) return std::string("<bytes") + at;
+    auto b = m.read_bytes(obj + l_.require(sval), std::min<int64_t>(*n, static_cast<int64_t>(lim_.chars)));
+    if (!b) return std::string("<bytes") + at;
+    bool cut = *n > static_cast<int64_t>(lim_.chars);
+    std::string out = quote(std::string(b->begin(), b->end()), cut, prefix);
+    for (size_t i = 0; i < out.size(); ++i)
+      if (static_cast<unsigned char>(out[i]) >= 0x80) {
+        char h[8];
+        std::snprintf(h, sizeof h, "\\x%02x", static_cast<unsigned char>(out[i]));
+        out.replace(i, 1, h);
+        i += 3;
+      }
+    if (cut) out += " (" + std::to_string(*n) + " bytes)";
+    return out;
+  }
+
   // An item of a container or an attribute: one level less; past the last level, numbers,
   // strings, True/False and None are still shown (they cost a read or two), the rest is "...".
   std::string item(RemoteAddr obj, int depth) {
@@ -289,7 +313,8 @@ class Repr {
 
 ReprLimits ReprLimits::level(int n) {
   ReprLimits l;
-  for (int i = 1; i < n; ++i) {
+  // -llll and beyond are -lll: each level multiplies the work (items to the power of depth).
+  for (int i = 1; i < std::min(n, 3); ++i) {
     l.chars *= 4;
     l.items *= 2;
     l.depth += 1;

@@ -37,6 +37,13 @@ def hold(a, b=2.5, *args, **kw):
     worker = Worker()
     data = b"ab\x00" if not PY2 else "ab"
     accent = u"caf\u00e9"
+    raw = b"caf\xc3\xa9\xff"  # 2.7: a str of bytes past ASCII
+    huge = 1e16
+    hundred_k = 100000.0
+    tiny = 0.0001
+    tinier = 1e-05
+    long_float = 1.2345678901234568e+17
+    minus = -2.5
 
     def inner():
         return a
