@@ -12,12 +12,15 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
 #include "abi/layout_cache.hpp"
 #include "base/error.hpp"
+#include "elf/debug_file.hpp"
+#include "elf/elf_file.hpp"
 #include "base/log.hpp"
 #include "proc/maps.hpp"
 
@@ -163,8 +166,6 @@ std::optional<NativeCapture> capture_native(const StoppedThread& t, const Proces
 struct NativeUnwinder::Impl {
   int pid;
   const Memory& live;
-  std::string debuginfo_path;
-  char* debuginfo_path_ptr = nullptr;
   Dwfl_Callbacks callbacks{};
   Dwfl_Thread_Callbacks thread_callbacks{};
   Dwfl* dwfl = nullptr;
@@ -208,39 +209,59 @@ struct NativeUnwinder::Impl {
     if (dwfl) dwfl_end(dwfl);
   }
 
-  static std::string hex_id(const unsigned char* bits, int len) {
-    static const char* digits = "0123456789abcdef";
-    std::string s;
-    for (int i = 0; i < len; ++i) s += digits[bits[i] >> 4], s += digits[bits[i] & 15];
-    return s;
+  // What pyinspect's own ELF reader says of a module's file, once per module: its build-id,
+  // whether it has a symbol table and DWARF, and its separate debug file, found as the layout's
+  // is (elf/debug_file.hpp: by build-id and .gnu_debuglink, ours and under the target's root).
+  struct ModuleFacts {
+    std::string build_id;
+    bool symtab = false, dwarf = false;
+    std::string debug_file;  // empty: none
+  };
+  std::unordered_map<Dwfl_Module*, std::optional<ModuleFacts>> facts;
+
+  const ModuleFacts* facts_of(Dwfl_Module* mod) {
+    auto [it, added] = facts.try_emplace(mod);
+    if (!added) return it->second ? &*it->second : nullptr;
+    GElf_Addr bias = 0;
+    if (!dwfl_module_getelf(mod, &bias)) return nullptr;  // opens the file through find_elf
+    const char *name = nullptr, *main = nullptr;
+    name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, &main, nullptr);
+    if (!main || !name) return nullptr;
+    try {
+      ElfFile elf(main);
+      ModuleFacts f;
+      f.build_id = elf.build_id();
+      f.symtab = elf.has_symtab();
+      f.dwarf = elf.has_debug_info();
+      if (!f.dwarf)
+        if (auto d = find_debug_file(elf, name, {"", "/proc/" + std::to_string(pid) + "/root"})) f.debug_file = d->path();
+      it->second = std::move(f);
+    } catch (const Error& e) {
+      LOG_DEBUG("native stacks: " << main << ": " << e.what());
+    }
+    return it->second ? &*it->second : nullptr;
+  }
+
+  // libdwfl's find_debuginfo: the debug file facts_of found (libdwfl uses the file's own DWARF
+  // when there is none).
+  static int find_debuginfo(Dwfl_Module* mod, void** userdata, const char*, Dwarf_Addr, const char*, const char*,
+                            GElf_Word, char** debuginfo_file_name) {
+    auto* self = static_cast<Impl*>(*userdata);
+    const ModuleFacts* f = self ? self->facts_of(mod) : nullptr;
+    if (!f || f->debug_file.empty()) return -1;
+    int fd = ::open(f->debug_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) *debuginfo_file_name = strdup(f->debug_file.c_str());
+    return fd;
   }
 
   ModuleCache& cache_of(Dwfl_Module* mod) {
     auto [it, added] = caches.try_emplace(mod);
     ModuleCache& c = it->second;
     if (!added || !use_cache) return c;
-    const unsigned char* bits = nullptr;
-    GElf_Addr vaddr = 0;
-    int len = dwfl_module_build_id(mod, &bits, &vaddr);
-    if (len < 8) return c;
-    std::string id = hex_id(bits, len);
-    GElf_Addr bias = 0;
-    Elf* elf = dwfl_module_getelf(mod, &bias);
-    bool symtab = false, dwarf = false;
-    size_t shstrndx = 0;
-    if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0)
-      for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
-        GElf_Shdr sh;
-        if (!gelf_getshdr(scn, &sh)) continue;
-        const char* n = elf_strptr(elf, shstrndx, sh.sh_name);
-        if (!n) continue;
-        symtab = symtab || sh.sh_type == SHT_SYMTAB;
-        dwarf = dwarf || std::strcmp(n, ".debug_info") == 0;
-      }
-    std::string rel = "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
-    struct stat st;
-    bool debug = stat(rel.c_str(), &st) == 0 ||
-                 stat(("/proc/" + std::to_string(pid) + "/root" + rel).c_str(), &st) == 0;
+    const ModuleFacts* mf = facts_of(mod);
+    if (!mf || mf->build_id.size() < 8) return c;
+    const std::string& id = mf->build_id;
+    bool symtab = mf->symtab, dwarf = mf->dwarf, debug = !mf->debug_file.empty();
     c.file = "names-" + id + "-" + (symtab ? "s" : "") + (dwarf ? "d" : "") + (debug ? "x" : "") + ".json";
     auto text = load_cache_file(c.file);
     if (!text) return c;
@@ -342,12 +363,8 @@ struct NativeUnwinder::Impl {
   }
 
   void open() {
-    // Debug files by build-id and .gnu_debuglink, ours and then the target's (its root).
-    debuginfo_path = "-.debug:/usr/lib/debug:/proc/" + std::to_string(pid) + "/root/usr/lib/debug";
-    debuginfo_path_ptr = debuginfo_path.data();
     callbacks.find_elf = &Impl::find_elf;
-    callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
-    callbacks.debuginfo_path = &debuginfo_path_ptr;
+    callbacks.find_debuginfo = &Impl::find_debuginfo;
     dwfl = dwfl_begin(&callbacks);
     if (!dwfl) throw Error(ErrorCode::Internal, std::string("libdwfl: ") + dwfl_errmsg(-1));
     report();
@@ -369,6 +386,7 @@ struct NativeUnwinder::Impl {
     caches.clear();
     symbols.clear();
     names.clear();
+    facts.clear();
     dwfl_report_begin(dwfl);
     int rc = dwfl_linux_proc_report(dwfl, pid);
     dwfl_report_end(dwfl, nullptr, nullptr);

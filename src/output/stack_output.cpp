@@ -24,11 +24,6 @@ std::string base_name(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 }  // namespace
 
 // "(C) name (file.c:123)", "(C) name (libfoo.so)", "(C) ?? (libfoo.so+0x1234)".
@@ -36,7 +31,7 @@ std::string native_frame_text(const FrameInfo& f) {
   std::string s = "(C) " + (f.function.empty() ? std::string("??") : f.function);
   if (f.inlined) s += " [inlined]";
   if (f.function.empty())
-    s += " (" + (f.library.empty() ? hex(f.address) : base_name(f.library) + "+" + hex(f.offset)) + ")";
+    s += " (" + (f.library.empty() ? log::hex(f.address) : base_name(f.library) + "+" + log::hex(f.offset)) + ")";
   else if (f.line > 0 && !f.file.empty())
     s += " (" + base_name(f.file) + ":" + std::to_string(f.line) + ")";
   else if (!f.library.empty())

@@ -297,7 +297,8 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
   for (size_t i = 0; i < t.walk.frames.size(); ++i) {
     const RawFrame* f = &t.walk.frames[i];
     if (is_shim(facts, *f)) continue;
-    bool ends = ends_eval_call(facts, t.walk.frames, i);
+    // Which C-level call runs each frame matters only to place them among C frames.
+    bool ends = opts_.native && ends_eval_call(facts, t.walk.frames, i);
     auto where = decoder_.locate(*f);
     if (where && !where->code->complete && !maps_fresh_) {
       // A code object, or its name, file or line table, outside the maps read last (a new
@@ -328,7 +329,7 @@ void TargetSampler::record(Profile& profile, SamplerStats& st, const RawThread& 
       it->second = profile.intern(pf);
     }
     python_ids_.push_back(it->second);
-    eval_calls_.push_back(call - (ends ? 1 : 0));
+    if (opts_.native) eval_calls_.push_back(call - (ends ? 1 : 0));
   }
   auto cap = opts_.native ? captures_.find(tid) : captures_.end();
   if (cap != captures_.end()) {

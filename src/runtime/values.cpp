@@ -7,17 +7,13 @@
 #include <cstring>
 
 #include "abi/layout.hpp"
+#include "base/log.hpp"
 
 namespace pyinspect {
 
 namespace {
 constexpr int64_t kMaxItems = 1 << 20;  // a length beyond this is not believed
 
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 // Python 2's repr of a unicode string: every character past ASCII escaped (\xe9, \u20ac).
 std::string escape_non_ascii(const std::string& s) {
@@ -140,7 +136,7 @@ class Repr {
     if (obj.null()) return {"NULL", ""};
     if (obj == t_.none) return {"None", "NoneType"};
     auto type = r_.type_of(obj);
-    if (!type) return {"<unreadable object at " + hex(obj.value()) + ">", ""};
+    if (!type) return {"<unreadable object at " + log::hex(obj.value()) + ">", ""};
     v.type = type_name(*type);
     v.repr = text(obj, *type, v.type, depth);
     return v;
@@ -149,7 +145,7 @@ class Repr {
  private:
   std::string text(RemoteAddr obj, RemoteAddr type, const std::string& tname, int depth) {
     const Memory& m = r_.memory();
-    auto at = " at " + hex(obj.value()) + ">";
+    auto at = " at " + log::hex(obj.value()) + ">";
     if (type == t_.bool_) {
       auto v = r_.read_int(obj);
       return v ? (*v ? "True" : "False") : "<bool" + at;
@@ -221,7 +217,7 @@ class Repr {
     }
     if (type == t_.type) return "<class '" + type_name(obj) + "'>";
     // Anything else: its type, address and, for an instance with attributes, the first few.
-    std::string out = "<" + tname + " at " + hex(obj.value());
+    std::string out = "<" + tname + " at " + log::hex(obj.value());
     auto shape = r_.type_shape(type);
     auto storage = shape ? r_.instance_storage(obj, *shape) : std::nullopt;
     if (storage && depth > 0) {
