@@ -37,6 +37,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   so.nonblocking = true;  // counting threads needs no pause
   so.max_frames = 0;
   so.thread_names = false;
+  so.waits = false;
   StackSnapshot snap = read_stacks(py, mem, so);
   const Layout& l = py.layout();
   if (json) {

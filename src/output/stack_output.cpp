@@ -24,7 +24,37 @@ std::string base_name(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
+std::string thread_label(const StackSnapshot& snap, int tid) {
+  for (const auto& t : snap.threads)
+    if (t.native_id == tid) return "\"" + t.name + "\" (" + std::to_string(tid) + ")";
+  return "thread " + std::to_string(tid);
+}
+
+// "Lock 0x7f3a... (__main__.ledger_lock)"
+std::string waited_object(const WaitInfo& w) {
+  std::string s = w.kind;
+  if (!w.type.empty() && w.type != w.kind && w.kind != "Lock" && w.kind != "RLock") s += " (" + w.type + ")";
+  if (w.address) s += " " + log::hex(w.address);
+  if (!w.name.empty()) s += " " + w.name;
+  if (w.kind == "futex") s += " " + log::hex(w.futex);
+  return s;
+}
+
 }  // namespace
+
+// "Deadlock: "a" (1) waits for Lock 0x... x held by "b" (2), which waits for Lock 0x... y held by "a" (1)"
+std::string deadlock_text(const StackSnapshot& snap, const std::vector<int>& cycle) {
+  std::string s = "Deadlock: ";
+  for (size_t i = 0; i < cycle.size(); ++i) {
+    const ThreadInfo* t = nullptr;
+    for (const auto& x : snap.threads)
+      if (x.native_id == cycle[i]) t = &x;
+    if (!t || !t->waiting_for) return s + "(incomplete)";
+    s += (i ? ", which waits for " : thread_label(snap, cycle[i]) + " waits for ") + waited_object(*t->waiting_for) +
+         " held by " + thread_label(snap, t->waiting_for->held_by);
+  }
+  return s;
+}
 
 // "(C) name (file.c:123)", "(C) name (libfoo.so)", "(C) ?? (libfoo.so+0x1234)".
 std::string native_frame_text(const FrameInfo& f) {
@@ -47,6 +77,7 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
       << (snap.python.debug_build ? " (debug build)" : "") << " (layout from " << snap.python.layout_source << ")\n";
   if (!snap.paused)
     out << c.yellow() << "(read without pausing the target: the stacks may be inconsistent)" << c.reset() << "\n";
+  for (const auto& cycle : snap.deadlocks) out << c.bold() << c.yellow() << deadlock_text(snap, cycle) << c.reset() << "\n";
   int64_t last_interp = snap.threads.empty() ? 0 : snap.threads.front().interpreter_id;
   for (const auto& t : snap.threads) {
     if (snap.interpreters > 1 && t.interpreter_id != last_interp) {
@@ -65,6 +96,17 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
     out << ")";
     if (style.show_addresses) out << " tstate=" << log::hex(t.tstate_address) << " ident=" << log::hex(t.thread_id);
     out << "\n";
+    if (const auto& w = t.waiting_for) {
+      out << "    " << c.yellow() << "Waiting for " << waited_object(*w) << c.reset();
+      if (w->held_by) out << ", held by " << thread_label(snap, w->held_by);
+      if (!w->how.empty()) out << c.dim() << " (" << (w->certainty == "likely" ? "likely: " : "") << w->how << ")" << c.reset();
+      out << "\n";
+    }
+    for (const auto& h : t.holds) {
+      out << "    " << c.dim() << "Holding " << h.kind << " " << log::hex(h.address) << (h.name.empty() ? "" : " " + h.name);
+      if (!h.file.empty()) out << " (with-block at " << base_name(h.file) << ":" << h.line << ")";
+      out << c.reset() << "\n";
+    }
     if (t.frames.empty()) out << c.dim() << (snap.native ? "    (no frames)" : "    (no Python frames)") << c.reset() << "\n";
     for (const auto& f : t.frames) {
       if (f.is_native()) {
@@ -162,6 +204,30 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
                        {"truncated", t.truncated},
                        {"warnings", t.warnings},
                        {"frames", frames}});
+    if (snap.waits_read) {
+      auto& jt = threads.back();
+      if (const auto& w = t.waiting_for) {
+        auto opt = [](const std::string& x) { return x.empty() ? nlohmann::json(nullptr) : nlohmann::json(x); };
+        jt["waiting_for"] = {{"kind", w->kind},
+                             {"type", opt(w->type)},
+                             {"address", w->address ? nlohmann::json(w->address) : nlohmann::json(nullptr)},
+                             {"futex", w->futex ? nlohmann::json(w->futex) : nlohmann::json(nullptr)},
+                             {"name", opt(w->name)},
+                             {"held_by", w->held_by ? nlohmann::json(w->held_by) : nlohmann::json(nullptr)},
+                             {"certainty", w->certainty},
+                             {"how", w->how}};
+      } else {
+        jt["waiting_for"] = nullptr;
+      }
+      nlohmann::json holds = nlohmann::json::array();
+      for (const auto& h : t.holds)
+        holds.push_back({{"kind", h.kind},
+                         {"address", h.address},
+                         {"name", h.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(h.name)},
+                         {"file", h.file.empty() ? nlohmann::json(nullptr) : nlohmann::json(h.file)},
+                         {"line", h.line > 0 ? nlohmann::json(h.line) : nlohmann::json(nullptr)}});
+      jt["holds"] = holds;
+    }
     if (snap.native) {
       threads.back()["python"] = t.python;
       threads.back()["native"] = t.native;
@@ -179,6 +245,7 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
           {"threads_not_stopped", snap.threads_not_stopped},
           {"torn", snap.torn},
           {"native", snap.native},
+          {"deadlocks", snap.deadlocks},
           {"warnings", snap.warnings},
           {"threads", threads}};
 }

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -113,10 +114,48 @@ std::optional<ThreadRegisters> StoppedThread::registers() const {
                r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
   out.pc = r.rip;
   out.sp = r.rsp;
+  out.syscall = static_cast<int64_t>(r.orig_rax);
+  out.syscall_args[0] = r.rdi;
+  out.syscall_args[1] = r.rsi;
   return out;
 #else
   return std::nullopt;
 #endif
+}
+
+std::optional<BlockedSyscall> blocked_syscall(int pid, int tid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall";
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (!f) return std::nullopt;
+  char buf[256] = {};
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  // "NR arg1 ... arg6 sp pc" in a system call, "-1 sp pc" outside one, "running" while running.
+  BlockedSyscall out;
+  char* end = nullptr;
+  out.number = std::strtoll(buf, &end, 10);
+  if (end == buf) return std::nullopt;
+  for (uint64_t& a : out.args) {
+    char* next = nullptr;
+    a = std::strtoull(end, &next, 16);
+    if (next == end) break;
+    end = next;
+  }
+  return out;
+}
+
+std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2]) {
+#if defined(__x86_64__)
+  constexpr int64_t kFutex = 202;  // SYS_futex
+#else
+  constexpr int64_t kFutex = -2;
+#endif
+  if (syscall != kFutex) return std::nullopt;
+  // linux/futex.h: FUTEX_WAIT 0, FUTEX_WAIT_BITSET 9; FUTEX_PRIVATE_FLAG 128, FUTEX_CLOCK_REALTIME 256.
+  uint64_t op = args[1] & ~uint64_t(128 | 256);
+  if (op != 0 && op != 9) return std::nullopt;
+  return args[0];
 }
 
 void StoppedThread::detach() {

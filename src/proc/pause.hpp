@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace pyinspect {
@@ -23,7 +24,21 @@ struct ThreadRegisters {
   std::array<uint64_t, kCount> dwarf{};
   uint64_t pc = 0;
   uint64_t sp = 0;
+  // The system call it was stopped in (the kernel keeps its number and arguments to restart it):
+  // -1 when it was not in one.
+  int64_t syscall = -1;
+  uint64_t syscall_args[2] = {0, 0};
 };
+
+// The system call a thread sleeps in, as /proc/PID/task/TID/syscall says (no stop needed):
+// nullopt when it is running or the file cannot be read.
+struct BlockedSyscall {
+  int64_t number = -1;
+  uint64_t args[2] = {0, 0};
+};
+std::optional<BlockedSyscall> blocked_syscall(int pid, int tid);
+// The futex word a thread sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), from its system call.
+std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2]);
 
 class StoppedThread {
  public:

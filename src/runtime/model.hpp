@@ -45,6 +45,36 @@ struct FrameInfo {
   std::string locals_problem;  // why they could not be read
 };
 
+// What a blocked thread waits for (runtime/locks.hpp): a lock, a condition, a queue, a thread it
+// joins, or the GIL; and who holds it, where that can be known.
+struct WaitInfo {
+  // Lock, RLock, Condition, Event, Semaphore, BoundedSemaphore, Barrier, Queue, Thread (a join),
+  // GIL, or futex (asleep on a futex word no object pyinspect knows owns).
+  std::string kind;
+  std::string type;       // the object's class as the target names it (PriorityQueue, Worker...)
+  uint64_t address = 0;   // the object waited for (0: the GIL, an unknown futex)
+  uint64_t futex = 0;     // the futex word the thread sleeps on (0: not known)
+  std::string name;       // where it is referenced from: "Worker._lock", "__main__.ledger_lock", "lock"
+  int held_by = 0;        // kernel TID of the thread it waits for; 0: none or unknown
+  std::string held_by_name;
+  // certain (an RLock's owner, the GIL's holder, the thread joined), likely (inferred from the
+  // holder's frames: inside a with-block on it), unknown, or none (nobody holds it: a wait for a
+  // notification, an item, an event).
+  std::string certainty;
+  std::string how;        // how the holder is known, or why it is not
+};
+
+// A lock a thread's frames hold: the __exit__ of a with-block on it is on a live part of a frame's
+// value stack (or an RLock records the thread as its owner).
+struct HeldLock {
+  std::string kind;  // Lock, RLock (a with-block on a Condition holds its lock)
+  uint64_t address = 0;
+  std::string name;
+  std::string file;  // the frame that holds it; empty when known from an RLock's owner
+  int line = -1;
+  std::string function;
+};
+
 struct ThreadInfo {
   int native_id = 0;       // kernel TID, 0 if unknown
   uint64_t thread_id = 0;  // threading.get_ident() (pthread_t)
@@ -65,6 +95,8 @@ struct ThreadInfo {
   // was); false for a thread that did not stop (in uninterruptible sleep).
   std::optional<bool> stopped;
   bool torn = false;  // its stack was seen to change while read: frames may be inconsistent
+  std::optional<WaitInfo> waiting_for;
+  std::vector<HeldLock> holds;
   std::vector<std::string> warnings;
 };
 
@@ -92,6 +124,9 @@ struct StackSnapshot {
   int threads_not_stopped = 0;  // threads the pause could not stop (their stacks read while they ran)
   bool torn = false;            // something was seen to change while read
   bool native = false;          // native frames were asked for
+  // Wait-for cycles among threads (kernel TIDs, each cycle from the first thread listed).
+  std::vector<std::vector<int>> deadlocks;
+  bool waits_read = false;  // what threads wait for was looked at
   std::vector<std::string> warnings;
 };
 

@@ -11,6 +11,7 @@
 #include "native/unwind.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
+#include "runtime/locks.hpp"
 #include "runtime/threads.hpp"
 #include "runtime/values.hpp"
 
@@ -147,13 +148,21 @@ struct PausedRead {
   std::set<int> unstopped;             // TIDs that had not stopped
   std::map<int, NativeCapture> native;  // with --native: each stopped thread's registers and stack
   std::vector<int> stopped_tids;        // every thread the pause stopped
+  std::map<int, uint64_t> futex;        // the futex word each sleeping thread was stopped in
 };
+
+// The futex word a thread sleeps on, for threads the kernel said were asleep.
+bool asleep(const std::map<int, TaskInfo>& tasks, int tid) {
+  auto it = tasks.find(tid);
+  return it != tasks.end() && it->second.state == 'S';
+}
 
 // Principles: pause briefly. The pause grows with bytes, not with reads. A first pass over the
 // running target finds which memory blocks hold the thread states and frames; the paused pass
 // fetches those blocks in one batch (a few system calls) and walks them locally, reading on its
 // own only what moved meanwhile.
-PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts, StackSnapshot& snap) {
+PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts,
+                       const std::map<int, TaskInfo>& tasks, StackSnapshot& snap) {
   // Page-sized blocks: frames and thread states are small and scattered, so fetching whole pages
   // around them copies little more than needed.
   constexpr size_t kPauseBlock = 4096;
@@ -191,6 +200,9 @@ PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackO
   for (const auto& t : pause.threads()) {
     if (!t->stopped()) continue;
     out.stopped_tids.push_back(t->tid());
+    if (opts.waits && asleep(tasks, t->tid()))
+      if (auto regs = t->registers())
+        if (auto word = futex_waited(regs->syscall, regs->syscall_args)) out.futex[t->tid()] = *word;
     if (!opts.native) continue;
     if (auto c = capture_native(*t, mem)) {
       native_bytes += c->stack.size();
@@ -314,6 +326,38 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
                               << " us (" << live_reads << " words read live)");
 }
 
+// What each thread asleep on a futex waits for, and who it waits for (runtime/locks.hpp).
+void read_waits(PythonProcess& py, const ObjectReader& r, const PausedRead& read,
+                std::map<uint64_t, std::vector<RawFrame>>& frames, const std::map<uint64_t, RemoteAddr>& interp_of,
+                StackSnapshot& snap) {
+  std::vector<WaitInput> in;
+  std::map<RemoteAddr, std::optional<std::pair<RemoteAddr, RemoteAddr>>> gil;
+  for (auto& info : snap.threads) {
+    if (!info.python) continue;
+    WaitInput w;
+    w.info = &info;
+    w.frames = std::move(frames[info.tstate_address]);
+    if (info.native_id) {
+      if (snap.paused) {
+        if (auto it = read.futex.find(info.native_id); it != read.futex.end()) w.futex = it->second;
+      } else if (info.state == "sleeping") {
+        if (auto sc = blocked_syscall(snap.pid, info.native_id)) w.futex = futex_waited(sc->number, sc->args);
+      }
+    }
+    if (auto it = interp_of.find(info.tstate_address); it != interp_of.end()) {
+      if (!gil.count(it->second)) gil[it->second] = py.gil_wait_words(r.memory(), it->second);
+      w.gil_words = gil[it->second];
+    }
+    in.push_back(std::move(w));
+  }
+  try {
+    analyse_waits(r, in, snap);
+  } catch (const Error& e) {  // what the threads wait for is extra: the stacks stand without it
+    if (e.code() == ErrorCode::TargetExited) throw;
+    snap.warnings.push_back(std::string("what threads wait for could not be read: ") + e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<FrameInfo> merge_native(const std::vector<FrameInfo>& python, const NativeStack& native,
@@ -401,7 +445,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   if (opts.nonblocking)
     read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return true; });
   else
-    read = read_paused(py, mem, opts, snap);
+    read = read_paused(py, mem, opts, tasks, snap);
 
   // Everything below reads memory that does not change while a thread waits: code objects,
   // names; and the kernel's view of each thread. Those objects cluster in memory, so a page
@@ -419,6 +463,8 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   auto from_blocks = tids_from_pthread_blocks(after, need_tid, tids);
   auto names = opts.thread_names ? thread_names(r, read.raw) : decltype(thread_names(r, read.raw)){};
 
+  std::map<uint64_t, std::vector<RawFrame>> decoded_frames;  // by thread state: what analyse_waits reads
+  std::map<uint64_t, RemoteAddr> interp_of;
   for (auto& t : read.raw) {
     ThreadInfo info;
     info.thread_id = t.thread_id;
@@ -464,9 +510,11 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
           }
         }
         info.frames.push_back(std::move(*fi));
+        if (opts.waits) decoded_frames[t.tstate.value()].push_back(f);
       }
       if (ends_eval_call(facts, t.walk.frames, i)) ++call;
     }
+    interp_of[t.tstate.value()] = t.interp;
     info.truncated = t.walk.truncated;
     if (t.walk.truncated) info.warnings.push_back(t.walk.problem);
     // A thread that ran while it was read and has a frame whose code cannot be decoded: its code
@@ -484,6 +532,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     };
     return key(a) < key(b);
   });
+  if (opts.waits) read_waits(py, r, read, decoded_frames, interp_of, snap);
   snap.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
   return snap;
 }

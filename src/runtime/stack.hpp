@@ -24,10 +24,13 @@ struct StackOptions {
   bool native = false;
   bool native_all = false;
   size_t max_native_frames = 1024;
-  bool native_cache = true;
+  bool native_cache = true;  // keep the names of native frames on disk by build-id (--no-cache: not)
   // --locals: each Python frame's arguments and locals, read after the threads are released
   // (0: not; 1, 2, 3...: longer reprs, runtime/values.hpp).
-  int locals = 0;  // keep the names of native frames on disk by build-id (--no-cache: not)
+  int locals = 0;
+  // What each blocked thread waits for (a lock, a condition, a queue, a join, the GIL), who
+  // holds it, and deadlocks (runtime/locks.hpp).
+  bool waits = true;
 };
 
 StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const StackOptions& opts);

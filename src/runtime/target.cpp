@@ -268,6 +268,23 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
   return p ? *p : RemoteAddr();
 }
 
+std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::gil_wait_words(const Memory& mem,
+                                                                               RemoteAddr interp) const {
+  const Layout& l = layout_;
+  if (!l.has(F::gil_cond) || !l.has(F::gil_switch_cond)) return std::nullopt;
+  RemoteAddr gil;
+  if (l.has(F::is_ceval_gil)) {  // 3.12+: a pointer in the interpreter
+    auto p = mem.read_ptr(interp + l.off(F::is_ceval_gil));
+    if (!p || p->null()) return std::nullopt;
+    gil = *p;
+  } else if (runtime_ && l.has(F::rt_ceval_gil)) {  // 3.7-3.11: inside _PyRuntime
+    gil = runtime_ + l.off(F::rt_ceval_gil);
+  } else {
+    return std::nullopt;
+  }
+  return std::make_pair(gil + l.off(F::gil_cond), gil + l.off(F::gil_switch_cond));
+}
+
 PyVersion PythonProcess::full_version(const Memory& mem) {
   if (version_exact_) return layout_.version;
   auto interp = first_interpreter(mem);

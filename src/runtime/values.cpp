@@ -322,11 +322,11 @@ ValueRepr value_repr(const ObjectReader& r, RemoteAddr obj, const ReprLimits& li
   return Repr(r, limits).of(obj, limits.depth);
 }
 
-std::vector<LocalVar> frame_locals(const ObjectReader& r, const RawFrame& f, const ReprLimits& limits) {
+std::vector<FrameSlot> frame_slots(const ObjectReader& r, const RawFrame& f) {
   const Layout& l = r.layout();
   const Facts& facts = l.facts();
   const Memory& m = r.memory();
-  std::vector<LocalVar> out;
+  std::vector<FrameSlot> out;
   bool objects = facts.frames == Facts::Frames::FrameObjects;
   RemoteAddr code = f.code;
   int64_t n = 0, nlocals = 0, nargs = 0;
@@ -358,7 +358,7 @@ std::vector<LocalVar> frame_locals(const ObjectReader& r, const RawFrame& f, con
   for (int64_t i = 0; i < n; ++i) {
     uint8_t kind = static_cast<size_t>(i) < kinds.size() ? kinds[static_cast<size_t>(i)] : 0;
     if (kind & kHidden) continue;  // 3.12+: an inlined comprehension's own variables
-    LocalVar v;
+    FrameSlot v;
     v.name = local_name(r, code, i);
     v.argument = i < nargs;
     v.cell = objects ? i >= nlocals : (kind & (kCell | kFree)) != 0;
@@ -367,13 +367,26 @@ std::vector<LocalVar> frame_locals(const ObjectReader& r, const RawFrame& f, con
       auto inner = m.read_ptr(value + l.require(F::cell_ref));
       value = inner ? *inner : RemoteAddr();
     }
-    if (value.null()) {
+    v.value = value;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::vector<LocalVar> frame_locals(const ObjectReader& r, const RawFrame& f, const ReprLimits& limits) {
+  std::vector<LocalVar> out;
+  for (FrameSlot& s : frame_slots(r, f)) {
+    LocalVar v;
+    v.name = std::move(s.name);
+    v.argument = s.argument;
+    v.cell = s.cell;
+    if (s.value.null()) {
       v.repr = "<unbound>";
     } else {
-      ValueRepr vr = value_repr(r, value, limits);
+      ValueRepr vr = value_repr(r, s.value, limits);
       v.repr = std::move(vr.repr);
       v.type = std::move(vr.type);
-      v.address = value.value();
+      v.address = s.value.value();
     }
     out.push_back(std::move(v));
   }

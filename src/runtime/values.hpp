@@ -27,6 +27,16 @@ struct ValueRepr {
 };
 ValueRepr value_repr(const ObjectReader& r, RemoteAddr obj, const ReprLimits& limits);
 
+// The variables of one frame as they are in the target: its code's variables, then cells and
+// free variables (dereferenced); a null value is unbound.
+struct FrameSlot {
+  std::string name;
+  RemoteAddr value;
+  bool cell = false;
+  bool argument = false;
+};
+std::vector<FrameSlot> frame_slots(const ObjectReader& r, const RawFrame& f);
+
 // The arguments and locals of one frame (its code's variables, then cells and free variables,
 // dereferenced), as they are now in the target.
 std::vector<LocalVar> frame_locals(const ObjectReader& r, const RawFrame& f, const ReprLimits& limits);

@@ -1023,6 +1023,9 @@ native_tests.register(test)
 # stack --locals: locals_tests.py.
 import locals_tests  # noqa: E402
 locals_tests.register(test)
+# What blocked threads wait for: locks_tests.py.
+import locks_tests  # noqa: E402
+locks_tests.register(test)
 
 
 def main():
