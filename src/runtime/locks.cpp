@@ -69,9 +69,11 @@ std::vector<std::vector<int>> wait_cycles(const std::vector<std::pair<int, int>>
 
 namespace {
 
-std::string base_name(const std::string& p) {
+// The file name of a path, lowercased (2.7's Queue.py is 3.x's queue.py) unless !lower.
+std::string base_name(const std::string& p, bool lower = true) {
   size_t s = p.rfind('/');
   std::string b = s == std::string::npos ? p : p.substr(s + 1);
+  if (!lower) return b;
   std::transform(b.begin(), b.end(), b.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return b;
 }
@@ -563,7 +565,7 @@ class Analysis {
       set_holder(wi, holders[0].first);
       const HeldLock& h = *holders[0].second;
       wi.certainty = "likely";
-      wi.how = "inside a with-block on it at " + h.file + ":" + std::to_string(h.line) + " (" + h.function + ")";
+      wi.how = "inside a with-block on it at " + base_name(h.file, false) + ":" + std::to_string(h.line) + " (" + h.function + ")";
     } else if (holders.empty()) {
       wi.certainty = "unknown";
       wi.how = "no thread's frames hold it in a with-block (taken with acquire(), or by C code?)";

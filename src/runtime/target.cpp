@@ -271,7 +271,7 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
 std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::gil_wait_words(const Memory& mem,
                                                                                RemoteAddr interp) const {
   const Layout& l = layout_;
-  if (!l.has(F::gil_cond) || !l.has(F::gil_switch_cond)) return std::nullopt;
+  if (!l.has(F::gil_cond) || !l.has(S::sz_gil_runtime_state)) return std::nullopt;
   RemoteAddr gil;
   if (l.has(F::is_ceval_gil)) {  // 3.12+: a pointer in the interpreter
     auto p = mem.read_ptr(interp + l.off(F::is_ceval_gil));
@@ -282,7 +282,9 @@ std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::gil_wait_words(c
   } else {
     return std::nullopt;
   }
-  return std::make_pair(gil + l.off(F::gil_cond), gil + l.off(F::gil_switch_cond));
+  // cond and mutex (threads taking the GIL), then switch_cond and switch_mutex (a thread that
+  // dropped it on request, until another takes it): all to the end of the struct.
+  return std::make_pair(gil + l.off(F::gil_cond), gil + l.size(S::sz_gil_runtime_state));
 }
 
 PyVersion PythonProcess::full_version(const Memory& mem) {

@@ -52,8 +52,8 @@ class PythonProcess {
   RemoteAddr runtime() const { return runtime_; }
   // The thread state holding the GIL in interpreter `interp`, null if none.
   RemoteAddr gil_holder(const Memory& mem, RemoteAddr interp) const;
-  // Where threads that wait for the GIL of `interp` sleep: its condition variable and mutex, as
-  // [begin, end); nullopt where the layout does not say (2.7, 3.6: static variables).
+  // Where threads that wait for the GIL of `interp` sleep: its condition variables and mutexes,
+  // as [begin, end); nullopt where the layout does not say (2.7, 3.6: static variables).
   std::optional<std::pair<RemoteAddr, RemoteAddr>> gil_wait_words(const Memory& mem, RemoteAddr interp) const;
   // Full version ("3.9.18") from Py_Version or from sys.version in the target.
   PyVersion full_version(const Memory& mem);

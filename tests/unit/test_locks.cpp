@@ -1,0 +1,92 @@
+// The pieces of runtime/locks.hpp that need no target: a 3.11+ exception table's handler depth
+// at an instruction (tables laid out by hand in the format of CPython's
+// Objects/exception_handling_notes.txt), and wait-for cycles among threads.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "proc/pause.hpp"
+#include "runtime/locks.hpp"
+
+using namespace pyinspect;
+
+namespace {
+// One entry: start, size, target, depth << 1 | lasti, each a varint of 6-bit groups, the first
+// byte of the entry marked with 0x80 and every byte but a varint's last with 0x40.
+void varint(std::vector<uint8_t>& out, uint64_t v, bool first) {
+  std::vector<uint8_t> groups;
+  do {
+    groups.insert(groups.begin(), static_cast<uint8_t>(v & 63));
+    v >>= 6;
+  } while (v);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    uint8_t b = groups[i];
+    if (i + 1 < groups.size()) b |= 0x40;
+    if (first && i == 0) b |= 0x80;
+    out.push_back(b);
+  }
+}
+void entry(std::vector<uint8_t>& out, uint64_t start, uint64_t size, uint64_t target, uint64_t depth, bool lasti) {
+  varint(out, start, true);
+  varint(out, size, false);
+  varint(out, target, false);
+  varint(out, depth << 1 | (lasti ? 1 : 0), false);
+}
+}  // namespace
+
+TEST_CASE("exception table: the depth of the handler covering an instruction") {
+  std::vector<uint8_t> t;
+  entry(t, 2, 10, 20, 3, true);      // instructions 2..11: depth 3
+  entry(t, 100, 5, 200, 1, false);   // 100..104: depth 1 (multi-byte start and target)
+  entry(t, 5000, 70, 9000, 70, true);
+  CHECK(t[0] == 0x82);
+  CHECK(exception_depth(t, 1) == 0);
+  CHECK(exception_depth(t, 2) == 3);
+  CHECK(exception_depth(t, 11) == 3);
+  CHECK(exception_depth(t, 12) == 0);
+  CHECK(exception_depth(t, 100) == 1);
+  CHECK(exception_depth(t, 104) == 1);
+  CHECK(exception_depth(t, 105) == 0);
+  CHECK(exception_depth(t, 5069) == 70);
+  CHECK(exception_depth(t, 5070) == 0);
+  CHECK(exception_depth({}, 0) == 0);
+}
+
+TEST_CASE("exception table: what is not one gives no depth, never a read past its end") {
+  std::vector<uint8_t> t;
+  entry(t, 2, 10, 20, 3, false);
+  std::vector<uint8_t> unmarked = t;
+  unmarked[0] &= 0x7f;
+  CHECK(exception_depth(unmarked, 5) == 0);
+  for (size_t n = 0; n < t.size(); ++n) {  // every truncation
+    std::vector<uint8_t> cut(t.begin(), t.begin() + static_cast<long>(n));
+    CHECK(exception_depth(cut, 5) == 0);
+  }
+  std::vector<uint8_t> endless(64, 0x7f);  // a varint that never ends
+  endless[0] = 0xff;
+  CHECK(exception_depth(endless, 5) == 0);
+}
+
+TEST_CASE("wait-for cycles: each once, from the thread listed first") {
+  std::vector<std::pair<int, int>> edges = {{1, 2}, {2, 1}, {3, 1}, {4, 5}, {5, 6}, {6, 4}, {7, 7}, {8, 9}};
+  auto cycles = wait_cycles(edges, {3, 5, 1, 2, 4, 6, 7, 8, 9});
+  REQUIRE(cycles.size() == 3);
+  CHECK(cycles[0] == std::vector<int>{1, 2});     // 3 waits into the cycle but is not in it
+  CHECK(cycles[1] == std::vector<int>{5, 6, 4});  // from 5, listed before 4
+  CHECK(cycles[2] == std::vector<int>{7});        // a thread waiting for a lock it holds
+  CHECK(wait_cycles({{1, 2}, {2, 3}}, {1, 2, 3}).empty());
+}
+
+TEST_CASE("futex words: only waits, whatever the flags") {
+  uint64_t wait[2] = {0x1000, 0};
+  uint64_t bitset_private[2] = {0x2000, 9 | 128};
+  uint64_t realtime[2] = {0x3000, 9 | 128 | 256};
+  uint64_t wake[2] = {0x1000, 1 | 128};
+  CHECK(futex_waited(202, wait) == std::optional<uint64_t>(0x1000));
+  CHECK(futex_waited(202, bitset_private) == std::optional<uint64_t>(0x2000));
+  CHECK(futex_waited(202, realtime) == std::optional<uint64_t>(0x3000));
+  CHECK(!futex_waited(202, wake));
+  CHECK(!futex_waited(230, wait));  // clock_nanosleep
+  CHECK(!futex_waited(-1, wait));
+}
