@@ -52,6 +52,28 @@ Layout fixed_layout(const PyVersion& v) {
     field(F::stginfo_ndim, v.at_least(3, 14) ? 152 : 144);
   }
 
+  // asyncio's C Task (Modules/_asynciomodule.c): FutureObj_HEAD(task), whose members grew over
+  // the versions (callback0 and context0 3.7, cancel_msg 3.9, cancelled_exc 3.11, exception_tb
+  // 3.12; 3.13 packed the flags into bit-fields and dropped the dict and weakref list), then
+  // fut_waiter, coro, name (3.8+) and context. A FutureIter holds its future after the header.
+  if (v.at_least(3, 6) && !v.at_least(3, 14)) {
+    struct TaskOffsets {
+      int minor, state, fut_waiter, coro, name;
+    };
+    static const TaskOffsets kTask[] = {{6, 56, 88, 96, -1},    {7, 72, 104, 112, -1},  {8, 72, 104, 112, 120},
+                                        {9, 80, 144, 152, 160}, {10, 88, 152, 160, 168}, {11, 88, 128, 136, 144},
+                                        {12, 88, 128, 136, 144}, {13, 96, 112, 120, 128}};
+    for (const auto& t : kTask) {
+      if (t.minor != v.minor) continue;
+      field(F::task_loop, 16);
+      field(F::task_state, t.state);
+      field(F::task_fut_waiter, t.fut_waiter);
+      field(F::task_coro, t.coro);
+      if (t.name >= 0) field(F::task_name, t.name);
+    }
+    field(F::futiter_future, 16);
+  }
+
   // 3.8-3.10: sizeof(_PyOpcache), which the DWARF reader cannot size (its typedef has the name of
   // its tag).
   if (v.at_least(3, 8) && !v.at_least(3, 11)) l.set(S::sz_PyOpcache, 32);

@@ -13,6 +13,7 @@ struct GlobalOptions {
 };
 
 int cmd_stack(const std::vector<std::string>& args, const GlobalOptions& g);
+int cmd_tasks(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_info(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_memory(const std::vector<std::string>& args, const GlobalOptions& g);

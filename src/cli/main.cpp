@@ -24,7 +24,8 @@ const char* kUsage = R"(Usage: pyinspect [-v|-vv] [--color=auto|always|never] CO
 Inspect a running CPython process from outside: read-only, no code injected.
 
 Commands:
-  stack PID      every thread's Python stack (function, file:line)
+  stack PID      every thread's Python stack (function, file:line), what blocked threads wait for
+  tasks PID      every pending asyncio task: its coroutine stack, what it awaits, who awaits it
   heap PID       a census of every live object, guppy-style (--top, --by, --largest, --growth)
   memory PID     where the process's resident memory goes: objects, their buffers, free memory
                  pymalloc and glibc malloc keep, memory no object owns, stacks, libraries
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
       return cmd_stack(rest, g);
     }
     if (command == "stack") return cmd_stack(rest, g);
+    if (command == "tasks") return cmd_tasks(rest, g);
     if (command == "info") return cmd_info(rest, g);
     if (command == "heap") return cmd_heap(rest, g);
     if (command == "memory") return cmd_memory(rest, g);

@@ -189,6 +189,29 @@ FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frame
   return out;
 }
 
+std::optional<RawFrame> read_frame(const ObjectReader& r, RemoteAddr f) {
+  const Layout& l = r.layout();
+  const Memory& mem = r.memory();
+  RawFrame raw;
+  raw.frame = f;
+  if (l.facts().frames == Facts::Frames::FrameObjects) {
+    auto code = mem.read_ptr(f + l.require(F::fo_code));
+    auto lasti = mem.read_as<int32_t>(f + l.require(F::fo_lasti));
+    if (!code || !lasti) return std::nullopt;
+    raw.code = *code;
+    raw.lasti = *lasti;
+    return raw;
+  }
+  auto code = mem.read_as<uint64_t>(f + l.require(F::if_code));
+  auto instr = mem.read_ptr(f + l.require(F::if_instr));
+  auto owner = mem.read_as<int8_t>(f + l.require(F::if_owner));
+  if (!code || !instr || !owner) return std::nullopt;
+  raw.code = l.facts().untag(*code);
+  raw.instr = *instr;
+  raw.owner = *owner;
+  return raw;
+}
+
 bool is_shim(const Facts& facts, const RawFrame& f) {
   return facts.frames != Facts::Frames::FrameObjects && facts.first_shim_owner >= 0 &&
          f.owner >= facts.first_shim_owner;

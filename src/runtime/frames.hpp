@@ -35,6 +35,8 @@ bool ends_eval_call(const Facts& facts, const std::vector<RawFrame>& frames, siz
 
 // The frame chain of one thread state, bounded by `max_frames` and safe against cycles.
 FrameWalk walk_frames(const ObjectReader& r, RemoteAddr tstate, size_t max_frames);
+// One frame (a PyFrameObject <=3.10, a _PyInterpreterFrame 3.11+) as the walk reads it.
+std::optional<RawFrame> read_frame(const ObjectReader& r, RemoteAddr frame);
 // The thread's innermost frame (null: none); nullopt, with the reason, when it cannot be read.
 std::optional<RemoteAddr> current_frame(const ObjectReader& r, RemoteAddr tstate, std::string* problem = nullptr);
 // The code object of a 3.11+ _PyInterpreterFrame (f_code, or 3.14's tagged f_executable).

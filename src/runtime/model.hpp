@@ -130,4 +130,42 @@ struct StackSnapshot {
   std::vector<std::string> warnings;
 };
 
+// `pyinspect tasks`: one asyncio Task (runtime/tasks.hpp).
+struct AsyncTask {
+  uint64_t address = 0;  // its id() in the target
+  std::string name;      // Task.get_name() ("Task-3" for an unnamed one; empty before 3.8)
+  std::string state;     // pending, cancelled, finished
+  uint64_t loop = 0;
+  std::vector<FrameInfo> frames;  // its coroutine and what that awaits, innermost first
+  // What it waits on (its _fut_waiter): "Task", "gather", a future's class; empty when it waits
+  // on nothing (ready to run, or running now).
+  std::string awaiting_kind;
+  uint64_t awaiting = 0;
+  std::vector<uint64_t> awaits;      // the tasks it waits for (that task, or a gather's tasks)
+  std::vector<uint64_t> awaited_by;  // the tasks waiting for it
+  std::string problem;               // what could not be read of it
+};
+
+struct EventLoopInfo {
+  uint64_t address = 0;
+  std::string type;  // its class
+  int thread = 0;    // TID of the thread running it (run_forever), 0 if none runs it now
+  std::string thread_name;
+  size_t tasks = 0;
+};
+
+struct TasksSnapshot {
+  int pid = 0;
+  std::string command;
+  PythonInfo python;
+  std::vector<EventLoopInfo> loops;
+  std::vector<AsyncTask> tasks;  // pending ones, by loop, in the registry's order
+  std::vector<std::vector<uint64_t>> cycles;  // await cycles (task addresses)
+  std::string registry;  // where the tasks were found ("asyncio.tasks._all_tasks", ...)
+  bool paused = false;
+  int64_t pause_ns = 0;
+  int64_t elapsed_ns = 0;
+  std::vector<std::string> warnings;
+};
+
 }  // namespace pyinspect

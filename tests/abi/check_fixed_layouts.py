@@ -22,7 +22,7 @@ FIELDS_DEF = os.path.join(HERE, "..", "..", "src", "abi", "fields.def")
 # Which module defines each type, and how to find its file.
 MODULE_OF = {"arrayobject": "array", "arraydescr": "array", "PyStructObject": "_struct", "formatcode": "_struct",
              "StgDictObject": "_ctypes", "StgInfo": "_ctypes", "dequeobject": "_collections",
-             "BLOCK": "_collections", "buffered": "_io"}
+             "BLOCK": "_collections", "buffered": "_io", "TaskObj": "_asyncio", "futureiterobject": "_asyncio"}
 
 
 class Failure(Exception):

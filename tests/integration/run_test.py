@@ -1026,6 +1026,9 @@ locals_tests.register(test)
 # What blocked threads wait for: locks_tests.py.
 import locks_tests  # noqa: E402
 locks_tests.register(test)
+# pyinspect tasks: tasks_tests.py.
+import tasks_tests  # noqa: E402
+tasks_tests.register(test)
 
 
 def main():
