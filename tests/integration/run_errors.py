@@ -156,6 +156,21 @@ def unsupported_version(ctx):
     one_line_error(code, out, err, 6, r"CPython 3\.5 is not supported \(pyinspect knows 2\.7 and 3\.6")
 
 
+@case
+def tasks_without_asyncio(ctx):
+    """pyinspect tasks on a process that has not imported asyncio: no tasks, said so, exit 0; on
+    2.7 (no asyncio at all): exit 6 in one line."""
+    for interp in spread(ctx):
+        with Target(interp, "threads.py") as t:
+            code, out, err = run_pyinspect(ctx.pyinspect, ["tasks", str(t.pid)], check_exit=False)
+            if interp["major"] == 2:
+                one_line_error(code, out, err, 6, r"asyncio's C tasks are not known for CPython 2\.7")
+            else:
+                check(code == 0, "%s: exit %d: %s" % (interp["id"], code, err))
+                check("(no pending asyncio tasks)" in out and "asyncio is not imported" in out,
+                      "%s: %r" % (interp["id"], out))
+
+
 def syscall_of(pid):
     """The fields of /proc/PID/syscall (number, then arguments in hex), [] if it cannot be read."""
     try:
@@ -546,6 +561,7 @@ def commands(pid, outdir):
     dot = os.path.join(outdir, "graph.dot")
     return [("stack", ["stack", str(pid)], None),
             ("stack --native", ["stack", str(pid), "--native"], None),
+            ("tasks", ["tasks", str(pid)], None),
             ("heap", ["heap", str(pid)], None),
             ("memory", ["memory", str(pid)], None),
             ("refs", ["refs", str(pid), "--type", "Thread", "--dot", dot], dot)]

@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "proc/pause.hpp"
 #include "runtime/locks.hpp"
+#include "runtime/tasks.hpp"
 
 using namespace pyinspect;
 
@@ -89,4 +91,17 @@ TEST_CASE("futex words: only waits, whatever the flags") {
   CHECK(!futex_waited(202, wake));
   CHECK(!futex_waited(230, wait));  // clock_nanosleep
   CHECK(!futex_waited(-1, wait));
+}
+
+TEST_CASE("await cycles: each once, from its task listed first; a task awaiting itself") {
+  // 1 -> 2 -> 3 -> 1 (a cycle), 4 -> 1 (awaits into it), 5 -> 6, 5 -> 7 (a gather: no cycle),
+  // 8 -> 8, 9 <-> 10.
+  std::map<uint64_t, std::vector<uint64_t>> g = {{1, {2}}, {2, {3}}, {3, {1}}, {4, {1}},
+                                                 {5, {6, 7}}, {8, {8}}, {9, {10}}, {10, {9}}};
+  auto cycles = await_cycles(g, {4, 2, 3, 1, 5, 6, 7, 10, 9, 8});
+  REQUIRE(cycles.size() == 3);
+  CHECK(cycles[0] == std::vector<uint64_t>{2, 3, 1});
+  CHECK(cycles[1] == std::vector<uint64_t>{10, 9});
+  CHECK(cycles[2] == std::vector<uint64_t>{8});
+  CHECK(await_cycles({{1, {2, 3}}, {2, {3}}}, {1, 2, 3}).empty());
 }
