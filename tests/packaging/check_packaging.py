@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-COMMANDS = ["stack", "heap", "memory", "refs", "record", "top", "info", "abi"]
+COMMANDS = ["stack", "tasks", "heap", "memory", "refs", "record", "top", "info", "abi"]
 
 
 def fail(msg):
