@@ -282,10 +282,13 @@ class Analysis {
       int64_t offset = (f.instr - (f.code + l_.require(F::co_code_adaptive))) / 2;
       if (bytes) v.live = static_cast<size_t>(exception_depth(*bytes, offset));
     }
+    // What is live is only as much as was read: nothing of a stack that could not be read.
+    size_t live = v.live;
+    v.live = 0;
     std::vector<uint64_t> raw(static_cast<size_t>(size));
     if (size > 0 && !m_.read(base, raw.data(), raw.size() * 8)) return;
     for (uint64_t x : raw) v.stack.push_back(facts.untag(x));
-    v.live = std::min(v.live, v.stack.size());
+    v.live = std::min(live, v.stack.size());
   }
 
   // Where `obj` is referenced from, as a person would name it: a variable of the frame, an

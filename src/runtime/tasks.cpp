@@ -206,7 +206,7 @@ class TaskReader {
   bool set_items(RemoteAddr set, const std::function<bool(RemoteAddr)>& fn) {
     auto table = m_.read_ptr(set + l_.require(F::set_table));
     auto mask = m_.read_as<int64_t>(set + l_.require(F::set_mask));
-    if (!table || !mask || *mask < 0 || *mask > (int64_t(1) << 26)) return false;
+    if (!table || !mask || *mask < 0 || *mask > (int64_t(1) << 22)) return false;  // 4M entries: 64 MiB
     int64_t esize = l_.require(S::sz_setentry), key = l_.require(F::setentry_key);
     std::vector<uint8_t> bytes(static_cast<size_t>((*mask + 1) * esize));
     if (!m_.read(*table, bytes.data(), bytes.size())) return false;

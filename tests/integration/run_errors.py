@@ -561,7 +561,6 @@ def commands(pid, outdir):
     dot = os.path.join(outdir, "graph.dot")
     return [("stack", ["stack", str(pid)], None),
             ("stack --native", ["stack", str(pid), "--native"], None),
-            ("tasks", ["tasks", str(pid)], None),
             ("heap", ["heap", str(pid)], None),
             ("memory", ["memory", str(pid)], None),
             ("refs", ["refs", str(pid), "--type", "Thread", "--dot", dot], dot)]
