@@ -40,15 +40,19 @@ void print_tasks_text(std::ostream& out, const TasksSnapshot& snap, const TextSt
   for (const auto& c : snap.cycles) in_cycle.insert(c.begin(), c.end());
   std::set<uint64_t> printed;
   // One task and, under it, the tasks it awaits.
-  std::function<void(const AsyncTask&, const std::string&, bool, bool)> node = [&](const AsyncTask& t,
-                                                                                   const std::string& prefix,
-                                                                                   bool last, bool root) {
+  constexpr size_t kMaxDepth = 100;  // deeper chains of tasks are cut, and say so
+  std::function<void(const AsyncTask&, const std::string&, bool, bool, size_t)> node =
+      [&](const AsyncTask& t, const std::string& prefix, bool last, bool root, size_t depth) {
     std::string branch = root ? "" : (last ? "└── " : "├── ");
     std::string under = root ? "" : (last ? "    " : "│   ");
     out << prefix << branch << task_label(t) << awaiting_text(t);
     if (style.show_addresses) out << " id=" << log::hex(t.address);
     if (printed.count(t.address)) {
       out << " (shown above)\n";
+      return;
+    }
+    if (depth >= kMaxDepth) {
+      out << " (and the tasks it awaits: deeper than " << kMaxDepth << " levels, in --json)\n";
       return;
     }
     out << "\n";
@@ -59,19 +63,19 @@ void print_tasks_text(std::ostream& out, const TasksSnapshot& snap, const TextSt
     std::string inner = prefix + under + (kids.empty() ? "    " : "│   ");
     for (const auto& f : t.frames) out << inner << frame_text(f) << "\n";
     if (!t.problem.empty()) out << inner << "[" << t.problem << "]\n";
-    for (size_t i = 0; i < kids.size(); ++i) node(*kids[i], prefix + under, i + 1 == kids.size(), false);
+    for (size_t i = 0; i < kids.size(); ++i) node(*kids[i], prefix + under, i + 1 == kids.size(), false, depth + 1);
   };
   for (const auto& loop : snap.loops) {
     out << "Event loop " << log::hex(loop.address) << " (" << loop.type << ")";
     if (loop.thread) out << ", run by thread " << loop.thread << " \"" << loop.thread_name << "\"";
     out << ": " << loop.tasks << (loop.tasks == 1 ? " task" : " tasks") << "\n";
     for (const auto& t : snap.tasks)
-      if (t.loop == loop.address && t.awaited_by.empty() && !in_cycle.count(t.address)) node(t, "", true, true);
+      if (t.loop == loop.address && t.awaited_by.empty() && !in_cycle.count(t.address)) node(t, "", true, true, 0);
     // Tasks awaited only from within a cycle.
     for (const auto& t : snap.tasks)
       if (t.loop == loop.address && !printed.count(t.address) && !in_cycle.count(t.address)) {
         bool from_cycle = std::all_of(t.awaited_by.begin(), t.awaited_by.end(), [&](uint64_t a) { return in_cycle.count(a) > 0; });
-        if (from_cycle) node(t, "", true, true);
+        if (from_cycle) node(t, "", true, true, 0);
       }
   }
   if (!snap.cycles.empty()) {
@@ -87,6 +91,14 @@ void print_tasks_text(std::ostream& out, const TasksSnapshot& snap, const TextSt
         printed.insert(a);
       }
     }
+  }
+  // What neither a tree nor a cycle showed: tasks awaited only from within a cycle's component.
+  bool header = false;
+  for (const auto& t : snap.tasks) {
+    if (printed.count(t.address) || in_cycle.count(t.address)) continue;
+    if (!header) out << "Tasks awaited from within those cycles:\n";
+    header = true;
+    node(t, "", true, true, 0);
   }
   if (snap.tasks.empty()) out << "(no pending asyncio tasks)\n";
   for (const auto& w : snap.warnings) out << "warning: " << w << "\n";

@@ -145,13 +145,14 @@ std::optional<BlockedSyscall> blocked_syscall(int pid, int tid) {
   return out;
 }
 
-std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2]) {
+std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2], bool* restarted) {
 #if defined(__x86_64__)
-  constexpr int64_t kFutex = 202;  // SYS_futex
+  constexpr int64_t kFutex = 202, kRestart = 219;  // SYS_futex, SYS_restart_syscall
 #else
-  constexpr int64_t kFutex = -2;
+  constexpr int64_t kFutex = -2, kRestart = -2;
 #endif
-  if (syscall != kFutex) return std::nullopt;
+  if (syscall != kFutex && syscall != kRestart) return std::nullopt;
+  if (restarted) *restarted = syscall == kRestart;
   // linux/futex.h: FUTEX_WAIT 0, FUTEX_WAIT_BITSET 9; FUTEX_PRIVATE_FLAG 128, FUTEX_CLOCK_REALTIME 256.
   uint64_t op = args[1] & ~uint64_t(128 | 256);
   if (op != 0 && op != 9) return std::nullopt;

@@ -38,7 +38,10 @@ struct BlockedSyscall {
 };
 std::optional<BlockedSyscall> blocked_syscall(int pid, int tid);
 // The futex word a thread sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), from its system call.
-std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2]);
+// A timed wait interrupted by a stop goes on as restart_syscall, whose registers still hold the
+// futex's arguments; but so they do for any other call restarted that way, so `*restarted` says
+// the word is only a guess, to be believed only if it matches a lock.
+std::optional<uint64_t> futex_waited(int64_t syscall, const uint64_t args[2], bool* restarted = nullptr);
 
 class StoppedThread {
  public:

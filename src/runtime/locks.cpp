@@ -109,7 +109,14 @@ class Analysis {
     for (auto& w : threads_) {
       if (w.info->thread_id) ident_to_tid_[w.info->thread_id] = w.info->native_id;
     }
-    for (size_t i = 0; i < threads_.size(); ++i) find_holds(i);
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      try {
+        find_holds(i);
+      } catch (const Error& e) {  // a fact the layout lacks: this thread's holds stay unknown
+        if (e.code() == ErrorCode::TargetExited) throw;
+        LOG_DEBUG("what thread " << threads_[i].info->native_id << " holds: " << e.what());
+      }
+    }
     for (size_t i = 0; i < threads_.size(); ++i) {
       if (!threads_[i].futex) continue;
       try {
@@ -180,13 +187,19 @@ class Analysis {
   }
 
   void classic_names(RemoteAddr cls, std::vector<std::string>& out, int depth) {
-    if (depth > 16 || out.size() > 64) return;
+    std::set<RemoteAddr> seen;
+    int budget = 256;  // classes visited in all, whatever the bases say
+    classic_names(cls, out, depth, seen, budget);
+  }
+  void classic_names(RemoteAddr cls, std::vector<std::string>& out, int depth, std::set<RemoteAddr>& seen,
+                     int& budget) {
+    if (depth > 16 || out.size() > 64 || --budget < 0 || !seen.insert(cls).second) return;
     auto name = m_.read_ptr(cls + l_.require(F::class_name));
     if (auto s = name ? r_.read_str(*name, 80) : std::nullopt) out.push_back(unprefixed(*s));
     auto bases = m_.read_ptr(cls + l_.require(F::class_bases));
     int64_t n = bases ? m_.read_as<int64_t>(*bases + l_.require(F::ob_size)).value_or(0) : 0;
     for (int64_t i = 0; i < std::min<int64_t>(n, 16); ++i)
-      if (auto b = m_.read_ptr(*bases + l_.require(F::tuple_item) + i * 8)) classic_names(*b, out, depth + 1);
+      if (auto b = m_.read_ptr(*bases + l_.require(F::tuple_item) + i * 8)) classic_names(*b, out, depth + 1, seen, budget);
   }
 
   std::optional<RemoteAddr> attr(RemoteAddr obj, std::initializer_list<const char*> names) {
@@ -418,11 +431,17 @@ class Analysis {
     wi.futex = futex;
     if (w.gil_words && futex >= w.gil_words->first.value() && futex < w.gil_words->second.value()) {
       wi.kind = "GIL";
+      // The holder of the same GIL (subinterpreters may share one: 3.7-3.11, and 3.12+ without
+      // a GIL of their own).
       for (const auto& o : threads_)
-        if (o.info->holds_gil && o.info->interpreter_id == w.info->interpreter_id) set_holder(wi, o.info->native_id);
+        if (o.info->holds_gil && o.gil_words == w.gil_words) set_holder(wi, o.info->native_id);
       wi.certainty = wi.held_by ? "certain" : "unknown";
       wi.how = wi.held_by ? "the GIL's holder" : "no thread holds the GIL now (it is being handed over)";
       return wi;
+    }
+    if (w.futex_guessed) {  // restart_syscall: believed only if a lock of its frames owns the word
+      WaitInfo probe;
+      if (!lock_by_futex(t, futex, probe)) return std::nullopt;
     }
     if (recognised_call(t, wi)) return wi;
     if (lock_by_futex(t, futex, wi)) return wi;

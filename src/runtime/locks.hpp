@@ -21,6 +21,7 @@ struct WaitInput {
   ThreadInfo* info = nullptr;
   std::vector<RawFrame> frames;  // its Python frames, innermost first, as decoded into info->frames
   std::optional<uint64_t> futex;  // the futex word it sleeps on, if it sleeps on one
+  bool futex_guessed = false;     // in restart_syscall: believed only if it matches a lock or the GIL
   // Where the GIL's waiters of its interpreter sleep, [begin, end), when known.
   std::optional<std::pair<RemoteAddr, RemoteAddr>> gil_words;
 };

@@ -149,6 +149,7 @@ struct PausedRead {
   std::map<int, NativeCapture> native;  // with --native: each stopped thread's registers and stack
   std::vector<int> stopped_tids;        // every thread the pause stopped
   std::map<int, uint64_t> futex;        // the futex word each sleeping thread was stopped in
+  std::set<int> futex_guessed;          // ... where that was restart_syscall (pause.hpp)
 };
 
 // The futex word a thread sleeps on, for threads the kernel said were asleep.
@@ -202,7 +203,10 @@ PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackO
     out.stopped_tids.push_back(t->tid());
     if (opts.waits && asleep(tasks, t->tid()))
       if (auto regs = t->registers())
-        if (auto word = futex_waited(regs->syscall, regs->syscall_args)) out.futex[t->tid()] = *word;
+        if (bool restarted = false; auto word = futex_waited(regs->syscall, regs->syscall_args, &restarted)) {
+          out.futex[t->tid()] = *word;
+          if (restarted) out.futex_guessed.insert(t->tid());
+        }
     if (!opts.native) continue;
     if (auto c = capture_native(*t, mem)) {
       native_bytes += c->stack.size();
@@ -340,8 +344,10 @@ void read_waits(PythonProcess& py, const ObjectReader& r, const PausedRead& read
     if (info.native_id) {
       if (snap.paused) {
         if (auto it = read.futex.find(info.native_id); it != read.futex.end()) w.futex = it->second;
+        w.futex_guessed = read.futex_guessed.count(info.native_id) > 0;
       } else if (info.state == "sleeping") {
-        if (auto sc = blocked_syscall(snap.pid, info.native_id)) w.futex = futex_waited(sc->number, sc->args);
+        if (auto sc = blocked_syscall(snap.pid, info.native_id))
+          w.futex = futex_waited(sc->number, sc->args, &w.futex_guessed);
       }
     }
     if (auto it = interp_of.find(info.tstate_address); it != interp_of.end()) {

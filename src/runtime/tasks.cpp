@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -19,63 +20,88 @@ namespace pyinspect {
 
 std::vector<std::vector<uint64_t>> await_cycles(const std::map<uint64_t, std::vector<uint64_t>>& awaits,
                                                 const std::vector<uint64_t>& order) {
-  // Tarjan's strongly connected components; a component of two or more tasks, or one task that
-  // awaits itself, holds a cycle, which is then walked from its first member.
-  std::map<uint64_t, int> index, low;
+  static const std::vector<uint64_t> kNone;
+  auto succ = [&](uint64_t v) -> const std::vector<uint64_t>& {
+    auto it = awaits.find(v);
+    return it == awaits.end() ? kNone : it->second;
+  };
+  std::map<uint64_t, size_t> rank;
+  for (size_t i = 0; i < order.size(); ++i) rank.emplace(order[i], i);
+  auto rank_of = [&](uint64_t v) { return rank.count(v) ? rank[v] : order.size(); };
+  // Tarjan's strongly connected components, without recursion (a chain of tasks can be as long
+  // as there are tasks).
+  std::map<uint64_t, size_t> index, low;
   std::set<uint64_t> on_stack;
   std::vector<uint64_t> stack;
   std::vector<std::vector<uint64_t>> components;
-  int counter = 0;
-  auto succ = [&](uint64_t v) -> const std::vector<uint64_t>& {
-    static const std::vector<uint64_t> none;
-    auto it = awaits.find(v);
-    return it == awaits.end() ? none : it->second;
-  };
-  std::function<void(uint64_t)> connect = [&](uint64_t v) {
-    index[v] = low[v] = counter++;
-    stack.push_back(v);
-    on_stack.insert(v);
-    for (uint64_t w : succ(v)) {
-      if (!index.count(w)) {
-        connect(w);
-        low[v] = std::min(low[v], low[w]);
-      } else if (on_stack.count(w)) {
-        low[v] = std::min(low[v], index[w]);
+  size_t counter = 0;
+  for (uint64_t root : order) {
+    if (index.count(root)) continue;
+    std::vector<std::pair<uint64_t, size_t>> work{{root, 0}};  // (task, next successor to look at)
+    index[root] = low[root] = counter++;
+    stack.push_back(root);
+    on_stack.insert(root);
+    while (!work.empty()) {
+      auto& [v, next] = work.back();
+      const auto& out = succ(v);
+      if (next < out.size()) {
+        uint64_t w = out[next++];
+        if (!index.count(w)) {
+          index[w] = low[w] = counter++;
+          stack.push_back(w);
+          on_stack.insert(w);
+          work.emplace_back(w, 0);
+        } else if (on_stack.count(w)) {
+          low[v] = std::min(low[v], index[w]);
+        }
+        continue;
+      }
+      uint64_t done = v;
+      work.pop_back();
+      if (!work.empty()) low[work.back().first] = std::min(low[work.back().first], low[done]);
+      if (low[done] == index[done]) {
+        std::vector<uint64_t> c;
+        uint64_t w;
+        do {
+          w = stack.back();
+          stack.pop_back();
+          on_stack.erase(w);
+          c.push_back(w);
+        } while (w != done);
+        components.push_back(std::move(c));
       }
     }
-    if (low[v] == index[v]) {
-      std::vector<uint64_t> c;
-      uint64_t w;
-      do {
-        w = stack.back();
-        stack.pop_back();
-        on_stack.erase(w);
-        c.push_back(w);
-      } while (w != v);
-      components.push_back(c);
-    }
-  };
-  for (uint64_t v : order)
-    if (!index.count(v)) connect(v);
-  auto rank = [&](uint64_t v) { return std::find(order.begin(), order.end(), v) - order.begin(); };
+  }
+  // In each component of two or more tasks (or one that awaits itself): the shortest cycle
+  // through its first task, found breadth-first among its members.
   std::vector<std::vector<uint64_t>> cycles;
   for (auto& c : components) {
     std::set<uint64_t> in(c.begin(), c.end());
     bool self = c.size() == 1 && std::count(succ(c[0]).begin(), succ(c[0]).end(), c[0]);
     if (c.size() < 2 && !self) continue;
-    uint64_t start = *std::min_element(c.begin(), c.end(), [&](uint64_t a, uint64_t b) { return rank(a) < rank(b); });
-    std::vector<uint64_t> path{start};
-    uint64_t cur = start;
-    while (path.size() <= c.size()) {
-      auto& next = succ(cur);
-      auto it = std::find_if(next.begin(), next.end(), [&](uint64_t w) { return in.count(w) > 0; });
-      if (it == next.end() || *it == start) break;
-      if (std::find(path.begin(), path.end(), *it) != path.end()) break;
-      path.push_back(cur = *it);
+    uint64_t start = *std::min_element(c.begin(), c.end(), [&](uint64_t a, uint64_t b) { return rank_of(a) < rank_of(b); });
+    std::map<uint64_t, uint64_t> parent;
+    std::vector<uint64_t> queue{start};
+    bool closed = false;
+    uint64_t last = start;
+    for (size_t q = 0; q < queue.size() && !closed; ++q) {
+      for (uint64_t w : succ(queue[q])) {
+        if (!in.count(w)) continue;
+        if (w == start) {
+          closed = true;
+          last = queue[q];
+          break;
+        }
+        if (parent.emplace(w, queue[q]).second) queue.push_back(w);
+      }
     }
+    std::vector<uint64_t> path;
+    for (uint64_t v = last; v != start; v = parent[v]) path.push_back(v);
+    path.push_back(start);
+    std::reverse(path.begin(), path.end());
     cycles.push_back(path);
   }
-  std::sort(cycles.begin(), cycles.end(), [&](const auto& a, const auto& b) { return rank(a[0]) < rank(b[0]); });
+  std::sort(cycles.begin(), cycles.end(), [&](const auto& a, const auto& b) { return rank_of(a[0]) < rank_of(b[0]); });
   return cycles;
 }
 
@@ -347,17 +373,17 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
         a.awaiting_kind = "gather";
         // Its children, and theirs for a gather of gathers.
         std::vector<RemoteAddr> todo{t.waiter};
-        std::set<RemoteAddr> seen;
-        while (!todo.empty() && seen.size() < 10000) {
+        std::set<RemoteAddr> seen{t.waiter};
+        size_t budget = 100000;  // children looked at, in all
+        while (!todo.empty() && budget > 0) {
           RemoteAddr g = todo.back();
           todo.pop_back();
-          if (!seen.insert(g).second) continue;
           auto children = r.instance_attr(g, "_children");
           int64_t n = children ? after.read_as<int64_t>(*children + l.require(F::ob_size)).value_or(0) : 0;
           auto items = children ? after.read_ptr(*children + l.require(F::list_item)) : std::nullopt;
-          for (int64_t i = 0; items && i < std::min<int64_t>(n, 100000); ++i) {
+          for (int64_t i = 0; items && i < n && budget > 0; ++i, --budget) {
             auto c = after.read_ptr(*items + i * 8);
-            if (!c || c->null()) continue;
+            if (!c || c->null() || !seen.insert(*c).second) continue;
             auto cb = base_names(r, *c);
             if (has_base(cb, "_asyncio.Task"))
               a.awaits.push_back(c->value());

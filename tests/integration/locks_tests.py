@@ -16,6 +16,8 @@ def locks_test(ctx):
         extra = t.report["extra"]
         tid = dict((x["name"], x["native_id"]) for x in t.report["threads"])
         check(all(tid.get(n) for n in extra["expected"]), "the target could not tell every thread's TID: %s" % tid)
+        # Twice: a timed wait that the first pause interrupted goes on as restart_syscall.
+        stack_json(ctx.pyinspect, t.pid)
         got = stack_json(ctx.pyinspect, t.pid)
         by_tid = dict((x["native_id"], x) for x in got["threads"])
         for name, e in sorted(extra["expected"].items()):

@@ -6,7 +6,7 @@
 #   rl-owner holds an RLock (acquire()) and waits on an Event; rl-w1, rl-w2 want the RLock;
 #   cond-waiter: Condition.wait(); q-getter: Queue.get() on an empty queue; sem-waiter:
 #   Semaphore.acquire(); attr-holder holds box._lock in a with-block and waits on an Event,
-#   attr-waiter wants box._lock.
+#   attr-waiter wants box._lock; ev-timed waits on an Event with a timeout (3.x).
 import os
 import sys
 import threading
@@ -85,6 +85,11 @@ def sem_waiter():
     sem.acquire()
 
 
+def ev_timed():
+    _park.register()
+    never.wait(3600)  # a timed wait: after a stop it goes on as restart_syscall
+
+
 def attr_holder():
     with box._lock:
         attr_holds.set()
@@ -111,6 +116,8 @@ plan = [
     ("attr-holder", attr_holder, (), "Event", never, None),
     ("attr-waiter", attr_waiter, (box,), "Lock", box._lock, "attr-holder"),
 ]
+if sys.version_info[0] > 2:  # 2.7's timed waits poll in time.sleep(): no futex
+    plan.append(("ev-timed", ev_timed, (), "Event", never, None))
 # dl-a waits for lock_b (held by dl-b) and dl-b for lock_a: what each waits for is the other's.
 waits = {"dl-a": lock_b, "dl-b": lock_a}
 threads = []

@@ -3,6 +3,7 @@
 // Objects/exception_handling_notes.txt), and wait-for cycles among threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -91,6 +92,11 @@ TEST_CASE("futex words: only waits, whatever the flags") {
   CHECK(!futex_waited(202, wake));
   CHECK(!futex_waited(230, wait));  // clock_nanosleep
   CHECK(!futex_waited(-1, wait));
+  bool restarted = true;
+  CHECK(futex_waited(202, wait, &restarted) == std::optional<uint64_t>(0x1000));
+  CHECK(!restarted);
+  CHECK(futex_waited(219, bitset_private, &restarted) == std::optional<uint64_t>(0x2000));  // restart_syscall
+  CHECK(restarted);
 }
 
 TEST_CASE("await cycles: each once, from its task listed first; a task awaiting itself") {
@@ -104,4 +110,39 @@ TEST_CASE("await cycles: each once, from its task listed first; a task awaiting 
   CHECK(cycles[1] == std::vector<uint64_t>{10, 9});
   CHECK(cycles[2] == std::vector<uint64_t>{8});
   CHECK(await_cycles({{1, {2, 3}}, {2, {3}}}, {1, 2, 3}).empty());
+}
+
+TEST_CASE("await cycles: a real cycle through a component's first task, the shortest") {
+  // A awaits a gather of B and C; B awaits A; C awaits D; D awaits a gather of C and A: one
+  // component {A, B, C, D}; the shortest cycle through A is A -> B -> A.
+  const uint64_t A = 1, B = 2, C = 3, D = 4;
+  std::map<uint64_t, std::vector<uint64_t>> g = {{A, {B, C}}, {B, {A}}, {C, {D}}, {D, {C, A}}};
+  auto cycles = await_cycles(g, {A, B, C, D});
+  REQUIRE(cycles.size() == 1);
+  CHECK(cycles[0] == std::vector<uint64_t>{A, B});
+  // Through C first (listed first): C -> D -> C.
+  auto from_c = await_cycles(g, {C, D, A, B});
+  REQUIRE(from_c.size() == 1);
+  CHECK(from_c[0] == std::vector<uint64_t>{C, D});
+  // Every step of a reported cycle is an await.
+  for (const auto& c : {cycles[0], from_c[0]})
+    for (size_t i = 0; i < c.size(); ++i) {
+      const auto& out = g[c[i]];
+      CHECK(std::find(out.begin(), out.end(), c[(i + 1) % c.size()]) != out.end());
+    }
+}
+
+TEST_CASE("await cycles: a chain of 200000 tasks (no recursion to overflow)") {
+  std::map<uint64_t, std::vector<uint64_t>> g;
+  std::vector<uint64_t> order;
+  for (uint64_t i = 1; i <= 200000; ++i) {
+    order.push_back(i);
+    if (i < 200000) g[i] = {i + 1};
+  }
+  CHECK(await_cycles(g, order).empty());
+  g[200000] = {1};
+  auto c = await_cycles(g, order);
+  REQUIRE(c.size() == 1);
+  CHECK(c[0].size() == 200000);
+  CHECK(c[0].front() == 1);
 }
