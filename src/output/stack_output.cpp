@@ -154,6 +154,16 @@ nlohmann::json python_json(const PythonInfo& p) {
           {"debug_build", p.debug_build}};
 }
 
+nlohmann::json snapshot_json_header(int pid, const std::string& command, const PythonInfo& python, bool paused,
+                                    int64_t pause_ns, int64_t elapsed_ns) {
+  return {{"pid", pid},
+          {"command", command},
+          {"python", python_json(python)},
+          {"paused", paused},
+          {"pause_us", pause_ns / 1000.0},
+          {"elapsed_us", elapsed_ns / 1000.0}};
+}
+
 nlohmann::json stack_json(const StackSnapshot& snap) {
   nlohmann::json threads = nlohmann::json::array();
   for (const auto& t : snap.threads) {
@@ -235,19 +245,16 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
       threads.back()["python_frames_unplaced"] = t.python_frames_unplaced;
     }
   }
-  return {{"pid", snap.pid},
-          {"command", snap.command},
-          {"python", python_json(snap.python)},
-          {"paused", snap.paused},
-          {"pause_us", snap.pause_ns / 1000.0},
-          {"elapsed_us", snap.elapsed_ns / 1000.0},
-          {"interpreters", snap.interpreters},
-          {"threads_not_stopped", snap.threads_not_stopped},
-          {"torn", snap.torn},
-          {"native", snap.native},
-          {"deadlocks", snap.deadlocks},
-          {"warnings", snap.warnings},
-          {"threads", threads}};
+  nlohmann::json out = snapshot_json_header(snap.pid, snap.command, snap.python, snap.paused, snap.pause_ns,
+                                            snap.elapsed_ns);
+  out.update({{"interpreters", snap.interpreters},
+              {"threads_not_stopped", snap.threads_not_stopped},
+              {"torn", snap.torn},
+              {"native", snap.native},
+              {"deadlocks", snap.deadlocks},
+              {"warnings", snap.warnings},
+              {"threads", threads}});
+  return out;
 }
 
 }  // namespace pyinspect

@@ -132,17 +132,14 @@ nlohmann::json tasks_json(const TasksSnapshot& snap) {
                      {"thread", l.thread ? nlohmann::json(l.thread) : nlohmann::json(nullptr)},
                      {"thread_name", l.thread ? nlohmann::json(l.thread_name) : nlohmann::json(nullptr)},
                      {"tasks", l.tasks}});
-  return {{"pid", snap.pid},
-          {"command", snap.command},
-          {"python", python_json(snap.python)},
-          {"paused", snap.paused},
-          {"pause_us", snap.pause_ns / 1000.0},
-          {"elapsed_us", snap.elapsed_ns / 1000.0},
-          {"registry", snap.registry},
-          {"loops", loops},
-          {"tasks", tasks},
-          {"cycles", snap.cycles},
-          {"warnings", snap.warnings}};
+  nlohmann::json out = snapshot_json_header(snap.pid, snap.command, snap.python, snap.paused, snap.pause_ns,
+                                            snap.elapsed_ns);
+  out.update({{"registry", snap.registry},
+              {"loops", loops},
+              {"tasks", tasks},
+              {"cycles", snap.cycles},
+              {"warnings", snap.warnings}});
+  return out;
 }
 
 }  // namespace pyinspect

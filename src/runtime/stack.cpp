@@ -148,11 +148,12 @@ struct PausedRead {
   std::set<int> unstopped;             // TIDs that had not stopped
   std::map<int, NativeCapture> native;  // with --native: each stopped thread's registers and stack
   std::vector<int> stopped_tids;        // every thread the pause stopped
-  std::map<int, uint64_t> futex;        // the futex word each sleeping thread was stopped in
+  std::map<int, uint64_t> futex;        // the futex word each sleeping thread waits on
   std::set<int> futex_guessed;          // ... where that was restart_syscall (pause.hpp)
 };
 
-// The futex word a thread sleeps on, for threads the kernel said were asleep.
+// Whether the kernel said, before the pause, that the thread was asleep (only those can be
+// waiting on a futex word).
 bool asleep(const std::map<int, TaskInfo>& tasks, int tid) {
   auto it = tasks.find(tid);
   return it != tasks.end() && it->second.state == 'S';
@@ -341,14 +342,9 @@ void read_waits(PythonProcess& py, const ObjectReader& r, const PausedRead& read
     WaitInput w;
     w.info = &info;
     w.frames = std::move(frames[info.tstate_address]);
-    if (info.native_id) {
-      if (snap.paused) {
-        if (auto it = read.futex.find(info.native_id); it != read.futex.end()) w.futex = it->second;
-        w.futex_guessed = read.futex_guessed.count(info.native_id) > 0;
-      } else if (info.state == "sleeping") {
-        if (auto sc = blocked_syscall(snap.pid, info.native_id))
-          w.futex = futex_waited(sc->number, sc->args, &w.futex_guessed);
-      }
+    if (auto it = read.futex.find(info.native_id); info.native_id && it != read.futex.end()) {
+      w.futex = it->second;
+      w.futex_guessed = read.futex_guessed.count(info.native_id) > 0;
     }
     if (auto it = interp_of.find(info.tstate_address); it != interp_of.end()) {
       if (!gil.count(it->second)) gil[it->second] = py.gil_wait_words(r.memory(), it->second);
@@ -448,9 +444,19 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   if (opts.native && opts.nonblocking)
     throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");
   PausedRead read;
-  if (opts.nonblocking)
+  if (opts.nonblocking) {
     read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return true; });
-  else
+    // Without the pause, the futex word each sleeping thread waits on comes from /proc.
+    for (const auto& [tid, task] : tasks) {
+      if (!opts.waits || task.state != 'S') continue;
+      bool restarted = false;
+      if (auto sc = blocked_syscall(snap.pid, tid))
+        if (auto word = futex_waited(sc->number, sc->args, &restarted)) {
+          read.futex[tid] = *word;
+          if (restarted) read.futex_guessed.insert(tid);
+        }
+    }
+  } else
     read = read_paused(py, mem, opts, tasks, snap);
 
   // Everything below reads memory that does not change while a thread waits: code objects,
