@@ -6,8 +6,26 @@ import sys
 import xml.etree.ElementTree as ET
 
 
+def subset(interps):
+    """The interpreters the sanitizer pass runs on: every one, except that of the copies of a shared
+    libpython stripped of its symbols (the same reader, the embedded tables, on each) only the
+    oldest and newest are kept."""
+    stripped = [e for e in interps if e["kind"].startswith("shared, libpython stripped")]
+    stripped.sort(key=lambda e: (e["major"], e["minor"]))
+    drop = {e["id"] for e in stripped[1:-1]}
+    return [e for e in interps if e["id"] not in drop]
+
+
 def main():
+    if sys.argv[1] == "--exclude-for-sanitizers":  # a ctest -E regex of the interpreters left out
+        with open(sys.argv[2]) as f:
+            interps = json.load(f)
+        kept = {e["id"] for e in subset(interps)}
+        left = [e["id"].replace(".", r"\.") for e in interps if e["id"] not in kept]
+        print("@(%s)$" % "|".join(left) if left else "^$")
+        return 0
     results, interpreters = sys.argv[1], sys.argv[2]
+    only = len(sys.argv) > 3 and sys.argv[3] == "--sanitizer-subset"
     cases = ET.parse(results).getroot().iter("testcase")
     per = collections.defaultdict(lambda: [0, 0, []])
     other = [0, 0, []]
@@ -32,6 +50,11 @@ def main():
             bucket[2].append(name)
     with open(interpreters) as f:
         interps = json.load(f)
+    if only:
+        left = len(interps) - len(subset(interps))
+        interps = subset(interps)
+        if left:
+            print("\n(%d copies of a stripped libpython left out of this pass: the oldest and newest run)" % left)
     print("\nInterpreters tested:")
     bad = 0
     for e in interps:
