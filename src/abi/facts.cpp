@@ -90,6 +90,11 @@ Facts Facts::for_version(const PyVersion& asked) {
   f.immortal_zero_bits = at_least(3, 14) ? 0x0000ffff00000000ull : 0xffffffff00000000ull;
   f.finalizers_block_collection = !at_least(3, 4);  // PEP 442
 
+  // Threads and tasks.
+  f.lock_wait = at_least(3, 14) ? LockWait::ParkingLot : LockWait::SemaphorePointer;
+  f.rlock_held_by_owner = at_least(3, 14);
+  f.task_registry = at_least(3, 14) ? TaskRegistry::ThreadLists : TaskRegistry::ModuleSets;
+
   // pymalloc.
   if (at_least(3, 10)) {
     f.pool_size = 16 << 10;

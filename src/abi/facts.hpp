@@ -127,6 +127,22 @@ struct Facts {
   }
   bool finalizers_block_collection = false;  // 2.7: a cycle with __del__ goes to gc.garbage
 
+  // --- threads and tasks ---
+  // How a thread blocked on a _thread.lock or RLock sleeps: on the futex word at the start of the
+  // sem_t that the lock's PyThread_type_lock points to (<=3.13), or (3.14+) parked on the lock's
+  // inline PyMutex: it sleeps on the semaphore of a wait_entry on its own stack whose `addr` is
+  // the mutex's address (Python/parking_lot.c).
+  enum class LockWait { SemaphorePointer, ParkingLot };
+  LockWait lock_wait = LockWait::SemaphorePointer;
+  // An RLock is held while its count is above 0 (<=3.13: rlock_count), or (3.14+: the
+  // _PyRecursiveMutex's level counts the holds beyond the first) while its owner is set.
+  bool rlock_held_by_owner = false;
+  // Where asyncio keeps its pending tasks: the WeakSets and sets of the asyncio.tasks module
+  // (<=3.13), or (3.14+) a linked list per thread (and one in the interpreter for the tasks of
+  // threads that ended) through each C task's task_node, which `_AsyncioDebug` describes.
+  enum class TaskRegistry { ModuleSets, ThreadLists };
+  TaskRegistry task_registry = TaskRegistry::ModuleSets;
+
   // --- pymalloc ---
   uint64_t pool_size = 4096, arena_size = 256 << 10;  // 3.10+: 16 KiB pools, 1 MiB arenas
   enum class Obmalloc { Statics, InInterpreter, InterpreterPointer };  // static <=3.11; 3.12; 3.13+

@@ -56,20 +56,29 @@ Layout fixed_layout(const PyVersion& v) {
   // the versions (callback0 and context0 3.7, cancel_msg 3.9, cancelled_exc 3.11, exception_tb
   // 3.12; 3.13 packed the flags into bit-fields and dropped the dict and weakref list), then
   // fut_waiter, coro, name (3.8+) and context. A FutureIter holds its future after the header.
-  if (v.at_least(3, 6) && !v.at_least(3, 14)) {
+  // 3.14 added awaited_by (a pointer, after cancelled_exc), is_task and awaited_by_is_set (chars
+  // after the state) and task_node (a list link after the context); its _AsyncioDebug, when the
+  // target has one, says the same (abi/asyncio_debug.cpp) and wins.
+  if (v.at_least(3, 6)) {
     struct TaskOffsets {
       int minor, state, fut_waiter, coro, name;
     };
-    static const TaskOffsets kTask[] = {{6, 56, 88, 96, -1},    {7, 72, 104, 112, -1},  {8, 72, 104, 112, 120},
-                                        {9, 80, 144, 152, 160}, {10, 88, 152, 160, 168}, {11, 88, 128, 136, 144},
-                                        {12, 88, 128, 136, 144}, {13, 96, 112, 120, 128}};
+    static const TaskOffsets kTask[] = {{6, 56, 88, 96, -1},     {7, 72, 104, 112, -1},   {8, 72, 104, 112, 120},
+                                        {9, 80, 144, 152, 160},  {10, 88, 152, 160, 168}, {11, 88, 128, 136, 144},
+                                        {12, 88, 128, 136, 144}, {13, 96, 112, 120, 128}, {14, 104, 120, 128, 136}};
     for (const auto& t : kTask) {
-      if (t.minor != v.minor) continue;
+      if (t.minor != v.minor || v.major != 3) continue;
       field(F::task_loop, 16);
       field(F::task_state, t.state);
       field(F::task_fut_waiter, t.fut_waiter);
       field(F::task_coro, t.coro);
       if (t.name >= 0) field(F::task_name, t.name);
+      if (t.minor == 14) {
+        field(F::task_awaited_by, 96);
+        field(F::task_is_task, 108);
+        field(F::task_awaited_by_is_set, 109);
+        field(F::task_node, 152);
+      }
     }
     field(F::futiter_future, 16);
   }

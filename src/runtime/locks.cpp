@@ -156,13 +156,7 @@ class Analysis {
     return LockKind::None;
   }
 
-  std::optional<uint64_t> lock_word(RemoteAddr obj, LockKind k) {
-    F f = k == LockKind::RLock ? F::rlock_lock : F::lock_lock;
-    if (!l_.has(f)) return std::nullopt;
-    auto p = m_.read_ptr(obj + l_.off(f));
-    if (!p) return std::nullopt;
-    return p->value();
-  }
+  std::optional<uint64_t> lock_word(RemoteAddr obj, LockKind k) { return lock_key(m_, l_, obj, k == LockKind::RLock); }
 
   // The names of the classes of `obj`'s type's MRO, unprefixed ("Condition", "Thread", "object").
   std::vector<std::string> mro_names(RemoteAddr obj) {
@@ -439,12 +433,14 @@ class Analysis {
       wi.how = wi.held_by ? "the GIL's holder" : "no thread holds the GIL now (it is being handed over)";
       return wi;
     }
+    // The lock it sleeps for: the word, or where its parking-lot entry says it parked.
+    std::optional<uint64_t> key = parked_key(m_, l_, futex);
     if (w.futex_guessed) {  // restart_syscall: believed only if a lock of its frames owns the word
       WaitInfo probe;
-      if (!lock_by_futex(t, futex, probe)) return std::nullopt;
+      if (!key || !lock_by_futex(t, *key, probe)) return std::nullopt;
     }
     if (recognised_call(t, wi)) return wi;
-    if (lock_by_futex(t, futex, wi)) return wi;
+    if (key && lock_by_futex(t, *key, wi)) return wi;
     wi.kind = "futex";
     wi.certainty = "unknown";
     wi.how = "no lock found from its frames sleeps on this futex word (a lock of C code?)";
@@ -570,7 +566,8 @@ class Analysis {
     if (kind == LockKind::RLock) {
       auto owner = m_.read_as<uint64_t>(*lock + l_.require(F::rlock_owner));
       auto count = m_.read_as<uint64_t>(*lock + l_.require(F::rlock_count));
-      int tid = owner && count && *count ? tid_of_ident(*owner) : 0;
+      bool held = owner && *owner && (l_.facts().rlock_held_by_owner || (count && *count));
+      int tid = held ? tid_of_ident(*owner) : 0;
       if (tid) {
         set_holder(wi, tid);
         add_owned(tid, "RLock", *lock, wi.name);
@@ -623,6 +620,24 @@ class Analysis {
 };
 
 }  // namespace
+
+std::optional<uint64_t> parked_key(const Memory& m, const Layout& l, uint64_t futex) {
+  if (l.facts().lock_wait == Facts::LockWait::SemaphorePointer) return futex;
+  if (!l.has(F::wait_entry_addr) || !l.has(F::wait_entry_sema)) return std::nullopt;
+  // The word is the start of the entry's semaphore (a sem_t's futex word, glibc).
+  auto addr = m.read_as<uint64_t>(RemoteAddr(futex - l.off(F::wait_entry_sema) + l.off(F::wait_entry_addr)));
+  if (!addr || !*addr) return std::nullopt;
+  return *addr;
+}
+
+std::optional<uint64_t> lock_key(const Memory& m, const Layout& l, RemoteAddr lock, bool rlock) {
+  F f = rlock ? F::rlock_lock : F::lock_lock;
+  if (!l.has(f)) return std::nullopt;
+  if (l.facts().lock_wait == Facts::LockWait::ParkingLot) return (lock + l.off(f)).value();
+  auto p = m.read_ptr(lock + l.off(f));
+  if (!p) return std::nullopt;
+  return p->value();
+}
 
 void analyse_waits(const ObjectReader& r, std::vector<WaitInput>& threads, StackSnapshot& snap) {
   Analysis(r, threads, snap).run();

@@ -31,6 +31,14 @@ struct WaitInput {
 // thread waits). Bounded: a few frames per thread, a few thousand objects in all.
 void analyse_waits(const ObjectReader& r, std::vector<WaitInput>& threads, StackSnapshot& snap);
 
+// What identifies the lock a thread sleeps for, from the futex word it sleeps on: the word itself
+// (<=3.13: the sem_t a lock points to), or (3.14+: parked on a PyMutex) the address the waiter's
+// wait_entry, around the word, says it parked on. nullopt if that cannot be read.
+std::optional<uint64_t> parked_key(const Memory& m, const Layout& l, uint64_t futex);
+// The same key for a _thread lock or RLock object: what its lock member points to (<=3.13), or
+// the address of its PyMutex (3.14+). nullopt where the layout or memory does not say.
+std::optional<uint64_t> lock_key(const Memory& m, const Layout& l, RemoteAddr lock, bool rlock);
+
 // The depth of the live part of a 3.11+ frame's value stack at `offset` (code units), from its
 // code's exception table (Objects/exception_handling_notes.txt): the stack depth of the handler
 // that covers the instruction, 0 when none does.

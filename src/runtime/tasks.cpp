@@ -8,8 +8,10 @@
 #include <optional>
 #include <set>
 
+#include "abi/asyncio_debug.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "elf/elf_file.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
 #include "runtime/objects.hpp"
@@ -120,10 +122,31 @@ class TaskReader {
  public:
   TaskReader(const ObjectReader& r, const TasksOptions& opts) : r_(r), l_(r.layout()), m_(r.memory()), opts_(opts) {}
 
-  // The tasks of every registry asyncio.tasks has, in order, each once.
-  std::vector<RemoteAddr> registered(const std::vector<RemoteAddr>& interps, std::string& where, bool& imported) {
+  // The tasks of every registry asyncio has, in order, each once: 3.14+, each thread's list and
+  // the interpreter's; then the sets of the asyncio.tasks module.
+  std::vector<RemoteAddr> registered(const std::vector<RemoteAddr>& interps, std::string& where, bool& imported,
+                                     std::vector<std::string>& warnings) {
     std::vector<RemoteAddr> out;
     std::set<RemoteAddr> seen;
+    if (l_.facts().task_registry == Facts::TaskRegistry::ThreadLists && l_.has(F::task_node) &&
+        l_.has(F::ts_asyncio_tasks_head) && l_.has(F::llist_next)) {
+      const int64_t node = l_.off(F::task_node);
+      auto add = [&](RemoteAddr head, const std::string& whose) {
+        NodeList nl = circular_list(m_, head, l_.off(F::llist_next), l_.off(F::llist_prev),
+                                    opts_.max_tasks - std::min(opts_.max_tasks, out.size()), "tasks");
+        if (!nl.complete) warnings.push_back("the task list of " + whose + ": " + nl.problem);
+        for (RemoteAddr n : nl.nodes)
+          if (RemoteAddr task(n.value() - node); seen.insert(task).second) out.push_back(task);
+      };
+      for (RemoteAddr interp : interps) {
+        NodeList ts = thread_states(l_, m_, interp);
+        if (!ts.complete) warnings.push_back(ts.problem);
+        for (RemoteAddr t : ts.nodes) add(t + l_.off(F::ts_asyncio_tasks_head), "thread state " + log::hex(t.value()));
+        if (l_.has(F::is_asyncio_tasks_head))
+          add(interp + l_.off(F::is_asyncio_tasks_head), "the interpreter (tasks of threads that ended)");
+      }
+      where = "the task lists of the threads and the interpreter";
+    }
     for (RemoteAddr interp : interps) {
       auto modules = m_.read_ptr(interp + l_.require(F::is_modules));
       auto mod = modules ? r_.dict_get(*modules, "asyncio.tasks") : std::nullopt;
@@ -284,13 +307,59 @@ std::string state_name(int32_t s) {
 
 }  // namespace
 
+std::optional<RemoteAddr> find_asyncio_debug(const Maps& maps,
+                                             const std::function<std::string(const std::string&)>& host_path,
+                                             const MappedBinary* interpreter) {
+  auto in = [](const ElfFile& elf) -> std::optional<uint64_t> {
+    if (auto s = elf.exported_symbol(kAsyncioDebugSymbol)) return s->value;
+    if (auto s = elf.section(kAsyncioDebugSection); s && s->size >= kAsyncioDebugSize) return s->addr;
+    return std::nullopt;
+  };
+  std::set<std::string> tried;
+  for (const auto& m : maps.entries()) {
+    if (!m.is_file() || !tried.insert(m.path).second) continue;
+    std::string name = m.path.substr(m.path.rfind('/') + 1);
+    if (name.rfind("_asyncio.", 0) != 0) continue;
+    try {
+      ElfFile elf(host_path(m.path));
+      auto at = in(elf);
+      auto bias = load_bias(elf, maps, m.path);
+      if (at && bias) return RemoteAddr(*at + *bias);
+    } catch (const Error& e) {
+      LOG_DEBUG("cannot open " << m.path << ": " << e.what());
+    }
+  }
+  if (interpreter) {  // _asyncio built into the interpreter's binary
+    if (auto at = in(*interpreter->elf)) return interpreter->at(*at);
+  }
+  return std::nullopt;
+}
+
 TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const TasksOptions& opts) {
   auto t0 = std::chrono::steady_clock::now();
-  const Layout& l = py.layout();
+  TasksSnapshot snap;
+  // The target's own _AsyncioDebug, where it has one, over the fixed layouts.
+  Layout l = py.layout();
+  std::string offsets_note;  // said only if asyncio is imported
+  if (l.facts().task_registry == Facts::TaskRegistry::ThreadLists) {
+    auto at = find_asyncio_debug(
+        mem.maps(), [&](const std::string& p) { return py.process().host_path(p); }, &py.binary());
+    std::vector<uint8_t> bytes(kAsyncioDebugSize);
+    if (!at) {
+      offsets_note = "no _AsyncioDebug in the target (is _asyncio loaded?): its offsets are pyinspect's own";
+    } else if (!mem.read(*at, bytes.data(), bytes.size())) {
+      offsets_note = "_AsyncioDebug at " + log::hex(at->value()) + " could not be read: its offsets are pyinspect's own";
+    } else {
+      try {
+        apply_asyncio_debug(bytes, l);
+      } catch (const Error& e) {
+        offsets_note = std::string(e.what()) + ": its offsets are pyinspect's own";
+      }
+    }
+  }
   if (!l.has(F::task_state) || !l.has(F::task_coro))
     throw Error(ErrorCode::Unsupported, "asyncio's C tasks are not known for CPython " + l.version.str() +
-                                            " (tasks reads 3.7 to 3.13)");
-  TasksSnapshot snap;
+                                            " (tasks reads 3.7 to 3.14)");
   snap.pid = py.process().pid();
   snap.command = py.process().cmdline();
   snap.paused = !opts.nonblocking;
@@ -302,7 +371,7 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
     TaskReader reader(r, opts);
     NodeList interps = interpreters(py, m);
     if (!interps.complete) warnings.push_back(interps.problem);
-    for (RemoteAddr task : reader.registered(interps.nodes, registry, found)) out.push_back(reader.read(task));
+    for (RemoteAddr task : reader.registered(interps.nodes, registry, found, warnings)) out.push_back(reader.read(task));
   };
   {
     // As stack does: a first pass over the running target learns which pages hold the registries,
@@ -333,6 +402,7 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
     }
   }
   if (!imported) snap.warnings.push_back("asyncio is not imported: no tasks");
+  else if (!offsets_note.empty()) snap.warnings.insert(snap.warnings.begin(), offsets_note);
   else if (snap.registry.empty())
     throw Error(ErrorCode::Unsupported, "asyncio.tasks has no task registry pyinspect knows (_all_tasks, _scheduled_tasks)");
 

@@ -45,4 +45,37 @@ NodeList thread_states(const Layout& l, const Memory& mem, RemoteAddr interp, co
                 "threads");
 }
 
+NodeList circular_list(const Memory& mem, RemoteAddr head, int64_t next_off, int64_t prev_off, size_t bound,
+                       const char* what) {
+  NodeList out;
+  std::unordered_set<RemoteAddr> seen;
+  auto fail = [&](const std::string& why) {
+    out.complete = false;
+    out.problem = why;
+    return out;
+  };
+  RemoteAddr prev = head;
+  std::optional<RemoteAddr> p = mem.read_ptr(head + next_off);
+  while (true) {
+    const std::string after = " after " + std::to_string(out.nodes.size()) + " " + what;
+    if (!p) return fail(std::string("the list of ") + what + " could not be read" + after);
+    if (p->null()) {
+      if (out.nodes.empty()) return out;  // never initialised: empty
+      return fail(std::string("the list of ") + what + " has a null link" + after);
+    }
+    if (*p == head) return out;
+    if (out.nodes.size() >= bound)
+      return fail(std::string("more than ") + std::to_string(bound) + " " + what + ": the rest not read");
+    if (!seen.insert(*p).second) return fail(std::string("the list of ") + what + " loops" + after);
+    if (prev_off >= 0) {
+      auto back = mem.read_ptr(*p + prev_off);
+      if (!back || *back != prev)
+        return fail(std::string("the list of ") + what + " does not link back" + after + " (changed as it was read?)");
+    }
+    out.nodes.push_back(*p);
+    prev = *p;
+    p = mem.read_ptr(*p + next_off);
+  }
+}
+
 }  // namespace pyinspect

@@ -31,4 +31,11 @@ NodeList interpreters(const PythonProcess& py, const Memory& mem, const ThreadWa
 // The thread states of one interpreter, newest first.
 NodeList thread_states(const Layout& l, const Memory& mem, RemoteAddr interp, const ThreadWalkLimits& limits = {});
 
+// The nodes of a circular doubly linked list (struct llist_node: 3.14's task lists) from its head,
+// not counting the head: followed by `next_off` until the head comes back, each node's link at
+// `prev_off` checked to point back to the one before. A head never initialised (its link null)
+// is an empty list.
+NodeList circular_list(const Memory& mem, RemoteAddr head, int64_t next_off, int64_t prev_off, size_t bound,
+                       const char* what);
+
 }  // namespace pyinspect

@@ -11,6 +11,8 @@
 #include "proc/pause.hpp"
 #include "runtime/locks.hpp"
 #include "runtime/tasks.hpp"
+#include "abi/layout.hpp"
+#include "proc/memory.hpp"
 
 using namespace pyinspect;
 
@@ -145,4 +147,39 @@ TEST_CASE("await cycles: a chain of 200000 tasks (no recursion to overflow)") {
   REQUIRE(c.size() == 1);
   CHECK(c[0].size() == 200000);
   CHECK(c[0].front() == 1);
+}
+
+TEST_CASE("lock keys: a sem_t pointer up to 3.13, the parked-on PyMutex from 3.14") {
+  FakeMemory m;
+  const RemoteAddr lock(0x30000), sem(0x40000), entry(0x7ffd0000);
+  SUBCASE("3.13: the futex word is the sem_t the lock points to") {
+    Layout l;
+    l.set_version(PyVersion{3, 13, 0, ""});
+    l.set(F::lock_lock, 16, LayoutSource::Dwarf);
+    m.put<uint64_t>(lock + 16, sem.value());
+    CHECK(parked_key(m, l, sem.value()) == std::optional<uint64_t>(sem.value()));
+    CHECK(lock_key(m, l, lock, false) == std::optional<uint64_t>(sem.value()));
+  }
+  SUBCASE("3.14: the waiter's wait_entry around the word names the mutex inside the lock") {
+    // struct wait_entry (Python/parking_lot.c): park_arg, addr, sema (the sem_t), node, ...
+    Layout l;
+    l.set_version(PyVersion{3, 14, 0, ""});
+    l.set(F::lock_lock, 16, LayoutSource::Dwarf);
+    l.set(F::rlock_lock, 16, LayoutSource::Dwarf);
+    l.set(F::wait_entry_addr, 8, LayoutSource::Dwarf);
+    l.set(F::wait_entry_sema, 16, LayoutSource::Dwarf);
+    m.put<uint64_t>(entry, 0);
+    m.put<uint64_t>(entry + 8, (lock + 16).value());
+    m.put<uint64_t>(entry + 16, 0);  // the semaphore's count: its futex word
+    CHECK(parked_key(m, l, (entry + 16).value()) == std::optional<uint64_t>((lock + 16).value()));
+    CHECK(lock_key(m, l, lock, false) == std::optional<uint64_t>((lock + 16).value()));
+    CHECK(lock_key(m, l, lock, true) == std::optional<uint64_t>((lock + 16).value()));
+    // Another lock's mutex is not this one.
+    CHECK(lock_key(m, l, RemoteAddr(0x50000), false) != parked_key(m, l, (entry + 16).value()));
+    // An entry that cannot be read gives no key (not a guess).
+    CHECK_FALSE(parked_key(m, l, 0x12340010).has_value());
+    Layout bare;
+    bare.set_version(PyVersion{3, 14, 0, ""});
+    CHECK_FALSE(parked_key(m, bare, (entry + 16).value()).has_value());
+  }
 }
