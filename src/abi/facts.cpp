@@ -91,6 +91,9 @@ Facts Facts::for_version(const PyVersion& asked) {
   f.finalizers_block_collection = !at_least(3, 4);  // PEP 442
 
   // Threads and tasks.
+  static const char* const kGilStatics[] = {"gil_cond", "gil_mutex", "switch_cond", "switch_mutex", nullptr};
+  if (at_least(3, 2) && !at_least(3, 7)) f.gil_static_words = kGilStatics;
+  if (!at_least(3, 0)) f.gil_static_lock = "interpreter_lock";
   f.lock_wait = at_least(3, 14) ? LockWait::ParkingLot : LockWait::SemaphorePointer;
   f.rlock_held_by_owner = at_least(3, 14);
   f.task_registry = at_least(3, 14) ? TaskRegistry::ThreadLists : TaskRegistry::ModuleSets;

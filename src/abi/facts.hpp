@@ -128,6 +128,12 @@ struct Facts {
   bool finalizers_block_collection = false;  // 2.7: a cycle with __del__ goes to gc.garbage
 
   // --- threads and tasks ---
+  // <=3.6: the GIL's waiters sleep on static variables of ceval that no layout names, found in
+  // the binary's symbol table (not in a stripped one): 3.2-3.6 the condition variables and
+  // mutexes of Python/ceval_gil.h (null-terminated names; a thread taking the GIL waits on
+  // gil_cond); 2.7 the sem_t that `interpreter_lock`, a PyThread_type_lock, points to.
+  const char* const* gil_static_words = nullptr;
+  const char* gil_static_lock = nullptr;
   // How a thread blocked on a _thread.lock or RLock sleeps: on the futex word at the start of the
   // sem_t that the lock's PyThread_type_lock points to (<=3.13), or (3.14+) parked on the lock's
   // inline PyMutex: it sleeps on the semaphore of a wait_entry on its own stack whose `addr` is

@@ -271,7 +271,7 @@ RemoteAddr PythonProcess::gil_holder(const Memory& mem, RemoteAddr interp) const
 std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::gil_wait_words(const Memory& mem,
                                                                                RemoteAddr interp) const {
   const Layout& l = layout_;
-  if (!l.has(F::gil_cond) || !l.has(S::sz_gil_runtime_state)) return std::nullopt;
+  if (!l.has(F::gil_cond) || !l.has(S::sz_gil_runtime_state)) return static_gil_wait_words(mem);
   RemoteAddr gil;
   if (l.has(F::is_ceval_gil)) {  // 3.12+: a pointer in the interpreter
     auto p = mem.read_ptr(interp + l.off(F::is_ceval_gil));
@@ -285,6 +285,43 @@ std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::gil_wait_words(c
   // cond and mutex (threads taking the GIL), then switch_cond and switch_mutex (a thread that
   // dropped it on request, until another takes it): all to the end of the struct.
   return std::make_pair(gil + l.off(F::gil_cond), gil + l.size(S::sz_gil_runtime_state));
+}
+
+std::optional<std::pair<RemoteAddr, RemoteAddr>> PythonProcess::static_gil_wait_words(const Memory& mem) const {
+  const Facts& f = layout_.facts();
+  auto sym = [&](const char* name) -> std::optional<ElfSymbol> {
+    for (const ElfFile* e : {bin_->elf.get(), bin_->debug.get()})
+      if (e)
+        if (auto s = e->static_symbol(name); s && !s->function && s->size) return s;
+    return std::nullopt;
+  };
+  if (f.gil_static_words) {
+    // Their span, when they lie together (nothing else between but padding); else gil_cond's own
+    // bytes, where a thread taking the GIL sleeps.
+    std::vector<ElfSymbol> found;
+    for (const char* const* n = f.gil_static_words; *n; ++n)
+      if (auto s = sym(*n)) found.push_back(*s);
+    if (found.empty()) return std::nullopt;
+    uint64_t lo = UINT64_MAX, hi = 0, total = 0;
+    for (const auto& s : found) {
+      lo = std::min(lo, s.value);
+      hi = std::max(hi, s.value + s.size);
+      total += s.size;
+    }
+    if (hi - lo > total + 64) {
+      lo = found[0].value;
+      hi = found[0].value + found[0].size;
+    }
+    return std::make_pair(bin_->at(lo), bin_->at(hi));
+  }
+  if (f.gil_static_lock) {
+    auto s = sym(f.gil_static_lock);
+    if (!s) return std::nullopt;
+    auto sem = mem.read_ptr(bin_->at(s->value));
+    if (!sem || sem->null()) return std::nullopt;
+    return std::make_pair(*sem, *sem + 32);  // sizeof(sem_t), its futex word first (glibc, x86-64)
+  }
+  return std::nullopt;
 }
 
 PyVersion PythonProcess::full_version(const Memory& mem) {

@@ -53,13 +53,15 @@ class PythonProcess {
   // The thread state holding the GIL in interpreter `interp`, null if none.
   RemoteAddr gil_holder(const Memory& mem, RemoteAddr interp) const;
   // Where threads that wait for the GIL of `interp` sleep: its condition variables and mutexes,
-  // as [begin, end); nullopt where the layout does not say (2.7, 3.6: static variables).
+  // as [begin, end); <=3.6, static variables named by the binary's symbol table (nullopt where
+  // it has none).
   std::optional<std::pair<RemoteAddr, RemoteAddr>> gil_wait_words(const Memory& mem, RemoteAddr interp) const;
   // Full version ("3.9.18") from Py_Version or from sys.version in the target.
   PyVersion full_version(const Memory& mem);
 
  private:
   void find_binary(const ProcessMemory& mem);
+  std::optional<std::pair<RemoteAddr, RemoteAddr>> static_gil_wait_words(const Memory& mem) const;
   void resolve_types();
   void find_interpreter_head(const ProcessMemory& mem, const std::string& method);
   bool head_from_code(const ProcessMemory& mem);
