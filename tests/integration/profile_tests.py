@@ -125,8 +125,9 @@ def register(test):
     @test("record-accuracy")
     def record_accuracy(ctx):
         """Each function's share of the profile within three standard deviations (at least 3
-        points) of the target's own figure (its threads' CPU clocks); the line attributed is the hot line; idle threads absent without
-        --idle, present with it (each thread once per sample); --gil shows only GIL holders."""
+        points) of the target's own figure (its threads' CPU clocks); the line attributed is the
+        hot line; idle threads absent without --idle, present with it (each thread once per
+        sample); --gil shows only GIL holders."""
         with Profiled(ctx.interp) as t:
             plain = t.path("plain.folded")
             _, _, err = run_pyinspect(ctx.pyinspect, ["record", str(t.pid), "-d", "3", "-r", "200", "-o", plain])
