@@ -43,7 +43,8 @@ int heap_retained(Process& proc, ProcessMemory& mem, PythonProcess& py, const Ce
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
-  r.paused = !opts.nonblocking;
+  r.paused = !opts.nonblocking && mem.live();
+  if (!mem.live()) r.core = mem.core()->path();
   r.warnings = warnings;
   r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
@@ -64,7 +65,9 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   bool json = false, no_progress = false, no_dwarf = false, no_cache = false, retained = false;
   CensusOptions opts;
   TargetOptions topts;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+  CoreSearch search;
+  std::string lib_path;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect, or a core file of one")
       ("top", po::value(&top)->default_value(top), "show the N largest rows (0: all)")
       ("by", po::value(&by)->default_value(by), "group by kind, type, module or size")
       ("largest", po::value(&opts.largest)->default_value(0), "also list the N largest single objects")
@@ -81,10 +84,12 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")
       ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
       ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect heap PID [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect heap PID|CORE [options]", args, desc, pos, vm)) return 0;
+  finish_core_options(search, lib_path);
   GroupBy group = parse_group(by);
   if (vm.count("growth") && !(growth > 0 && growth <= 86400))
     throw Error(ErrorCode::Usage, "--growth wants a number of seconds more than 0, at most 86400");
@@ -106,8 +111,11 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
     check_output_path("--list-objects", list_path);
   }
 
-  Process proc(parse_pid(pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  OpenedTarget target = open_target(pid_text, search);
+  Process& proc = *target.proc;
+  ProcessMemory& mem = *target.mem;
+  if (growth > 0 && !target.live())
+    throw Error(ErrorCode::Usage, "--growth watches a live process: a core file does not change (compare two with --diff)");
   PythonProcess py(proc, mem, topts);
   TextStyle style{g.color, false};
   std::unique_ptr<AtomicFile> listing;

@@ -79,13 +79,15 @@ struct RefsArgs {
   uint64_t max_copy_mib = 0;
   RefsOptions o;
   TargetOptions topts;
+  CoreSearch search;
+  std::string lib_path;
   bool progress() const { return !no_progress && isatty(STDERR_FILENO); }
 };
 
 po::options_description refs_options(RefsArgs& a) {
   po::options_description desc("Options");
   RefsOptions& o = a.o;
-  desc.add_options()("pid", po::value(&a.pid_text)->required(), "process to inspect")
+  desc.add_options()("pid", po::value(&a.pid_text)->required(), "process to inspect, or a core file of one")
       ("type", po::value(&o.type), "start from objects of this class: Name or module.Name")
       ("address", po::value(&a.address_text), "start from the object at this address (0x...)")
       ("backrefs", po::bool_switch(&o.backrefs), "what refers to them, up to roots (default: what they refer to)")
@@ -105,6 +107,7 @@ po::options_description refs_options(RefsArgs& a) {
       ("no-dwarf", po::bool_switch(&a.no_dwarf), "ignore debug info; use the embedded layout tables")
       ("no-cache", po::bool_switch(&a.no_cache), "read the DWARF even if its layout is cached")
       ("python", po::value(&a.topts.force_version), "CPython version X.Y, when the binary does not tell");
+  add_core_options(desc, a.search, a.lib_path);
   return desc;
 }
 
@@ -133,13 +136,15 @@ void check_refs_args(RefsArgs& a) {
   if ((!a.svg_path.empty() || !a.png_path.empty()) && find_dot().empty()) throw no_dot(a.svg_path.empty() ? "png" : "svg");
   a.topts.use_dwarf = !a.no_dwarf;
   a.topts.use_cache = !a.no_cache;
+  finish_core_options(a.search, a.lib_path);
 }
 
 // Copies the target's memory, builds the object graph and answers the question.
 RefsResult read_refs(const RefsArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
-  Process proc(parse_pid(a.pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  OpenedTarget target = open_target(a.pid_text, a.search);
+  Process& proc = *target.proc;
+  ProcessMemory& mem = *target.mem;
   PythonProcess py(proc, mem, a.topts);
   int64_t pause_ns = 0;
   // The graph needs about as much again as the copy (docs/performance.md).
@@ -152,7 +157,8 @@ RefsResult read_refs(const RefsArgs& a) {
   r.pid = proc.pid();
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
-  r.paused = !a.nonblocking;
+  r.paused = !a.nonblocking && mem.live();
+  if (!mem.live()) r.core = mem.core()->path();
   r.warnings = pause_warnings;
   r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();
@@ -187,7 +193,7 @@ int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g) {
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect refs PID (--type NAME | --address 0x...) [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect refs PID|CORE (--type NAME | --address 0x...) [options]", args, desc, pos, vm)) return 0;
   check_refs_args(a);
   write_refs(read_refs(a), a, g);
   return 0;

@@ -35,8 +35,10 @@ int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
   std::string pid_text;
   StackOptions opts;
   TargetOptions topts;
+  CoreSearch search;
+  std::string lib_path;
   bool json = false, no_cache = false, addresses = false, no_names = false, no_dwarf = false;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")(
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect, or a core file of one")(
       "json", po::bool_switch(&json), "print one JSON document (docs/json.md)")(
       "nonblocking", po::bool_switch(&opts.nonblocking),
       "do not pause the target; the stacks may be inconsistent, but the target never stops")(
@@ -53,10 +55,12 @@ int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
       "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
       "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
       "how to find the interpreter list: auto, runtime, symbol, code, scan");
+  add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect stack PID [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect stack PID|CORE [options]", args, desc, pos, vm)) return 0;
+  finish_core_options(search, lib_path);
   if (opts.max_frames < 1) throw Error(ErrorCode::Usage, "--max-frames wants 1 or more");
   opts.thread_names = !no_names;
   opts.locals = locals;
@@ -68,10 +72,11 @@ int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
   topts.use_cache = !no_cache;
   opts.native_cache = !no_cache;
 
-  Process proc(parse_pid(pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
-  PythonProcess py(proc, mem, topts);
-  StackSnapshot snap = read_stacks(py, mem, opts);
+  OpenedTarget target = open_target(pid_text, search);
+  if (!target.live() && opts.native)
+    throw Error(ErrorCode::Usage, "--native: the C frames of a core file are not read yet (its Python frames are)");
+  PythonProcess py(*target.proc, *target.mem, topts);
+  StackSnapshot snap = read_stacks(py, *target.mem, opts);
   if (json)
     std::cout << dump_json(stack_json(snap)) << "\n";
   else

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "base/error.hpp"
+#include "base/log.hpp"
 
 namespace pyinspect {
 
@@ -84,6 +85,44 @@ int parse_pid(const std::string& text) {
   if (v <= 0) throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (must be greater than 0)");
   if (v > 4194304) throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (larger than any pid_max)");
   return static_cast<int>(v);
+}
+
+OpenedTarget open_target(const std::string& text, const CoreSearch& search) {
+  OpenedTarget t;
+  bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits && access(text.c_str(), F_OK) == 0) {
+    if (!CoreFile::looks_like_core(text))
+      throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID nor an ELF core file");
+    auto core = std::make_shared<const CoreFile>(text, search);
+    for (const auto& w : core->warnings()) LOG_WARN(w);
+    t.proc = std::make_unique<Process>(core);
+    t.mem = std::make_unique<ProcessMemory>(core);
+    return t;
+  }
+  if (!digits && text.find('/') != std::string::npos)
+    throw Error(ErrorCode::Usage, "'" + text + "': no such file (expected a process ID or a core file)");
+  t.proc = std::make_unique<Process>(parse_pid(text));
+  t.mem = std::make_unique<ProcessMemory>(t.proc->pid(), Maps::read(t.proc->pid()));
+  return t;
+}
+
+void add_core_options(po::options_description& desc, CoreSearch& search, std::string& lib_path) {
+  desc.add_options()("sysroot", po::value(&search.sysroot),
+                     "core files: the directory the target's files are under here (a core from another machine)")(
+      "exe", po::value(&search.exe), "core files: the target's executable, where it is here")(
+      "lib-search-path", po::value(&lib_path),
+      "core files: directories (separated by ':') to find the target's libraries in, by name");
+}
+
+void finish_core_options(CoreSearch& search, const std::string& lib_path) {
+  size_t at = 0;
+  while (at <= lib_path.size() && !lib_path.empty()) {
+    size_t colon = lib_path.find(':', at);
+    std::string d = lib_path.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
+    if (!d.empty()) search.lib_dirs.push_back(d);
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
 }
 
 }  // namespace pyinspect

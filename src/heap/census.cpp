@@ -1,5 +1,7 @@
 #include "heap/census.hpp"
 
+#include "proc/core_file.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -372,9 +374,12 @@ std::unique_ptr<HeapSnapshot> take_snapshot(int pid, ProcessMemory& mem, bool no
   auto snap = HeapSnapshot::plan(mem, limits);
   bar.phase(nonblocking ? "copying the target's memory" : "copying the target's memory (the target is paused)");
   std::unique_ptr<ProcessPause> pause;
-  if (!nonblocking) pause = std::make_unique<ProcessPause>(pid);
+  if (!nonblocking && mem.live()) pause = std::make_unique<ProcessPause>(pid);
   snap->copy();
   snap->check_target("its memory was copied");
+  if (!mem.live() && tls_bases)
+    for (const auto& t : mem.core()->threads())
+      if (t.tid != pid && t.fs_base) tls_bases->push_back(t.fs_base);
   if (pause && tls_bases)
     for (const auto& t : pause->threads())
       // (The main thread's TLS block is not on its stack: [stack] is known by name.)
@@ -433,7 +438,8 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   HeapCensus out;
   out.pid = py.process().pid();
   out.command = py.process().cmdline();
-  out.paused = !opts.nonblocking;
+  out.paused = !opts.nonblocking && mem.live();
+  if (!mem.live()) out.core = mem.core()->path();
   out.memory.rss_bytes = py.process().rss_bytes();
 
   std::vector<uint64_t> tls;

@@ -98,6 +98,7 @@ struct HeapCensus {
   MemorySummary memory;
   int64_t pause_ns = 0, elapsed_ns = 0;
   bool paused = true;
+  std::string core;  // the core file read, empty for a live process
   std::vector<std::string> warnings;
 };
 

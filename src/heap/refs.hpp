@@ -81,6 +81,7 @@ struct RefsResult {
   int64_t pause_ns = 0, elapsed_ns = 0;
   bool finalizers_block_collection = false;  // 2.7: a cycle with __del__ is never freed
   bool paused = true;                 // false with --nonblocking: the graph may be torn
+  std::string core;                   // the core file read, empty for a live process
   std::vector<std::string> warnings;
 };
 

@@ -48,6 +48,7 @@ struct RetainedResult {
   std::vector<RetainedRow> suspects;   // listable objects above kLeakSuspectShare, largest first
   int64_t pause_ns = 0, elapsed_ns = 0;
   bool paused = true;
+  std::string core;  // the core file read, empty for a live process
   std::vector<std::string> warnings;
 };
 

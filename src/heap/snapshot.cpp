@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "proc/core_file.hpp"
 #include "proc/process.hpp"
 #include "base/log.hpp"
 
@@ -110,9 +111,13 @@ class PointerTest {
 
 size_t count_pointers(const uint64_t* words, size_t n, const Maps& maps) { return PointerTest(maps).count(words, n); }
 
+void HeapSnapshot::release(Region& r) {
+  if (r.data && !r.borrowed) munmap(r.data, r.end - r.start);
+  r.data = nullptr;
+}
+
 HeapSnapshot::~HeapSnapshot() {
-  for (auto& r : regions_)
-    if (r.data) munmap(r.data, r.end - r.start);
+  for (auto& r : regions_) release(r);
   if (pagemap_fd_ >= 0) close(pagemap_fd_);
 }
 
@@ -178,14 +183,13 @@ void HeapSnapshot::add_regions(const Maps& maps, bool count_planned) {
     regions_.push_back(std::move(r));
     if (count_planned) planned_bytes_ += bytes;
   }
-  for (auto& r : old)
-    if (r.data) munmap(r.data, r.end - r.start);
+  for (auto& r : old) release(r);
   std::sort(regions_.begin(), regions_.end(), [](const Region& a, const Region& b) { return a.start < b.start; });
   // /proc/PID/maps lists disjoint mappings in order; keep the invariant even if it did not.
   std::vector<Region> disjoint;
   for (auto& r : regions_) {
     if (!disjoint.empty() && r.start < disjoint.back().end) {
-      if (r.data) munmap(r.data, r.end - r.start);
+      release(r);
       continue;
     }
     disjoint.push_back(r);
@@ -206,6 +210,20 @@ uint64_t available_memory() {
 
 std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const SnapshotLimits& limits) {
   std::unique_ptr<HeapSnapshot> s(new HeapSnapshot(live));
+  if (!live.live()) {
+    // A core file is already a copy, which nothing changes: each region is the core's own
+    // bytes where one segment holds it whole (nothing copied, nothing left out), else a
+    // buffer filled from the core and the files it names.
+    s->add_regions(live.maps(), true);
+    for (auto& r : s->regions_)
+      if (const uint8_t* p = live.core()->view(r.start, r.end - r.start)) {
+        r.data = const_cast<uint8_t*>(p);  // never written: read() and view() only read
+        r.borrowed = true;
+        s->planned_bytes_ -= r.end - r.start;
+      }
+    s->allocate();
+    return s;
+  }
   s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
   s->add_regions(live.maps(), true);
@@ -539,6 +557,7 @@ void HeapSnapshot::copy() {
   }
   std::vector<ReadRequest> requests;
   for (auto& r : regions_) {
+    if (r.borrowed) continue;
     Runs runs;
     for (auto [a, b] : outside_holes(r, {{r.start, r.end}})) {
       if (r.file_backed) {
@@ -568,7 +587,7 @@ void HeapSnapshot::check_target(const char* doing) const {
   auto now = std::chrono::steady_clock::now();
   if (now - last_check_ < std::chrono::milliseconds(50)) return;
   last_check_ = now;
-  if (!Process::is_alive(live_.pid()))
+  if (live_.live() && !Process::is_alive(live_.pid()))
     throw Error(ErrorCode::TargetExited, "process " + std::to_string(live_.pid()) + " exited while " + doing);
 }
 

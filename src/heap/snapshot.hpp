@@ -50,7 +50,8 @@ struct LeftOutRange {
 class HeapSnapshot : public Memory {
  public:
   // Plans the copy (which pages) from the maps and pagemap, while the target still runs: cheap,
-  // and it lets a too-large copy be refused before the target is stopped.
+  // and it lets a too-large copy be refused before the target is stopped. Of a core file, the
+  // snapshot is the core's own bytes (docs/architecture.md, "Core files").
   static std::unique_ptr<HeapSnapshot> plan(ProcessMemory& live, const SnapshotLimits& limits);
   // Copies the planned pages (call while the target is paused). Re-reads the maps and the
   // pagemap first, so mappings and pages that appeared since the plan are copied too (a growing
@@ -101,6 +102,7 @@ class HeapSnapshot : public Memory {
     uint64_t start = 0, end = 0;
     uint8_t* data = nullptr;  // mmap'd, end - start bytes; pages never written stay unallocated
     bool file_backed = false;
+    bool borrowed = false;    // data is a core file's own bytes (not ours to unmap)
     Runs runs;                // resident pages found by the plan (until the buffers are made)
     // The holes (ranges left out) inside this region: holes_[hole_first, hole_first + hole_count).
     uint32_t hole_first = 0, hole_count = 0;
@@ -115,6 +117,7 @@ class HeapSnapshot : public Memory {
   };
   explicit HeapSnapshot(ProcessMemory& live) : live_(live) {}
   void add_regions(const Maps& maps, bool count_planned);
+  void release(Region& r);  // its buffer, if it is ours
   const Region* find(uint64_t addr) const;
   void allocate();
   // Runs of pages present or swapped in [start, end), by /proc/PID/pagemap.

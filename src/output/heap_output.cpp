@@ -94,8 +94,12 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
   }
 
   const auto& m = c.memory;
-  out << "\nProcess RSS " << mib(m.rss_bytes) << "; Python objects " << mib(m.object_bytes) << " ("
-      << percent(m.object_bytes, m.rss_bytes) << "% of RSS); writable memory copied " << mib(m.copied_bytes);
+  if (!c.core.empty())
+    out << "\nPython objects " << mib(m.object_bytes) << " (a core file records no RSS); memory read from the core "
+        << c.core;
+  else
+    out << "\nProcess RSS " << mib(m.rss_bytes) << "; Python objects " << mib(m.object_bytes) << " ("
+        << percent(m.object_bytes, m.rss_bytes) << "% of RSS); writable memory copied " << mib(m.copied_bytes);
   if (m.left_out_ranges)
     out << ", data buffers left out of the copy " << mib(m.left_out_bytes) << " (" << m.left_out_ranges
         << (m.left_out_ranges == 1 ? " range" : " ranges") << ")";
@@ -131,7 +135,7 @@ void print_heap_text(std::ostream& out, const HeapCensus& c, GroupBy by, size_t 
         << " unreadable memory, " << c.referents_missing_member << " a member this build's layout lacks): what they hold "
         << "may be missing; types " << top_list(c.referents_problem_types) << (style.color ? "\033[0m" : "") << "\n";
   print_found_through(out, c);
-  if (!c.paused)
+  if (!c.paused && c.core.empty())
     out << "(copied without pausing the target: counts and sizes may be inconsistent)\n";
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
 }
@@ -233,6 +237,7 @@ nlohmann::json heap_json(const HeapCensus& c, GroupBy by, size_t top) {
           {"largest", largest},
           {"memory", memory},
           {"paused", c.paused},
+          {"core", c.core.empty() ? nlohmann::json() : nlohmann::json(c.core)},
           {"pause_us", c.pause_ns / 1000.0},
           {"elapsed_us", c.elapsed_ns / 1000.0},
           {"warnings", c.warnings}};

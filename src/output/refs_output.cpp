@@ -82,7 +82,10 @@ void print_refs_header(std::ostream& out, const RefsResult& r) {
   else if (r.mode != "chain" && r.starts.size() < r.matched)
     out << " (showing the " << r.starts.size() << " largest; --max-objects for more)";
   out << "; graph of " << r.graph_objects << " objects, " << r.graph_references << " references\n";
-  if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
+  if (!r.core.empty())
+    out << "(read from the core file " << r.core << ")\n";
+  else if (!r.paused)
+    out << "(copied without pausing the target: the graph may be inconsistent)\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 }
 
@@ -255,6 +258,7 @@ nlohmann::json refs_json(const RefsResult& r) {
                       {"nodes", nodes},
                       {"edges", edges},
                       {"paused", r.paused},
+                      {"core", r.core.empty() ? nlohmann::json() : nlohmann::json(r.core)},
                       {"pause_us", r.pause_ns / 1000.0},
                       {"elapsed_us", r.elapsed_ns / 1000.0},
                       {"warnings", r.warnings}};

@@ -70,7 +70,10 @@ void print_retained_text(std::ostream& out, const RetainedResult& r, const TextS
     out << "; " << r.unreachable_objects << " objects (" << size_text(r.unreachable_size)
         << ") no root reaches are in no tree (unreachable cycles, objects only C state holds)";
   out << "\n";
-  if (!r.paused) out << "(copied without pausing the target: the graph may be inconsistent)\n";
+  if (!r.core.empty())
+    out << "(read from the core file " << r.core << ")\n";
+  else if (!r.paused)
+    out << "(copied without pausing the target: the graph may be inconsistent)\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
   out << bold << " Index        Address       Size   Retained   %  Objects  Kind" << reset << "\n";
   char line[160];
@@ -119,6 +122,7 @@ nlohmann::json retained_json(const RetainedResult& r) {
           {"retained", rows},
           {"leak_suspects", suspects},
           {"paused", r.paused},
+          {"core", r.core.empty() ? nlohmann::json() : nlohmann::json(r.core)},
           {"pause_us", r.pause_ns / 1000.0},
           {"elapsed_us", r.elapsed_ns / 1000.0},
           {"warnings", r.warnings}};

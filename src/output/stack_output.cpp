@@ -15,6 +15,7 @@ struct Colors {
   std::string dim() const { return on ? "\033[2m" : ""; }
   std::string green() const { return on ? "\033[32m" : ""; }
   std::string yellow() const { return on ? "\033[33m" : ""; }
+  std::string red() const { return on ? "\033[31m" : ""; }
   std::string cyan() const { return on ? "\033[36m" : ""; }
   std::string reset() const { return on ? "\033[0m" : ""; }
 };
@@ -75,8 +76,20 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
   if (cmd.size() > 100) cmd = cmd.substr(0, 97) + "...";
   out << c.bold() << "Process " << snap.pid << ": " << cmd << c.reset() << " — CPython " << snap.python.version
       << (snap.python.debug_build ? " (debug build)" : "") << " (layout from " << snap.python.layout_source << ")\n";
-  if (!snap.paused)
+  if (snap.core) {
+    out << "Core file " << snap.core->path;
+    if (snap.core->signal) {
+      out << ": " << c.bold() << c.red() << "killed by " << snap.core->signal_name;
+      if (snap.core->address) out << " at " << log::hex(*snap.core->address);
+      if (snap.core->thread) out << " in thread " << snap.core->thread;
+      out << c.reset();
+    } else {
+      out << " (taken of a running process: no signal ended it)";
+    }
+    out << "\n";
+  } else if (!snap.paused) {
     out << c.yellow() << "(read without pausing the target: the stacks may be inconsistent)" << c.reset() << "\n";
+  }
   for (const auto& cycle : snap.deadlocks) out << c.bold() << c.yellow() << deadlock_text(snap, cycle) << c.reset() << "\n";
   int64_t last_interp = snap.threads.empty() ? 0 : snap.threads.front().interpreter_id;
   for (const auto& t : snap.threads) {
@@ -93,6 +106,8 @@ void print_stack_text(std::ostream& out, const StackSnapshot& snap, const TextSt
     if (snap.interpreters > 1 && t.python) out << ", interpreter " << t.interpreter_id;
     if (!t.python) out << ", no Python";
     if (t.stopped == false) out << ", " << c.yellow() << "not stopped" << c.reset();
+    if (snap.core && snap.core->thread && snap.core->thread == t.native_id)
+      out << ", " << c.red() << "received " << snap.core->signal_name << c.reset();
     out << ")";
     if (style.show_addresses) out << " tstate=" << log::hex(t.tstate_address) << " ident=" << log::hex(t.thread_id);
     out << "\n";
@@ -254,6 +269,15 @@ nlohmann::json stack_json(const StackSnapshot& snap) {
               {"deadlocks", snap.deadlocks},
               {"warnings", snap.warnings},
               {"threads", threads}});
+  out["core"] = nullptr;
+  if (const auto& c = snap.core) {
+    out["core"] = {{"path", c->path},
+                   {"signal", c->signal ? nlohmann::json(c->signal) : nlohmann::json(nullptr)},
+                   {"signal_name", c->signal ? nlohmann::json(c->signal_name) : nlohmann::json(nullptr)},
+                   {"signal_code", c->signal ? nlohmann::json(c->signal_code) : nlohmann::json(nullptr)},
+                   {"thread", c->thread ? nlohmann::json(c->thread) : nlohmann::json(nullptr)},
+                   {"address", c->address ? nlohmann::json(*c->address) : nlohmann::json(nullptr)}};
+  }
   return out;
 }
 

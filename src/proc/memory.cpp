@@ -1,5 +1,7 @@
 #include "proc/memory.hpp"
 
+#include "proc/core_file.hpp"
+
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -45,11 +47,15 @@ std::optional<std::string> Memory::read_cstring(RemoteAddr addr, size_t max) con
 
 ProcessMemory::ProcessMemory(int pid, Maps maps) : pid_(pid), maps_(std::move(maps)) {}
 
+ProcessMemory::ProcessMemory(std::shared_ptr<const CoreFile> core)
+    : pid_(core->pid()), maps_(core->maps()), core_(std::move(core)) {}
+
 ProcessMemory::~ProcessMemory() {
   if (mem_fd_ >= 0) close(mem_fd_);
 }
 
 void ProcessMemory::refresh_maps() {
+  if (core_) return;  // a core does not change
   maps_ = Maps::read(pid_);
 }
 
@@ -88,10 +94,12 @@ bool ProcessMemory::read(RemoteAddr addr, void* out, size_t len) const {
   if (len == 0) return true;
   // Principles: trust nothing read. Never hand the kernel an address the maps do not vouch for.
   if (!maps_.readable(addr, len)) return false;
+  if (core_) return core_->read(addr.value(), out, len);
   return raw_read(addr.value(), out, len);
 }
 
 void ProcessMemory::read_batch(std::vector<ReadRequest>& requests) const {
+  if (core_) return Memory::read_batch(requests);
   // process_vm_readv stops at the first range it cannot read and reports how many bytes it
   // did: the ranges before that one are good; that one is read alone; batching goes on after.
   constexpr size_t kMaxIov = 1024;

@@ -52,11 +52,18 @@ class Memory {
   std::optional<std::string> read_cstring(RemoteAddr addr, size_t max = 256) const;
 };
 
-// Live memory of a process: process_vm_readv, falling back to /proc/PID/mem where the syscall
-// is not permitted. Throws Error(TargetExited) when the process is gone.
+class CoreFile;
+
+// The memory of the target: a live process (process_vm_readv, falling back to /proc/PID/mem
+// where the syscall is not permitted; throws Error(TargetExited) when the process is gone), or
+// the memory a core file of it holds (proc/core_file.hpp). The layers above read either alike;
+// only live() tells them apart, for what only a live process has (a pause, /proc).
 class ProcessMemory : public Memory {
  public:
   ProcessMemory(int pid, Maps maps);
+  explicit ProcessMemory(std::shared_ptr<const CoreFile> core);
+  bool live() const { return core_ == nullptr; }
+  const CoreFile* core() const { return core_.get(); }
   ~ProcessMemory() override;
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;
@@ -72,6 +79,7 @@ class ProcessMemory : public Memory {
   bool raw_read(uint64_t addr, void* out, size_t len) const;
   int pid_;
   Maps maps_;
+  std::shared_ptr<const CoreFile> core_;
   mutable int mem_fd_ = -1;
   mutable bool use_vm_readv_ = true;
   mutable uint64_t reads_ = 0;

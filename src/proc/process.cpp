@@ -1,5 +1,7 @@
 #include "proc/process.hpp"
 
+#include "proc/core_file.hpp"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -77,7 +79,36 @@ Process::Process(int pid) : pid_(pid) {
   }
 }
 
+Process::Process(std::shared_ptr<const CoreFile> core) : pid_(core->pid()), core_(std::move(core)) {
+  exe_ = core_->executable();
+  if (exe_.empty() && !core_->host_path("").empty()) exe_ = core_->host_path("");  // --exe
+  if (exe_.empty())
+    throw Error(ErrorCode::Usage, core_->path() + ": the core does not say which executable it ran (no NT_FILE note "
+                                                  "naming it): give it with --exe");
+  cmdline_ = core_->arguments();
+}
+
+std::vector<int> Process::tids() const {
+  if (!core_) return list_tids(pid_);
+  std::vector<int> out;
+  for (const auto& t : core_->threads()) out.push_back(t.tid);
+  return out;
+}
+
+std::optional<TaskInfo> Process::task(int tid) const {
+  if (!core_) return task_info(pid_, tid);
+  for (const auto& t : core_->threads())
+    if (t.tid == tid) {
+      // A core records no state; its registers tell whether the thread was in a system call
+      // (blocked: "sleeping", as /proc would most often have said) or running code.
+      char state = t.regs.syscall >= 0 ? 'S' : 'R';
+      return TaskInfo{tid, core_->command_name(), state};
+    }
+  return std::nullopt;
+}
+
 std::string Process::host_path(const std::string& path) const {
+  if (core_) return core_->host_path(path);
   // /proc/PID/root resolves the target's root even in another mount namespace; when it is our
   // own root this costs nothing but a symlink hop.
   std::string p = path;
@@ -119,11 +150,12 @@ std::optional<TaskInfo> Process::task_info(int pid, int tid) {
 std::vector<TaskInfo> Process::tasks() const {
   std::vector<TaskInfo> out;
   for (int tid : tids())
-    if (auto t = task_info(pid_, tid)) out.push_back(*t);
+    if (auto t = task(tid)) out.push_back(*t);
   return out;
 }
 
 uint64_t Process::rss_bytes() const {
+  if (core_) return 0;  // not recorded
   auto statm = read_proc_file("/proc/" + std::to_string(pid_) + "/statm");
   if (!statm) return 0;
   std::istringstream in(*statm);

@@ -112,8 +112,19 @@ struct PythonInfo {
   bool debug_build = false;
 };
 
+// A snapshot read from a core file: which, and the signal that ended the process, if one did.
+struct CoreInfo {
+  std::string path;
+  int signal = 0;  // 0: none recorded (a core written of a running process: gcore, dump)
+  std::string signal_name;
+  int thread = 0;  // the thread that received it (the kernel writes it first)
+  int signal_code = 0;
+  std::optional<uint64_t> address;  // the faulting address, for a fault
+};
+
 struct StackSnapshot {
   int pid = 0;
+  std::optional<CoreInfo> core;  // read from a core file, not a live process
   std::string command;
   PythonInfo python;
   std::vector<ThreadInfo> threads;

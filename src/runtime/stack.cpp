@@ -1,5 +1,8 @@
 #include "runtime/stack.hpp"
 
+#include <csignal>
+#include <cstring>
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -9,6 +12,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "native/unwind.hpp"
+#include "proc/core_file.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
 #include "runtime/locks.hpp"
@@ -226,6 +230,36 @@ PausedRead read_paused(PythonProcess& py, const ProcessMemory& mem, const StackO
   return out;
 }
 
+// The signal that ended the process a core was written of: NT_SIGINFO, received by the thread
+// the kernel lists first with it as its current signal.
+// A stop signal cannot end a process with a core: gdb's gcore records the SIGSTOP of its attach
+// (and `pyinspect dump` none), so a core that names one was taken of a running process.
+bool ends_with_core(int signo) {
+  return signo > 0 && signo != SIGSTOP && signo != SIGTSTP && signo != SIGTTIN && signo != SIGTTOU;
+}
+
+CoreInfo core_info(const CoreFile& core) {
+  CoreInfo c;
+  c.path = core.path();
+  if (auto s = core.signal(); s && ends_with_core(s->signo)) {
+    c.signal = s->signo;
+    c.signal_code = s->code;
+    // The faulting address, for the signals that have one (si_addr).
+    if (s->signo == SIGSEGV || s->signo == SIGBUS || s->signo == SIGILL || s->signo == SIGFPE) c.address = s->addr;
+  }
+  for (const auto& t : core.threads())
+    if (ends_with_core(t.signal) && (!c.signal || t.signal == c.signal)) {
+      c.signal = t.signal;
+      c.thread = t.tid;
+      break;
+    }
+  if (c.signal) {
+    const char* abbrev = sigabbrev_np(c.signal);
+    c.signal_name = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(c.signal);
+  }
+  return c;
+}
+
 PythonInfo describe(PythonProcess& py, const Memory& mem) {
   const Layout& l = py.layout();
   PythonInfo p;
@@ -320,7 +354,7 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
     info.python = false;
     info.native_id = tid;
     info.stopped = true;
-    auto task = tasks.count(tid) ? std::optional<TaskInfo>(tasks.at(tid)) : Process::task_info(snap.pid, tid);
+    auto task = tasks.count(tid) ? std::optional<TaskInfo>(tasks.at(tid)) : py.process().task(tid);
     info.state = task ? state_name(task->state) : "unknown";
     if (task) info.name = task->comm;
     unwind(info);
@@ -435,16 +469,32 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   StackSnapshot snap;
   snap.pid = py.process().pid();
   snap.command = py.process().cmdline();
-  snap.paused = !opts.nonblocking;
+  const bool live = py.process().live();
+  snap.paused = !opts.nonblocking && live;
 
   // The kernel's view of each thread, taken before we stop them (once stopped, all say "t").
   std::map<int, TaskInfo> tasks;
   for (auto& t : py.process().tasks()) tasks[t.tid] = t;
 
-  if (opts.native && opts.nonblocking)
-    throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");
+  if (opts.native && (opts.nonblocking || !live))
+    throw Error(ErrorCode::Usage, live ? "--native reads registers, which needs the pause: leave out --nonblocking"
+                                       : "--native: the C frames of a core file are not read yet");
   PausedRead read;
-  if (opts.nonblocking) {
+  if (!live) {
+    // A core: nothing runs, nothing to pause. Its threads' registers say what a pause would.
+    const CoreFile& core = *py.process().core();
+    read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return false; });
+    for (const auto& t : core.threads()) {
+      read.tls_to_tid[t.fs_base] = t.tid;
+      bool restarted = false;
+      if (opts.waits)
+        if (auto word = futex_waited(t.regs.syscall, t.regs.syscall_args, &restarted)) {
+          read.futex[t.tid] = *word;
+          if (restarted) read.futex_guessed.insert(t.tid);
+        }
+    }
+    snap.core = core_info(core);
+  } else if (opts.nonblocking) {
     read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return true; });
     // Without the pause, the futex word each sleeping thread waits on comes from /proc.
     for (const auto& [tid, task] : tasks) {
@@ -495,7 +545,7 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     if (auto it = tasks.find(info.native_id); it != tasks.end())
       task = it->second;
     else if (info.native_id)
-      task = Process::task_info(snap.pid, info.native_id);  // a thread born during the read
+      task = py.process().task(info.native_id);  // a thread born during the read
     info.state = task ? state_name(task->state) : "unknown";
     if (auto it = names.find({t.interp, t.thread_id}); it != names.end()) {
       info.name = it->second;
