@@ -20,6 +20,7 @@ int cmd_memory(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_refs(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_record(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_top(const std::vector<std::string>& args, const GlobalOptions& g);
+int cmd_dump(const std::vector<std::string>& args, const GlobalOptions& g);
 int cmd_abi(const std::vector<std::string>& args, const GlobalOptions& g);
 
 }  // namespace pyinspect

@@ -35,6 +35,9 @@ Commands:
                  speedscope or JSON (-o FILE, -d SECONDS, -r HZ); record -- COMMAND runs a program
   top PID        a live view of the functions the time goes to, refreshed every second
   info PID       which Python the process runs and how pyinspect reads it
+  dump PID -o F  write an ELF core of the process, in one short pause
+  stack, heap and refs take a core file in place of a PID (the kernel's, gdb's gcore or dump's):
+                 --exe, --sysroot, --lib-search-path say where its files are here
   abi dump BIN   print the layout pyinspect reads from BIN's DWARF (pyabi/ tables)
   abi check BIN  compare BIN's DWARF with the embedded table for its version
   abi fixed --python X.Y  the layouts used for extension modules' structs (_struct, ctypes...)
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
     if (command == "record") return cmd_record(rest, g);
     if (command == "top") return cmd_top(rest, g);
     if (command == "abi") return cmd_abi(rest, g);
+    if (command == "dump") return cmd_dump(rest, g);
     throw Error(ErrorCode::Usage, "unknown command '" + command + "' (see pyinspect --help)");
   } catch (const Error& e) {
     std::cerr << "pyinspect: " << e.what() << "\n";

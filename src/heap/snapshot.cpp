@@ -227,7 +227,7 @@ std::unique_ptr<HeapSnapshot> HeapSnapshot::plan(ProcessMemory& live, const Snap
   s->pagemap_fd_ = open(("/proc/" + std::to_string(live.pid()) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
   if (s->pagemap_fd_ < 0) LOG_INFO("no pagemap (" << std::strerror(errno) << "): copying whole mappings");
   s->add_regions(live.maps(), true);
-  s->choose_holes();
+  if (limits.leave_out_data) s->choose_holes();
   s->assign_holes();
   for (const auto& h : s->holes_) s->planned_bytes_ -= h.resident;
   if (limits.max_bytes && s->planned_bytes_ > limits.max_bytes)

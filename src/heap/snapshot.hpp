@@ -30,6 +30,9 @@ struct SnapshotLimits {
   // memory allows, given that the whole job needs `need_factor` times the copy.
   uint64_t max_bytes = 0;
   double need_factor = 1.5;
+  // Leave large data buffers out of the copy (the census needs none of their bytes); a core
+  // file wants every byte.
+  bool leave_out_data = true;
 };
 
 // MemAvailable of /proc/meminfo, in bytes (0 if unknown).

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -120,6 +121,20 @@ std::optional<ThreadRegisters> StoppedThread::registers() const {
   return out;
 #else
   return std::nullopt;
+#endif
+}
+
+std::vector<uint64_t> StoppedThread::user_registers() const {
+#if defined(__x86_64__)
+  if (!stopped_) return {};
+  user_regs_struct r{};
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &r) != 0) return {};
+  static_assert(sizeof r % 8 == 0);
+  std::vector<uint64_t> out(sizeof r / 8);
+  std::memcpy(out.data(), &r, sizeof r);
+  return out;
+#else
+  return {};
 #endif
 }
 

@@ -68,6 +68,9 @@ class StoppedThread {
   // Its registers (PTRACE_GETREGS); nullopt if it is not stopped or the architecture is not
   // supported (x86-64 only, for now).
   std::optional<ThreadRegisters> registers() const;
+  // All of them as the kernel keeps them (x86-64's user_regs_struct, in words): what a core's
+  // NT_PRSTATUS holds. Empty if it is not stopped or the architecture is not supported.
+  std::vector<uint64_t> user_registers() const;
   void detach();
 
  private:

@@ -1,0 +1,132 @@
+// pyinspect dump PID -o FILE: an ELF core of the target, taken in one short pause.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "heap/snapshot.hpp"
+#include "proc/core_writer.hpp"
+#include "proc/pagemap.hpp"
+#include "proc/pause.hpp"
+
+namespace pyinspect {
+
+namespace {
+// The fields of /proc/PID/status a core's NT_PRPSINFO holds.
+void read_status(int pid, CoreImage& image) {
+  auto status = read_proc_file("/proc/" + std::to_string(pid) + "/status");
+  if (!status) return;
+  std::istringstream in(*status);
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned v = 0;
+    if (std::sscanf(line.c_str(), "PPid: %u", &v) == 1) image.ppid = static_cast<int>(v);
+    if (std::sscanf(line.c_str(), "Uid: %u", &v) == 1) image.uid = v;
+    if (std::sscanf(line.c_str(), "Gid: %u", &v) == 1) image.gid = v;
+  }
+}
+
+std::string mib_text(uint64_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return b;
+}
+}  // namespace
+
+int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
+  po::options_description desc("Options");
+  std::string pid_text, out_path;
+  uint64_t max_copy_mib = 0;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to dump")(
+      "output,o", po::value(&out_path)->required(), "the core file to write")(
+      "max-copy", po::value(&max_copy_mib),
+      "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)");
+  po::positional_options_description pos;
+  pos.add("pid", 1);
+  po::variables_map vm;
+  if (!parse_command("pyinspect dump PID -o FILE [options]", args, desc, pos, vm)) return 0;
+  check_output_path("--output", out_path);
+  auto t0 = std::chrono::steady_clock::now();
+
+  Process proc(parse_pid(pid_text));
+  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  CoreImage image;
+  image.pid = proc.pid();
+  read_status(proc.pid(), image);
+  image.arguments = proc.cmdline();
+  if (auto comm = read_proc_file("/proc/" + std::to_string(proc.pid()) + "/comm")) {
+    image.command_name = *comm;
+    while (!image.command_name.empty() && image.command_name.back() == '\n') image.command_name.pop_back();
+  }
+  if (auto auxv = read_proc_file("/proc/" + std::to_string(proc.pid()) + "/auxv"))
+    image.auxv.assign(auxv->begin(), auxv->end());
+
+  // Planned while the target runs (which pages it has), copied while it is paused: the pause
+  // lasts as long as the copy of its resident writable memory, as heap's does.
+  SnapshotLimits limits;
+  limits.max_bytes = max_copy_mib << 20;
+  limits.need_factor = 1.1;
+  limits.leave_out_data = false;
+  auto snap = HeapSnapshot::plan(mem, limits);
+  // Read-only file mappings the process wrote before making them read-only (RELRO: the dynamic
+  // section whose DT_DEBUG leads a debugger to the list of loaded libraries, the GOT): their
+  // bytes are no longer the file's, so the core holds them.
+  std::set<uint64_t> relocated;
+  for (const auto& e : read_smaps(proc.pid())) relocated.insert(e.private_dirty ? e.start : 0);
+  relocated.erase(0);
+  std::map<uint64_t, std::vector<uint8_t>> small;  // readable memory the snapshot does not copy
+  int64_t pause_ns = 0;
+  size_t unstopped = 0;
+  {
+    ProcessPause pause(proc.pid());
+    snap->copy();
+    for (const auto& t : pause.threads()) {
+      if (!t->stopped()) continue;
+      auto regs = t->user_registers();
+      if (!regs.empty()) image.threads.push_back({t->tid(), std::move(regs)});
+    }
+    unstopped = pause.unstopped().size();
+    // Anonymous read-only memory (and the vDSO), and the relocated read-only file mappings:
+    // small, and not in the snapshot.
+    for (const auto& m : mem.maps().entries()) {
+      if (!m.readable || m.writable || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
+      if (m.is_file() && !relocated.count(m.start)) continue;
+      if (m.size() > (64u << 20)) continue;
+      std::vector<uint8_t> b(m.size());
+      if (mem.read(RemoteAddr(m.start), b.data(), b.size())) small[m.start] = std::move(b);
+    }
+    pause.resume();
+    pause_ns = pause.duration().count();
+  }
+  if (image.threads.empty()) throw Error(ErrorCode::Internal, "no thread of process " + pid_text + " stopped: no core written");
+  image.maps = &mem.maps();
+  image.contents = [&](const MapEntry& m) -> const uint8_t* {
+    if (auto it = small.find(m.start); it != small.end() && it->second.size() == m.size()) return it->second.data();
+    if (!m.writable || m.shared) return nullptr;  // a file's bytes, or memory shared with others
+    if (const uint8_t* p = snap->view(RemoteAddr(m.start), m.size())) return p;
+    // Writable, yet not copied: the snapshot keeps no region of mappings without a page.
+    if (!snap->contains(RemoteAddr(m.start))) return CoreImage::all_zeros();
+    return nullptr;
+  };
+  CoreWritten w = write_core(out_path, image);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "pyinspect: wrote " << out_path << ": " << mib_text(w.file_bytes) << " (" << mib_text(w.written_bytes)
+            << " of it written, the rest pages of zeros), " << image.threads.size()
+            << (image.threads.size() == 1 ? " thread, " : " threads, ") << w.segments << " mappings; the target was paused "
+            << pause_ns / 1000000.0 << " ms; " << secs << " s in all\n";
+  if (unstopped)
+    std::cerr << "pyinspect: warning: " << unstopped
+              << " threads did not stop (in uninterruptible sleep): they are not in the core, and what they changed "
+                 "meanwhile may be torn\n";
+  return 0;
+}
+
+}  // namespace pyinspect
