@@ -1,6 +1,10 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <queue>
+#include <tuple>
 #include <iostream>
 #include <thread>
 
@@ -29,6 +33,76 @@ GroupBy parse_group(const std::string& by) {
 }
 
 namespace {
+std::string seconds_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f s", s);
+  return b;
+}
+
+std::string target_name(const OpenedTarget& t) {
+  return t.live() ? "process " + std::to_string(t.proc->pid()) : t.mem->core()->path();
+}
+
+uint64_t name_hash(const std::string& s) { return std::hash<std::string>()(s); }
+
+// heap --diff A B: two censuses (each of a core or a live process), what grew, and the largest
+// objects of the second that the first did not have.
+int heap_diff(const std::string& a_text, const std::string& b_text, const CoreSearch& search, const TargetOptions& topts,
+              CensusOptions opts, GroupBy group, size_t top, size_t largest, bool json, const TextStyle& style) {
+  HeapDiff d;
+  // The first census's objects, by address and type: the second's found elsewhere are new.
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  HeapCensus before, after;
+  {
+    OpenedTarget a = open_target(a_text, search);
+    PythonProcess py(*a.proc, *a.mem, topts);
+    d.before_target = target_name(a);
+    opts.each_object = [&seen](const ListedObject& o) { seen.emplace_back(o.address, name_hash(o.type)); };
+    before = take_census(py, *a.mem, opts);
+  }
+  std::sort(seen.begin(), seen.end());
+  OpenedTarget b = open_target(b_text, search);
+  PythonProcess py(*b.proc, *b.mem, topts);
+  d.after_target = target_name(b);
+  if (d.after_target == d.before_target && !b.live())
+    throw Error(ErrorCode::Usage, "--diff of " + d.after_target + " with itself: give two snapshots");
+  // The largest new ones, kept in a min-heap of `largest`.
+  using Entry = std::tuple<uint64_t, uint64_t, uint32_t>;  // size, address, type id
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  opts.each_object = [&](const ListedObject& o) {
+    auto it = std::lower_bound(seen.begin(), seen.end(), std::make_pair(o.address, uint64_t{0}));
+    bool old = false;
+    for (; it != seen.end() && it->first == o.address; ++it) old |= it->second == name_hash(o.type);
+    if (old) return;
+    uint64_t size = o.size.value_or(0);
+    ++d.fresh.count;
+    d.fresh.size += size;
+    if (largest == 0) return;
+    if (heap.size() < largest) {
+      heap.emplace(size, o.address, o.info.id);
+    } else if (size > std::get<0>(heap.top())) {
+      heap.pop();
+      heap.emplace(size, o.address, o.info.id);
+    }
+  };
+  // Their reprs while the second census's copy still exists.
+  opts.after_walk = [&](HeapContext& ctx, const HeapSnapshot&, const HeapCensus&, const std::vector<uint64_t>&) {
+    while (!heap.empty()) {
+      auto [size, addr, type_id] = heap.top();
+      heap.pop();
+      const TypeInfo& ti = ctx.all_types()[type_id];
+      d.fresh.largest.push_back({addr, ti.name, size, short_repr(ctx, RemoteAddr(addr), ti)});
+    }
+    std::reverse(d.fresh.largest.begin(), d.fresh.largest.end());
+  };
+  after = take_census(py, *b.mem, opts);
+  if (json)
+    std::cout << dump_json(diff_json(before, after, d, group, top)) << "\n";
+  else
+    print_diff_text(std::cout, before, after, d, group, top, style);
+  return 0;
+}
+
 // heap --retained: the object graph of one copy (as refs builds it) and its dominator tree.
 int heap_retained(Process& proc, ProcessMemory& mem, PythonProcess& py, const CensusOptions& opts, size_t top, bool json,
                   const TextStyle& style) {
@@ -58,11 +132,11 @@ int heap_retained(Process& proc, ProcessMemory& mem, PythonProcess& py, const Ce
 
 int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   po::options_description desc("Options");
-  std::string pid_text, by = "kind", list_path;
+  std::string pid_text, other_text, by = "kind", list_path;
   size_t top = 10;
   double growth = 0;
   uint64_t max_copy_mib = 0;
-  bool json = false, no_progress = false, no_dwarf = false, no_cache = false, retained = false;
+  bool json = false, no_progress = false, no_dwarf = false, no_cache = false, retained = false, diff = false;
   CensusOptions opts;
   TargetOptions topts;
   CoreSearch search;
@@ -72,6 +146,9 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
       ("by", po::value(&by)->default_value(by), "group by kind, type, module or size")
       ("largest", po::value(&opts.largest)->default_value(0), "also list the N largest single objects")
       ("growth", po::value(&growth), "take two censuses SECONDS apart and show what grew")
+      ("diff", po::bool_switch(&diff),
+       "heap --diff BEFORE AFTER: what grew from one to the other (core files or PIDs), and the largest new objects")
+      ("other", po::value(&other_text), "the second target of --diff")
       ("retained", po::bool_switch(&retained),
        "the --top objects that retain the most (the dominator tree from the roots), and the leak suspects")
       ("list-objects", po::value(&list_path),
@@ -87,8 +164,10 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
+  pos.add("other", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect heap PID|CORE [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect heap PID|CORE [options]; pyinspect heap --diff BEFORE AFTER", args, desc, pos, vm))
+    return 0;
   finish_core_options(search, lib_path);
   GroupBy group = parse_group(by);
   if (vm.count("growth") && !(growth > 0 && growth <= 86400))
@@ -98,6 +177,16 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
   opts.max_copy_bytes = max_copy_mib << 20;
   opts.progress = !no_progress && isatty(STDERR_FILENO);
 
+  if (diff != !other_text.empty())
+    throw Error(ErrorCode::Usage, diff ? "--diff wants two targets: heap --diff BEFORE AFTER (core files or PIDs)"
+                                       : "one target, or --diff BEFORE AFTER: '" + other_text + "' is one too many");
+  if (diff) {
+    for (const char* other : {"growth", "retained", "list-objects"})
+      if (vm.count(other) && !vm[other].defaulted())
+        throw Error(ErrorCode::Usage, std::string("--diff and --") + other + ": give one");
+    return heap_diff(pid_text, other_text, search, topts, opts, group, top, opts.largest ? opts.largest : 10, json,
+                     TextStyle{g.color, false});
+  }
   if (retained) {
     for (const char* other : {"by", "largest", "growth", "list-objects"})
       if (vm.count(other) && !vm[other].defaulted())
@@ -146,7 +235,7 @@ int cmd_heap(const std::vector<std::string>& args, const GlobalOptions& g) {
     if (json)
       std::cout << dump_json(growth_json(before, after, group, top, growth)) << "\n";
     else
-      print_growth_text(std::cout, before, after, group, top, growth, style);
+      print_growth_text(std::cout, before, after, group, top, "over " + seconds_text(growth), style);
     return 0;
   }
   HeapCensus census = take_census(py, mem, opts);

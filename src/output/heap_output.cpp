@@ -159,11 +159,12 @@ std::vector<GrowthRow> growth_rows(const HeapCensus& before, const HeapCensus& a
 }
 
 void print_growth_text(std::ostream& out, const HeapCensus& before, const HeapCensus& after, GroupBy by, size_t top,
-                       double seconds, const TextStyle&) {
+                       const std::string& span, const TextStyle&) {
   auto rows = growth_rows(before, after, by);
   char line[512];
-  std::snprintf(line, sizeof line, "Growth over %.1f s: %+lld objects, %+lld bytes (%llu -> %llu objects, %llu -> %llu bytes)\n",
-                seconds, static_cast<long long>(after.total_objects) - static_cast<long long>(before.total_objects),
+  out << "Growth " << span << ": ";
+  std::snprintf(line, sizeof line, "%+lld objects, %+lld bytes (%llu -> %llu objects, %llu -> %llu bytes)\n",
+                static_cast<long long>(after.total_objects) - static_cast<long long>(before.total_objects),
                 static_cast<long long>(after.total_size) - static_cast<long long>(before.total_size),
                 static_cast<unsigned long long>(before.total_objects), static_cast<unsigned long long>(after.total_objects),
                 static_cast<unsigned long long>(before.total_size), static_cast<unsigned long long>(after.total_size));
@@ -261,6 +262,40 @@ nlohmann::json growth_json(const HeapCensus& before, const HeapCensus& after, Gr
           {"before", {{"total_objects", before.total_objects}, {"total_size", before.total_size}}},
           {"after", {{"total_objects", after.total_objects}, {"total_size", after.total_size}}},
           {"rows", jrows}};
+}
+
+void print_diff_text(std::ostream& out, const HeapCensus& before, const HeapCensus& after, const HeapDiff& d, GroupBy by,
+                     size_t top, const TextStyle& style) {
+  print_growth_text(out, before, after, by, top, "from " + d.before_target + " to " + d.after_target, style);
+  out << "\nNew objects (at an address where " << d.before_target << " had no object of their type): " << d.fresh.count
+      << " objects, " << d.fresh.size << " bytes";
+  if (d.fresh.largest.empty()) {
+    out << "\n";
+    return;
+  }
+  out << "; the largest:\n";
+  char line[96];
+  for (const auto& o : d.fresh.largest) {
+    std::snprintf(line, sizeof line, "  %#14llx %12llu  ", static_cast<unsigned long long>(o.address),
+                  static_cast<unsigned long long>(o.size));
+    out << line << o.kind << "  " << o.repr << "\n";
+  }
+}
+
+nlohmann::json diff_json(const HeapCensus& before, const HeapCensus& after, const HeapDiff& d, GroupBy by, size_t top) {
+  nlohmann::json j = growth_json(before, after, by, top, 0);
+  j.erase("seconds");
+  j["before"]["target"] = d.before_target;
+  j["after"]["target"] = d.after_target;
+  j["before"]["core"] = before.core.empty() ? nlohmann::json() : nlohmann::json(before.core);
+  j["after"]["core"] = after.core.empty() ? nlohmann::json() : nlohmann::json(after.core);
+  nlohmann::json largest = nlohmann::json::array();
+  for (const auto& o : d.fresh.largest)
+    largest.push_back({{"address", o.address}, {"kind", o.kind}, {"size", o.size}, {"repr", o.repr}});
+  j["new_objects"] = {{"count", d.fresh.count}, {"size", d.fresh.size}, {"largest", largest}};
+  j["warnings"] = before.warnings;
+  for (const auto& w : after.warnings) j["warnings"].push_back(w);
+  return j;
 }
 
 }  // namespace pyinspect
