@@ -62,6 +62,17 @@ bool CoreFile::looks_like_core(const std::string& path) {
 }
 
 CoreFile::CoreFile(const std::string& path, CoreSearch search) : path_(path), search_(std::move(search)) {
+  // A constructor that throws runs no destructor: what was opened is released here.
+  try {
+    open_and_parse();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+void CoreFile::open_and_parse() {
+  const std::string& path = path_;
   while (!search_.sysroot.empty() && search_.sysroot.back() == '/') search_.sysroot.pop_back();
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw Error(ErrorCode::Usage, "cannot open " + path + ": " + std::strerror(errno));
@@ -123,11 +134,16 @@ CoreFile::CoreFile(const std::string& path, CoreSearch search) : path_(path), se
   if (!pid_) pid_ = threads_[0].tid;
 }
 
-CoreFile::~CoreFile() {
+CoreFile::~CoreFile() { release(); }
+
+void CoreFile::release() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  data_ = nullptr;
   if (fd_ >= 0) close(fd_);
+  fd_ = -1;
   for (auto& [p, fd] : open_files_)
     if (fd >= 0) close(fd);
+  open_files_.clear();
 }
 
 void CoreFile::parse_notes(const uint8_t* p, size_t n) {

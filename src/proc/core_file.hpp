@@ -93,6 +93,8 @@ class CoreFile {
   const uint8_t* view(uint64_t addr, size_t len) const;
 
  private:
+  void open_and_parse();
+  void release();
   void parse_notes(const uint8_t* p, size_t n);
   bool read_from_file(uint64_t addr, uint8_t* out, size_t len) const;
   std::string path_;

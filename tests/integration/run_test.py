@@ -1030,6 +1030,9 @@ locks_tests.register(test)
 import tasks_tests  # noqa: E402
 tasks_tests.register(test)
 
+import core_tests  # noqa: E402
+core_tests.register(test)
+
 
 def main():
     ap = argparse.ArgumentParser()

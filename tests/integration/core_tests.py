@@ -1,0 +1,228 @@
+"""Core files, registered into run_test.py: `pyinspect dump`'s, gdb's gcore's and the kernel's.
+Stack, heap and refs of a core are judged against what the target said of itself before it
+was dumped (targets/threads.py, census.py, refs.py: sys._current_frames(), its own census by
+gc and sys.getsizeof, its own reference cycle), and gdb must read dump's cores; a crash
+(targets/crash.py) must name the thread, the signal and the Python line the target reported
+just before it crashed; heap --diff must see what a target that grows (targets/growing.py) adds."""
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import Target, check, compare_stacks, compare_thread, run_pyinspect
+
+CORE_PATTERN = "/proc/sys/kernel/core_pattern"
+
+
+@contextlib.contextmanager
+def scratch():
+    d = tempfile.mkdtemp(prefix="pyinspect-cores-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def dump(ctx, pid, path):
+    _, _, err = run_pyinspect(ctx.pyinspect, ["dump", str(pid), "-o", path], timeout=300)
+    m = re.search(r"the target was paused ([0-9.]+) ms", err)
+    check(m is not None and os.path.getsize(path) > 0, "dump said: %r" % err)
+    return float(m.group(1))
+
+
+def gcore(pid, path):
+    check(shutil.which("gdb") is not None, "no gdb (apt-get install gdb) to write a gcore")
+    r = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "gcore " + path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    check(os.path.exists(path), "gdb's gcore wrote nothing:\n%s" % r.stderr.decode(errors="replace")[-2000:])
+
+
+def cores_of(ctx, t, d):
+    """The parked target `t` dumped by pyinspect and by gcore: [(label, path)]."""
+    mine = os.path.join(d, "dump.core")
+    theirs = os.path.join(d, "gcore.core")
+    pause_ms = dump(ctx, t.pid, mine)
+    gcore(t.pid, theirs)
+    print("dump: %.1f MiB, paused %.1f ms; gcore: %.1f MiB" % (
+        os.path.getsize(mine) / 1048576.0, pause_ms, os.path.getsize(theirs) / 1048576.0))
+    return [("dump", mine), ("gcore", theirs)]
+
+
+def pyjson(ctx, args):
+    return json.loads(run_pyinspect(ctx.pyinspect, args + ["--json"], timeout=300)[1])
+
+
+def core_stack(ctx):
+    """Each thread's Python stack from a core, as the target saw it; no crash signal for a core
+    of a running process; gdb lists every thread of dump's core."""
+    with Target(ctx.interp, "threads.py") as t, scratch() as d:
+        for label, path in cores_of(ctx, t, d):
+            got = pyjson(ctx, ["stack", path])
+            check(got["paused"] is False and got["core"] is not None and got["core"]["path"] == path,
+                  "%s: core %s, paused %s" % (label, got["core"], got["paused"]))
+            check(got["core"]["signal"] is None, "%s: a core of a running process says %s" % (label, got["core"]))
+            try:
+                compare_stacks(t.report, got)
+            except Exception as e:
+                raise type(e)("%s core: %s" % (label, e))
+            print("%s core: %d threads, the target's own stacks" % (label, len(got["threads"])))
+            if label == "dump":
+                r = subprocess.run(["gdb", "-nx", "-batch", t.report["executable"], path, "-ex", "info threads"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+                lwps = set(int(x) for x in re.findall(r"LWP (\d+)", r.stdout.decode()))
+                want = set(th["native_id"] for th in t.report["threads"])
+                check(want <= lwps, "gdb's info threads on dump's core: LWPs %s, the target's threads %s\n%s" % (
+                    sorted(lwps), sorted(want), r.stdout.decode()[-2000:]))
+                print("gdb reads dump's core: %d threads" % len(lwps))
+
+
+def core_heap(ctx):
+    """The census of a core is the target's own (exact types it made; every type at least what
+    it saw) and equals the census of the live process; refs finds the target's cycle."""
+    check_by_type = sys.modules["__main__"].check_by_type  # the heap tests' comparison (run_test.py)
+    with Target(ctx.interp, "census.py") as t, scratch() as d:
+        c = t.report["extra"]["census"]
+        live = pyjson(ctx, ["heap", str(t.pid), "--by", "type", "--top", "0"])
+        live_rows = dict((r["kind"], (r["count"], r["size"])) for r in live["rows"])
+        for label, path in cores_of(ctx, t, d):
+            j = pyjson(ctx, ["heap", path, "--by", "type", "--top", "0"])
+            mine = dict((r["kind"], (r["count"], r["size"])) for r in j["rows"])
+            check(j["core"] == path and not j["paused"], "%s: core %s" % (label, j["core"]))
+            for kind, n in c["made"].items():
+                want = c["by_type"][kind]
+                check(mine.get(kind) == (want[0], want[1]),
+                      "%s core: %s: pyinspect %s, the target %s (made %d)" % (label, kind, mine.get(kind), want, n))
+            check_by_type(c["by_type"], mine)
+            diff = sorted(k for k in set(mine) | set(live_rows) if mine.get(k) != live_rows.get(k))
+            check(not diff, "%s core vs the live process: %s" % (
+                label, ["%s %s/%s" % (k, mine.get(k), live_rows.get(k)) for k in diff[:10]]))
+            print("%s core: %d objects, %d bytes, as the live process" % (label, j["total_objects"], j["total_size"]))
+    with Target(ctx.interp, "refs.py") as t, scratch() as d:
+        objs = t.report["extra"]["objects"]
+        want = set([objs["a"]["id"], objs["b"]["id"]])
+        for name in ("a", "b"):
+            o = objs[name]
+            want |= set(r for r, ty in zip(o["referents"], o["referent_types"]) if ty == "dict")
+        path = os.path.join(d, "dump.core")
+        dump(ctx, t.pid, path)
+        j = pyjson(ctx, ["refs", path, "--type", "ObjectA", "--cycles"])
+        check(j["matched"] == 1 and len(j["cycles"]) == 1, "cycles: %s" % j.get("cycles"))
+        addr = dict((n["id"], n["address"]) for n in j["nodes"])
+        members = set(addr[m] for m in j["cycles"][0]["members"])
+        check(members == want, "cycle members %s, the target's %s" % (
+            sorted(hex(m) for m in members), sorted(hex(m) for m in want)))
+        print("refs --cycles on dump's core: the target's cycle of %d objects" % len(want))
+
+
+def heap_diff(ctx):
+    """--diff of two dumps of a target whose string grows by 100 KiB every 20 ms: str grew by
+    at least 1 MiB in a second, and the largest new object is that string; --diff CORE PID too."""
+    with Target(ctx.interp, "growing.py") as t, scratch() as d:
+        a, b = os.path.join(d, "a.core"), os.path.join(d, "b.core")
+        dump(ctx, t.pid, a)
+        time.sleep(1.0)
+        dump(ctx, t.pid, b)
+        for second in (b, str(t.pid)):
+            j = pyjson(ctx, ["heap", "--diff", a, second, "--by", "type"])
+            top = j["rows"][0]
+            check(top["kind"] == "str" and top["size_change"] >= 1 << 20, "%s: largest growth %s" % (second, top))
+            new = j["new_objects"]["largest"]
+            check(new and new[0]["kind"] == "str" and new[0]["size"] >= 1 << 20 and new[0]["repr"].startswith("'"),
+                  "%s: the largest new object %s" % (second, new[:1]))
+            print("--diff %s: str %+d bytes; largest new object a str of %d bytes" % (
+                "two dumps" if second == b else "a dump and the process", top["size_change"], new[0]["size"]))
+
+
+@contextlib.contextmanager
+def kernel_cores(d):
+    """Cores the kernel writes for the crashes run inside, found in `d` (the target's working
+    directory): with the machine's core pattern if it names a file there, else with one set for
+    the while, under a lock, and restored. Yields the reason they cannot be had, or None."""
+    with open(os.path.join(tempfile.gettempdir(), "pyinspect-core-pattern.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(CORE_PATTERN) as f:
+                old = f.read().rstrip("\n")
+        except OSError as e:
+            yield "cannot read %s: %s" % (CORE_PATTERN, e)
+            return
+        if not old.startswith("|") and "/" not in old:
+            yield None  # "core", "core.%p": the crashing process's working directory
+            return
+        try:
+            with open(CORE_PATTERN, "w") as f:
+                f.write("core")
+        except OSError as e:
+            yield "the core pattern is %r and cannot be set for the test (%s)" % (old, e)
+            return
+        try:
+            yield None
+        finally:
+            with open(CORE_PATTERN, "w") as f:
+                f.write(old)
+
+
+def crash(ctx, mode, signo, function):
+    with scratch() as d:
+        with Target(ctx.interp, "crash.py", args=(mode,)) as t, kernel_cores(t.dir) as why:
+            if why:
+                print("kernel core (%s): skipped: %s" % (mode, why))
+                return
+            r = t.report
+            check(r["core_limit"] != 0, "the target could not raise its core size limit")
+            open(os.path.join(t.dir, "go"), "w").close()
+            t.proc.wait(timeout=120)
+            check(t.proc.returncode == -signo, "the target exited with %s, not signal %d" % (t.proc.returncode, signo))
+            deadline = time.time() + 30
+            found = []
+            while time.time() < deadline and not found:
+                found = [f for f in os.listdir(t.dir) if f.startswith("core")]
+                time.sleep(0.05)
+            check(found, "no core in %s after the crash (core pattern %r)" % (t.dir, open(CORE_PATTERN).read()))
+            path = os.path.join(d, "kernel.core")
+            shutil.move(os.path.join(t.dir, found[0]), path)
+        got = pyjson(ctx, ["stack", path])
+        c = got["core"]
+        check(c["signal"] == signo and c["thread"] == r["crash_native_id"],
+              "%s: the core says %s; the target crashed with signal %d in thread %s" % (
+                  mode, c, signo, r["crash_native_id"]))
+        if signo == signal.SIGSEGV:
+            check(c["address"] == 0, "SIGSEGV reading address 0: the core says address %s" % c["address"])
+        by_tid = dict((th["native_id"], th) for th in got["threads"])
+        crashed = by_tid.get(r["crash_native_id"])
+        check(crashed is not None, "no thread %s in %s" % (r["crash_native_id"], sorted(by_tid)))
+        check(crashed["name"] == r["crash_name"], "crashed thread named %r, the target's %r" % (
+            crashed["name"], r["crash_name"]))
+        compare_thread({"frames": r["crash_frames"]}, crashed, "crashed thread")
+        top = crashed["frames"][0]
+        check(top["function"] == function, "crashed in %s, expected %s" % (top["function"], function))
+        for other in r["threads"]:
+            if other["native_id"] in by_tid and other["native_id"] != r["crash_native_id"]:
+                compare_thread(other, by_tid[other["native_id"]], "thread %s" % other["name"])
+        _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "stack", path])
+        want = "killed by %s" % ("SIGABRT" if signo == signal.SIGABRT else "SIGSEGV")
+        check(want in out and ("in thread %d" % r["crash_native_id"]) in out, "text:\n" + out[:1500])
+        print("kernel core (%s): %s in thread %d %r at %s (%s:%d)" % (
+            mode, want, r["crash_native_id"], r["crash_name"], top["function"], os.path.basename(top["file"]),
+            top["line"]))
+
+
+def core_crash(ctx):
+    """Kernel cores of a process killed by SIGABRT inside a C call (os.abort) and of one that
+    segfaults in a C extension (ctypes): the signal, the thread and the Python line it crashed on."""
+    crash(ctx, "abort", signal.SIGABRT, "abort_in_c")
+    crash(ctx, "segv", signal.SIGSEGV, "segfault_in_c")
+
+
+def register(test):
+    test("core-stack")(core_stack)
+    test("core-heap")(core_heap)
+    test("core-diff")(heap_diff)
+    test("core-crash")(core_crash)
