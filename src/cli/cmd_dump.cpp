@@ -76,6 +76,10 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
   limits.need_factor = 1.1;
   limits.leave_out_data = false;
   auto snap = HeapSnapshot::plan(mem, limits);
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
+  LOG_INFO("dump: planned the copy in " << ms_since(t0) << " ms");
   // Read-only file mappings the process wrote before making them read-only (RELRO: the dynamic
   // section whose DT_DEBUG leads a debugger to the list of loaded libraries, the GOT): their
   // bytes are no longer the file's, so the core holds them.
@@ -116,7 +120,9 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
     if (!snap->contains(RemoteAddr(m.start))) return CoreImage::all_zeros();
     return nullptr;
   };
+  auto t_write = std::chrono::steady_clock::now();
   CoreWritten w = write_core(out_path, image);
+  LOG_INFO("dump: wrote the file in " << ms_since(t_write) << " ms");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cerr << "pyinspect: wrote " << out_path << ": " << mib_text(w.file_bytes) << " (" << mib_text(w.written_bytes)
             << " of it written, the rest pages of zeros), " << image.threads.size()
