@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -112,7 +113,21 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
   }
   if (image.threads.empty()) throw Error(ErrorCode::Internal, "no thread of process " + pid_text + " stopped: no core written");
   image.maps = &mem.maps();
+  // The first page of each mapped ELF file: its header and build-id, so that a reader can tell
+  // whether the file it finds is the one the process ran (as a kernel core keeps it).
+  std::map<uint64_t, std::vector<uint8_t>> heads;
+  for (const auto& m : mem.maps().entries()) {
+    if (!m.is_file() || m.offset != 0 || m.writable || !m.readable || relocated.count(m.start)) continue;
+    std::vector<uint8_t> b(std::min<uint64_t>(m.size(), 4096));
+    if (mem.read(RemoteAddr(m.start), b.data(), b.size()) && b.size() >= 4 && std::memcmp(b.data(), "\177ELF", 4) == 0)
+      heads[m.start] = std::move(b);
+  }
+  image.length = [&](const MapEntry& m) -> uint64_t {
+    auto it = heads.find(m.start);
+    return it != heads.end() ? it->second.size() : m.size();
+  };
   image.contents = [&](const MapEntry& m) -> const uint8_t* {
+    if (auto it = heads.find(m.start); it != heads.end()) return it->second.data();
     if (auto it = small.find(m.start); it != small.end() && it->second.size() == m.size()) return it->second.data();
     if (!m.writable || m.shared) return nullptr;  // a file's bytes, or memory shared with others
     if (const uint8_t* p = snap->view(RemoteAddr(m.start), m.size())) return p;

@@ -8,9 +8,11 @@
 
 #include <charconv>
 #include <iostream>
+#include <set>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "elf/elf_file.hpp"
 
 namespace pyinspect {
 
@@ -87,6 +89,34 @@ int parse_pid(const std::string& text) {
   return static_cast<int>(v);
 }
 
+namespace {
+// Each mapped ELF file whose first page the core holds names its build-id there: a file found
+// here with another one is not what the process ran (a core from another machine, or a library
+// upgraded since), and what is read from it may not fit.
+void check_build_ids(const CoreFile& core) {
+  std::set<std::string> seen;
+  for (const auto& f : core.files()) {
+    if (f.file_offset != 0 || !seen.insert(f.path).second) continue;
+    const uint8_t* head = core.view(f.start, std::min<uint64_t>(4096, f.end - f.start));
+    std::string theirs = build_id_in_image(head, head ? std::min<uint64_t>(4096, f.end - f.start) : 0);
+    if (theirs.empty()) continue;
+    std::string here = core.host_path(f.path);
+    if (access(here.c_str(), R_OK) != 0) continue;
+    std::string mine;
+    try {
+      mine = ElfFile(here).build_id();
+    } catch (const Error&) {
+      continue;
+    }
+    if (mine != theirs)
+      LOG_WARN(here << " is not the file the process had mapped as " << f.path << " (build-id "
+                    << (mine.empty() ? "none" : mine) << " here, " << theirs
+                    << " in the core): what is read from it may not fit; give the right one with --exe, --sysroot or "
+                       "--lib-search-path");
+  }
+}
+}  // namespace
+
 OpenedTarget open_target(const std::string& text, const CoreSearch& search) {
   OpenedTarget t;
   bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
@@ -95,6 +125,7 @@ OpenedTarget open_target(const std::string& text, const CoreSearch& search) {
       throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID nor an ELF core file");
     auto core = std::make_shared<const CoreFile>(text, search);
     for (const auto& w : core->warnings()) LOG_WARN(w);
+    check_build_ids(*core);
     t.proc = std::make_unique<Process>(core);
     t.mem = std::make_unique<ProcessMemory>(core);
     return t;

@@ -174,6 +174,40 @@ std::optional<ElfSection> ElfFile::section(const std::string& name) const {
   return std::nullopt;
 }
 
+std::string build_id_in_image(const uint8_t* p, size_t len) {
+  Elf64_Ehdr eh;
+  if (!p || len < sizeof eh) return {};
+  std::memcpy(&eh, p, sizeof eh);
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64) return {};
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len) return {};
+  for (size_t i = 0; i < eh.e_phnum && eh.e_phoff + (i + 1) * sizeof(Elf64_Phdr) <= len; ++i) {
+    Elf64_Phdr ph;
+    std::memcpy(&ph, p + eh.e_phoff + i * sizeof ph, sizeof ph);
+    if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset) continue;
+    size_t off = ph.p_offset, end = ph.p_offset + ph.p_filesz;
+    while (off + sizeof(Elf64_Nhdr) <= end) {
+      Elf64_Nhdr nh;
+      std::memcpy(&nh, p + off, sizeof nh);
+      size_t name_at = off + sizeof nh;
+      size_t desc_at = name_at + ((static_cast<size_t>(nh.n_namesz) + 3) & ~size_t(3));
+      size_t next = desc_at + ((static_cast<size_t>(nh.n_descsz) + 3) & ~size_t(3));
+      if (desc_at > end || next > end || next <= off) break;
+      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && std::memcmp(p + name_at, "GNU", 4) == 0 &&
+          nh.n_descsz > 0 && desc_at + nh.n_descsz <= end) {
+        std::string hex;
+        char buf[3];
+        for (size_t k = 0; k < nh.n_descsz; ++k) {
+          std::snprintf(buf, sizeof buf, "%02x", p[desc_at + k]);
+          hex += buf;
+        }
+        return hex;
+      }
+      off = next;
+    }
+  }
+  return {};
+}
+
 std::string ElfFile::build_id() const {
   const void* id = nullptr;
   ssize_t n = dwelf_elf_gnu_build_id(elf_, &id);

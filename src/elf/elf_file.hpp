@@ -33,6 +33,11 @@ struct ElfSegment {  // PT_LOAD
   bool writable = false;
 };
 
+// The build-id that the first bytes of an ELF file name (its header, its program headers and a
+// PT_NOTE among them, as a core holds the first page of each mapped ELF file), in lower-case
+// hex; empty if they hold none. Reads nothing outside [p, p + len).
+std::string build_id_in_image(const uint8_t* p, size_t len);
+
 class ElfFile {
  public:
   // Opens and parses `path`; throws Error if it is not a readable ELF file.

@@ -160,6 +160,8 @@ CoreWritten write_core(const std::string& path, const CoreImage& image) {
     p.p_memsz = m.size();
     p.p_offset = at;
     p.p_filesz = bytes[i] ? m.size() : 0;
+    if (bytes[i] && bytes[i] != CoreImage::all_zeros() && image.length)
+      p.p_filesz = std::min<uint64_t>(p.p_filesz, image.length(m));
     p.p_flags = (m.readable ? PF_R : 0) | (m.writable ? PF_W : 0) | (m.executable ? PF_X : 0);
     p.p_align = kPage;
     at += align(p.p_filesz, kPage);

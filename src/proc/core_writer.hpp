@@ -30,6 +30,9 @@ struct CoreImage {
   // The bytes of [start, end) of the mapping `m` to write, or nullptr to write none, or
   // all_zeros() for a mapping that holds only zeros (none of its pages were ever touched).
   std::function<const uint8_t*(const MapEntry& m)> contents;
+  // How many of those bytes to write, if not the whole mapping (the ELF header page of a
+  // mapped file, which names its build-id, as the kernel keeps it). Unset: all of them.
+  std::function<uint64_t(const MapEntry& m)> length;
   static const uint8_t* all_zeros();
 };
 

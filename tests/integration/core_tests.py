@@ -59,6 +59,14 @@ def pyjson(ctx, args):
     return json.loads(run_pyinspect(ctx.pyinspect, args + ["--json"], timeout=300)[1])
 
 
+def build_id(path):
+    """The build-id binutils' readelf reads in the file's notes (hex), or None."""
+    check(shutil.which("readelf") is not None, "no readelf (apt-get install binutils)")
+    out = subprocess.run(["readelf", "-n", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode()
+    m = re.search(r"Build ID: ([0-9a-f]+)", out)
+    return m.group(1) if m else None
+
+
 def core_stack(ctx):
     """Each thread's Python stack from a core, as the target saw it; no crash signal for a core
     of a running process; gdb lists every thread of dump's core."""
@@ -81,6 +89,13 @@ def core_stack(ctx):
                 check(want <= lwps, "gdb's info threads on dump's core: LWPs %s, the target's threads %s\n%s" % (
                     sorted(lwps), sorted(want), r.stdout.decode()[-2000:]))
                 print("gdb reads dump's core: %d threads" % len(lwps))
+                # Another executable given for the one the process ran: its build-id (in the
+                # core, from the ELF header page dump keeps) differs, and pyinspect says so.
+                ids = [build_id(f) for f in (os.path.realpath(t.report["executable"]), "/bin/true")]
+                code, _, err = run_pyinspect(ctx.pyinspect, ["stack", path, "--exe", "/bin/true"], check_exit=False)
+                want = "(build-id %s here, %s in the core)" % (ids[1], ids[0])
+                check(ids[0] and ids[1] and want in err, "--exe /bin/true: exit %d, %r; expected %r" % (code, err, want))
+                print("--exe of another binary: warned, build-ids %s (here) and %s (in the core)" % (ids[1], ids[0]))
 
 
 def core_heap(ctx):

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "elf/elf_file.hpp"
 #include "proc/core_file.hpp"
 #include "proc/core_writer.hpp"
 
@@ -312,5 +313,22 @@ TEST_CASE("core file: what is not a core, and a core cut short anywhere or with 
     }
     ErrorCode c = code_of(bad);
     CHECK((c == ErrorCode::Ok || c == ErrorCode::Usage || c == ErrorCode::Corrupt || c == ErrorCode::Unsupported));
+  }
+}
+
+TEST_CASE("core file: the build-id in an ELF file's first page, as a core keeps it") {
+  std::vector<uint8_t> exe = slurp("/proc/self/exe");
+  REQUIRE(exe.size() > kPage);
+  std::string want = ElfFile("/proc/self/exe").build_id();
+  REQUIRE(!want.empty());  // the test binary is linked with a build-id (Debian's default)
+  CHECK(build_id_in_image(exe.data(), kPage) == want);
+  CHECK(build_id_in_image(exe.data(), 32).empty());  // too short for the header
+  CHECK(build_id_in_image(nullptr, 0).empty());
+  std::mt19937 rng(99);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> bad(exe.begin(), exe.begin() + static_cast<long>(kPage));
+    for (int k = 0; k < 4; ++k) bad[rng() % 1024] = static_cast<uint8_t>(rng());
+    std::string got = build_id_in_image(bad.data(), bad.size());
+    CHECK(got.size() % 2 == 0);
   }
 }
