@@ -16,22 +16,27 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
   std::string pid_text;
   TargetOptions topts;
   bool json = false, no_cache = false, no_dwarf = false;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")(
+  CoreSearch search;
+  std::string lib_path;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect, or a core file of one")(
       "json", po::bool_switch(&json), "print one JSON document")("no-dwarf", po::bool_switch(&no_dwarf),
                                                                  "ignore debug info; use the embedded layout tables")(
       "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached (see docs/usage.md)")(
       "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell")(
       "find-interpreter", po::value(&topts.head_method)->default_value("auto"),
       "how to find the interpreter list: auto, runtime, symbol, code, scan");
+  add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect info PID [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect info PID|CORE [options]", args, desc, pos, vm)) return 0;
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
 
-  Process proc(parse_pid(pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  finish_core_options(search, lib_path);
+  OpenedTarget target = open_target(pid_text, search);
+  Process& proc = *target.proc;
+  ProcessMemory& mem = *target.mem;
   PythonProcess py(proc, mem, topts);
   StackOptions so;
   so.nonblocking = true;  // counting threads needs no pause
@@ -49,7 +54,8 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
                         {"layout_fields_total", kFieldCount},
                         {"interpreters", snap.interpreters},
                         {"threads", snap.threads.size()},
-                        {"rss_bytes", proc.rss_bytes()}};
+                        {"rss_bytes", target.live() ? nlohmann::json(proc.rss_bytes()) : nlohmann::json()},
+                        {"core", target.live() ? nlohmann::json() : nlohmann::json(mem.core()->path())}};
     std::cout << dump_json(j) << "\n";
     return 0;
   }
@@ -65,8 +71,11 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions&) {
             << "Interpreter state:  found through " << p.interpreter_head << "\n";
   if (py.runtime()) std::cout << "_PyRuntime:         " << log::hex(py.runtime().value()) << "\n";
   std::cout << "Interpreters:       " << snap.interpreters << "\n"
-            << "Python threads:     " << snap.threads.size() << "\n"
-            << "Resident memory:    " << proc.rss_bytes() / (1024 * 1024) << " MiB\n";
+            << "Python threads:     " << snap.threads.size() << "\n";
+  if (target.live())
+    std::cout << "Resident memory:    " << proc.rss_bytes() / (1024 * 1024) << " MiB\n";
+  else
+    std::cout << "Core file:          " << mem.core()->path() << "\n";
   return 0;
 }
 

@@ -15,7 +15,9 @@ int cmd_tasks(const std::vector<std::string>& args, const GlobalOptions& g) {
   TasksOptions opts;
   TargetOptions topts;
   bool json = false, no_cache = false, addresses = false, no_dwarf = false;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")(
+  CoreSearch search;
+  std::string lib_path;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect, or a core file of one")(
       "json", po::bool_switch(&json), "print one JSON document (docs/json.md)")(
       "nonblocking", po::bool_switch(&opts.nonblocking),
       "do not pause the target; the tasks may be inconsistent, but the target never stops")(
@@ -23,14 +25,17 @@ int cmd_tasks(const std::vector<std::string>& args, const GlobalOptions& g) {
       "no-dwarf", po::bool_switch(&no_dwarf), "ignore debug info; use the embedded layout tables")(
       "no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")(
       "python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect tasks PID [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect tasks PID|CORE [options]", args, desc, pos, vm)) return 0;
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
-  Process proc(parse_pid(pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
+  finish_core_options(search, lib_path);
+  OpenedTarget target = open_target(pid_text, search);
+  Process& proc = *target.proc;
+  ProcessMemory& mem = *target.mem;
   PythonProcess py(proc, mem, topts);
   TasksSnapshot snap = read_tasks(py, mem, opts);
   if (json)

@@ -36,7 +36,8 @@ Commands:
   top PID        a live view of the functions the time goes to, refreshed every second
   info PID       which Python the process runs and how pyinspect reads it
   dump PID -o F  write an ELF core of the process, in one short pause
-  stack, heap and refs take a core file in place of a PID (the kernel's, gdb's gcore or dump's):
+  stack, heap, refs, tasks and info take a core file in place of a PID (the kernel's, gdb's
+                 gcore or dump's):
                  --exe, --sysroot, --lib-search-path say where its files are here
   abi dump BIN   print the layout pyinspect reads from BIN's DWARF (pyabi/ tables)
   abi check BIN  compare BIN's DWARF with the embedded table for its version

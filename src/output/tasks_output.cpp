@@ -33,7 +33,10 @@ void print_tasks_text(std::ostream& out, const TasksSnapshot& snap, const TextSt
   std::string cmd = snap.command.size() > 100 ? snap.command.substr(0, 97) + "..." : snap.command;
   out << (style.color ? "\033[1m" : "") << "Process " << snap.pid << ": " << cmd << (style.color ? "\033[0m" : "")
       << " — CPython " << snap.python.version << " (layout from " << snap.python.layout_source << ")\n";
-  if (!snap.paused) out << "(read without pausing the target: the tasks may be inconsistent)\n";
+  if (!snap.core.empty())
+    out << "(read from the core file " << snap.core << ")\n";
+  else if (!snap.paused)
+    out << "(read without pausing the target: the tasks may be inconsistent)\n";
   std::map<uint64_t, const AsyncTask*> by_addr;
   for (const auto& t : snap.tasks) by_addr[t.address] = &t;
   std::set<uint64_t> in_cycle;
@@ -134,7 +137,8 @@ nlohmann::json tasks_json(const TasksSnapshot& snap) {
                      {"tasks", l.tasks}});
   nlohmann::json out = snapshot_json_header(snap.pid, snap.command, snap.python, snap.paused, snap.pause_ns,
                                             snap.elapsed_ns);
-  out.update({{"registry", snap.registry},
+  out.update({{"core", snap.core.empty() ? nlohmann::json() : nlohmann::json(snap.core)},
+              {"registry", snap.registry},
               {"loops", loops},
               {"tasks", tasks},
               {"cycles", snap.cycles},

@@ -174,6 +174,7 @@ struct TasksSnapshot {
   std::vector<std::vector<uint64_t>> cycles;  // await cycles (task addresses)
   std::string registry;  // where the tasks were found ("asyncio.tasks._all_tasks", ...)
   bool paused = false;
+  std::string core;  // the core file read, empty for a live process
   int64_t pause_ns = 0;
   int64_t elapsed_ns = 0;
   std::vector<std::string> warnings;

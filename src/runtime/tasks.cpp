@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "elf/elf_file.hpp"
+#include "proc/core_file.hpp"
 #include "proc/pause.hpp"
 #include "runtime/frames.hpp"
 #include "runtime/objects.hpp"
@@ -362,7 +363,10 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
                                             " (tasks reads 3.7 to 3.14)");
   snap.pid = py.process().pid();
   snap.command = py.process().cmdline();
-  snap.paused = !opts.nonblocking;
+  // A core file: nothing runs, nothing to pause or to warm up for a pause.
+  const bool pause_it = !opts.nonblocking && mem.live();
+  snap.paused = pause_it;
+  if (!mem.live()) snap.core = mem.core()->path();
   std::vector<RawTask> raw;
   bool imported = false;
   auto collect = [&](const Memory& m, std::vector<RawTask>& out, std::string& registry, bool& found,
@@ -378,7 +382,7 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
     // the tasks and their coroutines; the pause fetches those in one batch and reads them again.
     constexpr size_t kBlock = 4096;
     std::vector<CachedMemory::BlockRange> blocks;
-    if (!opts.nonblocking) {
+    if (pause_it) {
       CachedMemory warm(mem, &mem.maps(), kBlock);
       std::vector<RawTask> scratch;
       std::string where;
@@ -392,7 +396,7 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
       blocks = warm.blocks();
     }
     std::optional<ProcessPause> pause;
-    if (!opts.nonblocking) pause.emplace(snap.pid);
+    if (pause_it) pause.emplace(snap.pid);
     CachedMemory cached(mem, &mem.maps(), kBlock);
     cached.prefetch(blocks);
     collect(cached, raw, snap.registry, imported, snap.warnings);

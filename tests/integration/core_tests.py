@@ -236,8 +236,24 @@ def core_crash(ctx):
     crash(ctx, "segv", signal.SIGSEGV, "segfault_in_c")
 
 
+def core_tasks(ctx):
+    """pyinspect tasks of dump's core: every pending task, its coroutines and awaits, as the
+    target's asyncio said (the checks of the tasks test); info of the core names it."""
+    import tasks_tests  # noqa: E402 (its checks)
+    with Target(ctx.interp, "tasks.py") as t, scratch() as d:
+        path = os.path.join(d, "dump.core")
+        dump(ctx, t.pid, path)
+        tasks_tests.check_tasks(ctx, t, path)
+        j = pyjson(ctx, ["tasks", path])
+        check(j["core"] == path and j["paused"] is False, "tasks of a core: core %s, paused %s" % (j["core"], j["paused"]))
+        info = pyjson(ctx, ["info", path])
+        check(info["core"] == path and info["pid"] == t.pid and info["python"]["version"] == t.report["version"]
+              and info["rss_bytes"] is None, "info of a core: %s" % info)
+
+
 def register(test):
     test("core-stack")(core_stack)
     test("core-heap")(core_heap)
     test("core-diff")(heap_diff)
     test("core-crash")(core_crash)
+    test("core-tasks", min_version=(3, 7))(core_tasks)
