@@ -106,6 +106,62 @@ def refs_bad_input(ctx):
 
 
 @case
+def core_bad_input(ctx):
+    """Core files: what is not one, one cut short, what a core cannot answer, dump's own bad
+    input; each one line and its exit code, and dump leaves the target running."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="pyinspect-core-bad-")
+    try:
+        text = os.path.join(d, "notes.txt")
+        with open(text, "w") as f:
+            f.write("not a core\n")
+        interp = spread(ctx)[0]
+        with Target(interp, "threads.py") as t:
+            pid = str(t.pid)
+            core = os.path.join(d, "t.core")
+            code, out, err = run_pyinspect(ctx.pyinspect, ["dump", pid, "-o", core], check_exit=False)
+            check(code == 0 and out == "" and os.path.getsize(core) > 0, "dump: exit %d, %r" % (code, err))
+            check(all(st not in "tT" for st in thread_states(t.pid).values()), "dump left the target stopped")
+            with open(core, "rb") as f:
+                head = f.read(200)
+            cut = os.path.join(d, "cut.core")
+            with open(cut, "wb") as f:
+                f.write(head)
+            cases = [
+                (["stack", text], 2, "is not a process ID nor an ELF core file"),
+                (["stack", "/bin/true"], 2, "is not a process ID nor an ELF core file"),
+                (["stack", os.path.join(d, "missing.core")], 2, "no such file"),
+                (["heap", cut], 8, "program header"),
+                (["stack", core, "--native"], 2, "--native"),
+                (["heap", core, "--growth", "1"], 2, "--growth watches a live process"),
+                (["heap", "--diff", core], 2, "--diff wants two targets"),
+                (["heap", core, pid], 2, "one too many"),
+                (["heap", "--diff", core, core], 2, "with itself"),
+                (["heap", "--diff", core, pid, "--retained"], 2, "--diff and --retained"),
+                (["dump", pid], 2, "missing OUTPUT|output"),
+                (["dump", pid, "-o", os.path.join(d, "no", "x.core")], 9, "cannot write"),
+                (["dump", str(unused_pid()), "-o", os.path.join(d, "y.core")], 3, "no process"),
+            ]
+            for args, want, pat in cases:
+                code, out, err = run_pyinspect(ctx.pyinspect, args, check_exit=False)
+                one_line_error(code, out, err, want, pat)
+            check(all(st not in "tT" for st in thread_states(t.pid).values()), "the target was left stopped")
+            check(sorted(os.listdir(d)) == ["cut.core", "notes.txt", "t.core"], "files left behind: %s" % os.listdir(d))
+        # A core of a process that runs no Python: exit 5, as for its PID.
+        sleeper = subprocess.Popen(["sleep", "600"])
+        try:
+            other = os.path.join(d, "sleep.core")
+            run_pyinspect(ctx.pyinspect, ["dump", str(sleeper.pid), "-o", other])
+            code, out, err = run_pyinspect(ctx.pyinspect, ["stack", other], check_exit=False)
+            one_line_error(code, out, err, 5, "not a CPython process")
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@case
 def no_such_process(ctx):
     code, out, err = run_pyinspect(ctx.pyinspect, ["stack", str(unused_pid())], check_exit=False)
     one_line_error(code, out, err, 3, "no process with PID")
