@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-COMMANDS = ["stack", "tasks", "heap", "memory", "refs", "record", "top", "info", "abi"]
+COMMANDS = ["stack", "tasks", "heap", "memory", "refs", "record", "top", "info", "dump", "abi"]
 
 
 def fail(msg):
