@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/emergency.hpp"
 #include "base/error.hpp"
 
 namespace pyinspect {
@@ -183,6 +184,7 @@ CoreWritten write_core(const std::string& path, const CoreImage& image) {
   std::string tmp = path + ".pyinspect-tmp";
   Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (fd.get() < 0) fail(path, "create " + tmp);
+  emergency_add_file(tmp.c_str());  // unlinked if a signal ends pyinspect while it writes
   CoreWritten w;
   try {
     std::vector<uint8_t> head(data_at, 0);
@@ -211,8 +213,10 @@ CoreWritten write_core(const std::string& path, const CoreImage& image) {
     if (ftruncate(fd.get(), static_cast<off_t>(at)) != 0) fail(path, "set the size of " + tmp);
     if (close(fd.release()) != 0) fail(path, "close " + tmp);
     if (rename(tmp.c_str(), path.c_str()) != 0) fail(path, "rename " + tmp);
+    emergency_remove_file(tmp.c_str());
   } catch (...) {
     unlink(tmp.c_str());
+    emergency_remove_file(tmp.c_str());
     throw;
   }
   w.file_bytes = at;
