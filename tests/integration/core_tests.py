@@ -68,8 +68,9 @@ def build_id(path):
 
 
 def core_stack(ctx):
-    """Each thread's Python stack from a core, as the target saw it; no crash signal for a core
-    of a running process; gdb lists every thread of dump's core."""
+    """Each thread's Python stack from a core (dump's, gcore's, then the kernel's when the target
+    is killed by SIGABRT), as the target saw it; no crash signal for a core of a running process;
+    gdb lists every thread of dump's core."""
     with Target(ctx.interp, "threads.py") as t, scratch() as d:
         for label, path in cores_of(ctx, t, d):
             got = pyjson(ctx, ["stack", path])
@@ -96,6 +97,18 @@ def core_stack(ctx):
                 want = "(build-id %s here, %s in the core)" % (ids[1], ids[0])
                 check(ids[0] and ids[1] and want in err, "--exe /bin/true: exit %d, %r; expected %r" % (code, err, want))
                 print("--exe of another binary: warned, build-ids %s (here) and %s (in the core)" % (ids[1], ids[0]))
+        # Last, the kernel's core of it, killed by SIGABRT where it was parked.
+        path = kernel_core_of(t, d)
+        if path:
+            got = pyjson(ctx, ["stack", path])
+            check(got["core"]["signal"] == signal.SIGABRT and got["core"]["thread"] in
+                  set(th["native_id"] for th in t.report["threads"]), "kernel core: %s" % got["core"])
+            try:
+                compare_stacks(t.report, got)
+            except Exception as e:
+                raise type(e)("kernel core: %s" % e)
+            print("kernel core: %d threads, the target's own stacks; SIGABRT received by thread %d" % (
+                len(got["threads"]), got["core"]["thread"]))
 
 
 def core_heap(ctx):
@@ -182,6 +195,47 @@ def kernel_cores(d):
         finally:
             with open(CORE_PATTERN, "w") as f:
                 f.write(old)
+
+
+@contextlib.contextmanager
+def kernel_pattern(d):
+    """The kernel's cores written to `d` (core.PID) for the while, under the lock, the machine's
+    pattern restored after. Yields the reason it cannot be set, or None."""
+    with open(os.path.join(tempfile.gettempdir(), "pyinspect-core-pattern.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(CORE_PATTERN) as f:
+                old = f.read().rstrip("\n")
+            with open(CORE_PATTERN, "w") as f:
+                f.write(os.path.join(d, "core.%p"))
+        except OSError as e:
+            yield "the core pattern cannot be set for the test (%s)" % e
+            return
+        try:
+            yield None
+        finally:
+            with open(CORE_PATTERN, "w") as f:
+                f.write(old)
+
+
+def kernel_core_of(t, d):
+    """A kernel core of the parked target `t`, killed by SIGABRT (its default action dumps it
+    without running any of its code): the core's path, or None with the reason printed."""
+    import resource
+    with kernel_pattern(d) as why:
+        if why:
+            print("kernel core: skipped: %s" % why)
+            return None
+        resource.prlimit(t.pid, resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        os.kill(t.pid, signal.SIGABRT)
+        t.proc.wait(timeout=120)
+        check(t.proc.returncode == -signal.SIGABRT, "the target exited with %s, not SIGABRT" % t.proc.returncode)
+        path = os.path.join(d, "core.%d" % t.pid)
+        deadline = time.time() + 30
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.05)
+        check(os.path.exists(path), "no kernel core at %s after SIGABRT: %s" % (path, os.listdir(d)))
+        return path
 
 
 def crash(ctx, mode, signo, function):
