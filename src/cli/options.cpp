@@ -82,8 +82,13 @@ void check_output_path(const std::string& option, const std::string& path) {
 int parse_pid(const std::string& text) {
   long long v = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size()) {
+    // Commands that read only a live process (open_target takes cores for the others).
+    if (CoreFile::looks_like_core(text))
+      throw Error(ErrorCode::Usage, "'" + text + "' is a core file: this command reads a live process only "
+                                    "(stack, tasks, heap, refs and info read cores)");
     throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (expected a positive number)");
+  }
   if (v <= 0) throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (must be greater than 0)");
   if (v > 4194304) throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (larger than any pid_max)");
   return static_cast<int>(v);

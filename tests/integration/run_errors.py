@@ -139,6 +139,9 @@ def core_bad_input(ctx):
                 (["heap", "--diff", core, core], 2, "with itself"),
                 (["heap", "--diff", core, pid, "--retained"], 2, "--diff and --retained"),
                 (["dump", pid], 2, "missing OUTPUT|output"),
+                (["memory", core], 2, "is a core file: this command reads a live process only"),
+                (["top", core, "--once"], 2, "is a core file"),
+                (["dump", core, "-o", os.path.join(d, "z.core")], 2, "is a core file"),
                 (["dump", pid, "-o", os.path.join(d, "no", "x.core")], 9, "cannot write"),
                 (["dump", str(unused_pid()), "-o", os.path.join(d, "y.core")], 3, "no process"),
             ]
