@@ -73,8 +73,6 @@ int cmd_stack(const std::vector<std::string>& args_in, const GlobalOptions& g) {
   opts.native_cache = !no_cache;
 
   OpenedTarget target = open_target(pid_text, search);
-  if (!target.live() && opts.native)
-    throw Error(ErrorCode::Usage, "--native: the C frames of a core file are not read yet (its Python frames are)");
   PythonProcess py(*target.proc, *target.mem, topts);
   StackSnapshot snap = read_stacks(py, *target.mem, opts);
   if (json)

@@ -131,13 +131,18 @@ std::vector<MergedFrame> merge_order(const std::vector<int>& eval_calls, const N
 std::optional<NativeCapture> capture_native(const StoppedThread& t, const ProcessMemory& mem) {
   auto regs = t.registers();
   if (!regs) return std::nullopt;
+  return capture_native(t.tid(), *regs, t.tls_base(), mem);
+}
+
+NativeCapture capture_native(int tid, const ThreadRegisters& regs, std::optional<uint64_t> tls_base,
+                             const ProcessMemory& mem) {
   NativeCapture c;
-  c.tid = t.tid();
-  c.regs = *regs;
-  uint64_t sp = regs->sp;
+  c.tid = tid;
+  c.regs = regs;
+  uint64_t sp = regs.sp;
   const MapEntry* m = mem.maps().find(RemoteAddr(sp));
   Maps fresh;
-  if (!m) {  // a thread whose stack was mapped after we read the maps
+  if (!m && mem.live()) {  // a thread whose stack was mapped after we read the maps
     try {
       fresh = Maps::read(mem.pid());
       m = fresh.find(RemoteAddr(sp));
@@ -149,7 +154,7 @@ std::optional<NativeCapture> capture_native(const StoppedThread& t, const Proces
   uint64_t hi = m->end;
   // A thread made by glibc has its struct pthread (where its TLS base points) at the top of its
   // stack, its frames all below: nothing above it is stack. The main thread's TLS lies elsewhere.
-  if (auto tls = t.tls_base(); tls && *tls > sp && *tls < hi) hi = *tls;
+  if (tls_base && *tls_base > sp && *tls_base < hi) hi = *tls_base;
   if (hi - lo > kMaxStackCopy) {
     hi = lo + kMaxStackCopy;
     c.stack_cut = true;
@@ -166,6 +171,7 @@ std::optional<NativeCapture> capture_native(const StoppedThread& t, const Proces
 struct NativeUnwinder::Impl {
   int pid;
   const Memory& live;
+  const NativeModules* modules = nullptr;  // a core's, else the live process's
   Dwfl_Callbacks callbacks{};
   Dwfl_Thread_Callbacks thread_callbacks{};
   Dwfl* dwfl = nullptr;
@@ -207,7 +213,11 @@ struct NativeUnwinder::Impl {
     } catch (const std::exception&) {  // only a cache
     }
     if (dwfl) dwfl_end(dwfl);
+    if (arch_elf) elf_end(arch_elf);
+    if (arch_fd >= 0) ::close(arch_fd);
   }
+  Elf* arch_elf = nullptr;
+  int arch_fd = -1;
 
   // What pyinspect's own ELF reader says of a module's file, once per module: its build-id,
   // whether it has a symbol table and DWARF, and its separate debug file, found as the layout's
@@ -234,7 +244,8 @@ struct NativeUnwinder::Impl {
       f.symtab = elf.has_symtab();
       f.dwarf = elf.has_debug_info();
       if (!f.dwarf)
-        if (auto d = find_debug_file(elf, name, {"", "/proc/" + std::to_string(pid) + "/root"})) f.debug_file = d->path();
+        if (auto d = find_debug_file(elf, name, {"", modules ? modules->root : "/proc/" + std::to_string(pid) + "/root"}))
+          f.debug_file = d->path();
       it->second = std::move(f);
     } catch (const Error& e) {
       LOG_DEBUG("native stacks: " << main << ": " << e.what());
@@ -311,6 +322,15 @@ struct NativeUnwinder::Impl {
   static int find_elf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** file_name,
                       Elf** elfp) {
     auto* self = static_cast<Impl*>(*userdata);
+    if (self && self->modules) {
+      // A core's: the file where host_path finds it; nothing else (the vDSO is not a file here).
+      if (!name || name[0] != '/') return -1;
+      std::string path = self->modules->host_path(name);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return -1;
+      *file_name = strdup(path.c_str());
+      return fd;
+    }
     if (self && name && name[0] == '/') {
       std::string path = "/proc/" + std::to_string(self->pid) + "/root" + name;
       struct stat st;
@@ -372,7 +392,12 @@ struct NativeUnwinder::Impl {
     thread_callbacks.get_thread = &Impl::get_thread;
     thread_callbacks.memory_read = &Impl::memory_read;
     thread_callbacks.set_initial_registers = &Impl::set_initial_registers;
-    attached = dwfl_attach_state(dwfl, nullptr, pid, &thread_callbacks, this);
+    // A core's architecture is the core file's own (libdwfl would look for a module's ELF).
+    if (modules && !modules->arch_file.empty()) {
+      arch_fd = ::open(modules->arch_file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (arch_fd >= 0) arch_elf = elf_begin(arch_fd, ELF_C_READ_MMAP, nullptr);
+    }
+    attached = dwfl_attach_state(dwfl, arch_elf, pid, &thread_callbacks, this);
     if (!attached) LOG_WARN("native stacks: libdwfl cannot unwind this target: " << dwfl_errmsg(-1));
   }
 
@@ -388,7 +413,7 @@ struct NativeUnwinder::Impl {
     names.clear();
     facts.clear();
     dwfl_report_begin(dwfl);
-    int rc = dwfl_linux_proc_report(dwfl, pid);
+    int rc = modules ? report_maps(*modules->maps) : dwfl_linux_proc_report(dwfl, pid);
     dwfl_report_end(dwfl, nullptr, nullptr);
     if (rc != 0) LOG_DEBUG("native stacks: reading the modules of " << pid << " failed: " << rc);
     dwfl_getmodules(
@@ -398,6 +423,28 @@ struct NativeUnwinder::Impl {
           return DWARF_CB_OK;
         },
         this, 0);
+  }
+
+  // The modules of a Maps, as libdwfl reads /proc/PID/maps: the same text, from memory.
+  int report_maps(const Maps& maps) {
+    std::string text;
+    char line[64];
+    // libdwfl tells files apart by their inode: a made-up one per path (a core records none).
+    std::unordered_map<std::string, unsigned long long> inode;
+    for (const auto& m : maps.entries()) {
+      std::snprintf(line, sizeof line, "%llx-%llx %c%c%cp %08llx 00:00 %llu ", static_cast<unsigned long long>(m.start),
+                    static_cast<unsigned long long>(m.end), m.readable ? 'r' : '-', m.writable ? 'w' : '-',
+                    m.executable ? 'x' : '-', static_cast<unsigned long long>(m.offset),
+                    m.path.empty() ? 0ull : inode.emplace(m.path, inode.size() + 1).first->second);
+      text += line;
+      text += m.path;
+      text += '\n';
+    }
+    FILE* f = fmemopen(text.data(), text.size(), "r");
+    if (!f) return -1;
+    int rc = dwfl_linux_proc_maps_report(dwfl, f);
+    std::fclose(f);
+    return rc;
   }
 
   const std::vector<Symbol>& symbols_of(Dwfl_Module* mod) {
@@ -559,9 +606,10 @@ struct NativeUnwinder::Impl {
   }
 };
 
-NativeUnwinder::NativeUnwinder(int pid, const Memory& live, bool use_cache)
+NativeUnwinder::NativeUnwinder(int pid, const Memory& live, bool use_cache, const NativeModules* modules)
     : impl_(std::make_unique<Impl>(pid, live)) {
   impl_->use_cache = use_cache;
+  impl_->modules = modules;
   impl_->open();
 }
 

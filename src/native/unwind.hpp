@@ -5,6 +5,7 @@
 // (.eh_frame, .debug_frame) and we name each frame from the symbol tables (.symtab, .dynsym) and
 // the DWARF (inlined calls, file:line).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,18 @@ struct NativeCapture {
 
 // What the unwinder needs of a thread that is stopped now; nullopt if its registers cannot be read.
 std::optional<NativeCapture> capture_native(const StoppedThread& t, const ProcessMemory& mem);
+// The same of a thread whose registers and TLS base are known (a core file's).
+NativeCapture capture_native(int tid, const ThreadRegisters& regs, std::optional<uint64_t> tls_base,
+                             const ProcessMemory& mem);
+
+// Where the modules of a target that is not a live process come from (a core file): its
+// address space, and where each file it names is on this machine.
+struct NativeModules {
+  const Maps* maps = nullptr;
+  std::function<std::string(const std::string&)> host_path;
+  std::string root;       // where else to look for debug files (a sysroot); empty: here only
+  std::string arch_file;  // an ELF file of the target's architecture (the core itself)
+};
 
 struct NativeFrame {
   uint64_t pc = 0;          // the instruction (innermost frame) or the return address
@@ -50,7 +63,9 @@ class NativeUnwinder {
   // `live` reads the target for what the copy of a stack does not hold. With `use_cache`, the
   // names found for each address are kept on disk by the binary's build-id (docs/usage.md,
   // "Native frames"), so that a later run need not open the DWARF again.
-  NativeUnwinder(int pid, const Memory& live, bool use_cache = true);
+  // With `modules`, the modules are those of its maps, opened where host_path says (a core
+  // file); without, the live process's, from /proc/PID.
+  NativeUnwinder(int pid, const Memory& live, bool use_cache = true, const NativeModules* modules = nullptr);
   ~NativeUnwinder();
   NativeUnwinder(const NativeUnwinder&) = delete;
   NativeUnwinder& operator=(const NativeUnwinder&) = delete;

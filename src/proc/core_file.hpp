@@ -64,6 +64,7 @@ class CoreFile {
   static bool looks_like_core(const std::string& path);
 
   const std::string& path() const { return path_; }
+  const CoreSearch& search() const { return search_; }
   int pid() const { return pid_; }
   const std::string& command_name() const { return fname_; }  // pr_fname: 15 characters
   const std::string& arguments() const { return psargs_; }    // pr_psargs: the first 80

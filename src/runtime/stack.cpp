@@ -311,8 +311,15 @@ void add_native(PythonProcess& py, const ProcessMemory& mem, const StackOptions&
   snap.native = true;
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<NativeUnwinder> owned;
+  NativeModules core_modules;  // a core's: its maps, its files where they are here
+  if (const CoreFile* core = mem.core()) {
+    core_modules.maps = &mem.maps();
+    core_modules.host_path = [core](const std::string& p) { return core->host_path(p); };
+    core_modules.root = core->search().sysroot;
+    core_modules.arch_file = core->path();
+  }
   try {
-    owned = std::make_unique<NativeUnwinder>(snap.pid, mem, opts.native_cache);
+    owned = std::make_unique<NativeUnwinder>(snap.pid, mem, opts.native_cache, mem.core() ? &core_modules : nullptr);
   } catch (const Error& e) {
     for (auto& info : snap.threads) info.native_problem = e.what();
     snap.warnings.push_back(std::string("no native stacks: ") + e.what());
@@ -476,9 +483,8 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
   std::map<int, TaskInfo> tasks;
   for (auto& t : py.process().tasks()) tasks[t.tid] = t;
 
-  if (opts.native && (opts.nonblocking || !live))
-    throw Error(ErrorCode::Usage, live ? "--native reads registers, which needs the pause: leave out --nonblocking"
-                                       : "--native: the C frames of a core file are not read yet");
+  if (opts.native && opts.nonblocking && live)
+    throw Error(ErrorCode::Usage, "--native reads registers, which needs the pause: leave out --nonblocking");
   PausedRead read;
   if (!live) {
     // A core: nothing runs, nothing to pause. Its threads' registers say what a pause would.
@@ -486,6 +492,12 @@ StackSnapshot read_stacks(PythonProcess& py, const ProcessMemory& mem, const Sta
     read.raw = read_raw_threads(py, mem, mem, opts, snap, [](const RawThread&) { return false; });
     for (const auto& t : core.threads()) {
       read.tls_to_tid[t.fs_base] = t.tid;
+      read.stopped_tids.push_back(t.tid);
+      // (The main thread's TLS block is not on its stack.)
+      if (opts.native)
+        read.native.emplace(t.tid, capture_native(t.tid, t.regs, t.tid == core.pid() ? std::nullopt
+                                                                                       : std::optional<uint64_t>(t.fs_base),
+                                                  mem));
       bool restarted = false;
       if (opts.waits)
         if (auto word = futex_waited(t.regs.syscall, t.regs.syscall_args, &restarted)) {

@@ -275,6 +275,24 @@ def crash(ctx, mode, signo, function):
         for other in r["threads"]:
             if other["native_id"] in by_tid and other["native_id"] != r["crash_native_id"]:
                 compare_thread(other, by_tid[other["native_id"]], "thread %s" % other["name"])
+        if signo == signal.SIGSEGV:
+            # --native: the crashed thread's C frames, innermost at the pc gdb reads in the same
+            # core (its symbol may be an alias of gdb's: memcpy and memmove share their code),
+            # then the Python frame that called it.
+            r2 = subprocess.run(["gdb", "-nx", "-batch", ctx.interp["path"], path, "-ex", "p/x $pc"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+            m = re.search(r"^\$1 = (0x[0-9a-f]+)", r2.stdout.decode(), re.M)
+            check(m is not None, "gdb printed no pc for the kernel core:\n%s" % r2.stdout.decode()[-1500:])
+            nat = pyjson(ctx, ["stack", path, "--native"])
+            th = [x for x in nat["threads"] if x["native_id"] == r["crash_native_id"]][0]
+            kinds = [f["kind"] for f in th["frames"]]
+            check(th["frames"] and th["frames"][0]["kind"] == "native" and th["frames"][0]["address"] == int(m.group(1), 16)
+                  and th["frames"][0]["symbol"], "--native: innermost frame %s, gdb's pc %s" % (th["frames"][:1], m.group(1)))
+            py_at = kinds.index("python") if "python" in kinds else -1
+            check(py_at > 0 and th["frames"][py_at]["function"] == function,
+                  "--native: the first Python frame %s, expected %s" % (th["frames"][py_at:py_at + 1], function))
+            print("kernel core --native: %s at gdb's pc %s, %d C frames, then %s" % (
+                th["frames"][0]["symbol"], m.group(1), py_at, function))
         _, out, _ = run_pyinspect(ctx.pyinspect, ["--color=never", "stack", path])
         want = "killed by %s" % ("SIGABRT" if signo == signal.SIGABRT else "SIGSEGV")
         check(want in out and ("in thread %d" % r["crash_native_id"]) in out, "text:\n" + out[:1500])

@@ -132,7 +132,6 @@ def core_bad_input(ctx):
                 (["stack", "/bin/true"], 2, "is not a process ID nor an ELF core file"),
                 (["stack", os.path.join(d, "missing.core")], 2, "no such file"),
                 (["heap", cut], 8, "program header"),
-                (["stack", core, "--native"], 2, "--native"),
                 (["heap", core, "--growth", "1"], 2, "--growth watches a live process"),
                 (["heap", "--diff", core], 2, "--diff wants two targets"),
                 (["heap", core, pid], 2, "one too many"),
