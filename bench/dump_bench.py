@@ -13,7 +13,6 @@ no process and subtracts). Then the heap census of each core equals the live one
 (apparent and allocated on disk), the speed ratio.
 """
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -23,17 +22,11 @@ import sys
 import tempfile
 import time
 
+from pythons import default_pythons, start_heap_target  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def default_pythons():
-    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip() or os.path.expanduser("~/.pyenv")
-    out = []
-    for v in ("3.11", "2.7"):
-        found = sorted(glob.glob(os.path.join(root, "versions", v + ".*", "bin", "python" + v)))
-        if found:
-            out.append(found[-1])
-    return out
 
 
 def timed(cmd):
@@ -72,12 +65,9 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     d = tempfile.mkdtemp(prefix="pyinspect-dump-bench-", dir=args.dir)
     try:
-        for python in args.python or default_pythons():
-            target = subprocess.Popen([python, os.path.join(HERE, "heap_target.py"), str(args.millions)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for python in args.python or default_pythons(("3.11", "2.7")):
+            target, _ = start_heap_target(python, args.millions)
             try:
-                ready = target.stdout.readline().split()
-                assert ready[0] == "ready", ready
                 pid = target.pid
                 with open("/proc/%d/status" % pid) as f:
                     rss = [int(l.split()[1]) << 10 for l in f if l.startswith("VmRSS:")][0]

@@ -14,7 +14,6 @@ Reported: medians, the speed ratio, the pause, pyinspect's peak memory relative 
 the target's objects take (its census total) and to its RSS.
 """
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -22,17 +21,11 @@ import subprocess
 import sys
 import time
 
+from pythons import default_pythons, start_heap_target  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def default_pythons():
-    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip() or os.path.expanduser("~/.pyenv")
-    out = []
-    for v in ("2.7", "3.9", "3.11", "3.13"):
-        found = sorted(glob.glob(os.path.join(root, "versions", v + ".*", "bin", "python" + v)))
-        if found:
-            out.append(found[-1])
-    return out
 
 
 def main():
@@ -49,11 +42,8 @@ def main():
           "pyinspect peak memory | target: object bytes / RSS | peak / object bytes |")
     print("|---|---|---|---|---|---|---|---|---|")
     for python in args.python or default_pythons():
-        target = subprocess.Popen([python, os.path.join(HERE, "heap_target.py"), str(args.millions)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        target, ready = start_heap_target(python, args.millions)
         try:
-            ready = target.stdout.readline().split()
-            assert ready[0] == "ready", ready
             inproc, mine, pauses, peaks = [], [], [], []
             counts = None
             for _ in range(args.runs):

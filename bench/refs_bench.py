@@ -13,7 +13,6 @@ Reported: medians, the ratio of each refs question to the heap scan, the pause, 
 (max RSS from wait4), and the size of the object graph.
 """
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -21,17 +20,11 @@ import subprocess
 import sys
 import time
 
+from pythons import default_pythons  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def default_pythons():
-    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip() or os.path.expanduser("~/.pyenv")
-    out = []
-    for v in ("2.7", "3.9", "3.11", "3.13"):
-        found = sorted(glob.glob(os.path.join(root, "versions", v + ".*", "bin", "python" + v)))
-        if found:
-            out.append(found[-1])
-    return out
 
 
 def timed(cmd):

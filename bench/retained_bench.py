@@ -14,7 +14,6 @@ Reported: medians, each one's ratio to the heap scan, the pause, peak memory (ma
 the size of the object graph, and where --retained spends its time (its -v log, last run).
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -23,17 +22,11 @@ import subprocess
 import sys
 import time
 
+from pythons import default_pythons  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def default_pythons():
-    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, text=True).stdout.strip() or os.path.expanduser("~/.pyenv")
-    out = []
-    for v in ("2.7", "3.9", "3.11", "3.13"):
-        found = sorted(glob.glob(os.path.join(root, "versions", v + ".*", "bin", "python" + v)))
-        if found:
-            out.append(found[-1])
-    return out
 
 
 def timed(cmd):

@@ -85,8 +85,8 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
   // section whose DT_DEBUG leads a debugger to the list of loaded libraries, the GOT): their
   // bytes are no longer the file's, so the core holds them.
   std::set<uint64_t> relocated;
-  for (const auto& e : read_smaps(proc.pid())) relocated.insert(e.private_dirty ? e.start : 0);
-  relocated.erase(0);
+  for (const auto& e : read_smaps(proc.pid()))
+    if (e.private_dirty) relocated.insert(e.start);
   std::map<uint64_t, std::vector<uint8_t>> small;  // readable memory the snapshot does not copy
   int64_t pause_ns = 0;
   size_t unstopped = 0;

@@ -43,7 +43,17 @@ std::string target_name(const OpenedTarget& t) {
   return t.live() ? "process " + std::to_string(t.proc->pid()) : t.mem->core()->path();
 }
 
-uint64_t name_hash(const std::string& s) { return std::hash<std::string>()(s); }
+// The hash of each type's name, by the census's type id: computed once per type, not once per
+// object (the walks call each_object millions of times).
+struct TypeHashes {
+  std::vector<uint64_t> by_id;  // 0: not yet
+  uint64_t operator()(const ListedObject& o) {
+    if (o.info.id >= by_id.size()) by_id.resize(o.info.id + 1, 0);
+    uint64_t& h = by_id[o.info.id];
+    if (!h) h = std::hash<std::string>()(o.type) | 1;
+    return h;
+  }
+};
 
 // heap --diff A B: two censuses (each of a core or a live process), what grew, and the largest
 // objects of the second that the first did not have.
@@ -57,7 +67,8 @@ int heap_diff(const std::string& a_text, const std::string& b_text, const CoreSe
     OpenedTarget a = open_target(a_text, search);
     PythonProcess py(*a.proc, *a.mem, topts);
     d.before_target = target_name(a);
-    opts.each_object = [&seen](const ListedObject& o) { seen.emplace_back(o.address, name_hash(o.type)); };
+    TypeHashes hash;
+    opts.each_object = [&seen, &hash](const ListedObject& o) { seen.emplace_back(o.address, hash(o)); };
     before = take_census(py, *a.mem, opts);
   }
   std::sort(seen.begin(), seen.end());
@@ -69,10 +80,12 @@ int heap_diff(const std::string& a_text, const std::string& b_text, const CoreSe
   // The largest new ones, kept in a min-heap of `largest`.
   using Entry = std::tuple<uint64_t, uint64_t, uint32_t>;  // size, address, type id
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  TypeHashes hash;
   opts.each_object = [&](const ListedObject& o) {
     auto it = std::lower_bound(seen.begin(), seen.end(), std::make_pair(o.address, uint64_t{0}));
+    const uint64_t h = hash(o);
     bool old = false;
-    for (; it != seen.end() && it->first == o.address; ++it) old |= it->second == name_hash(o.type);
+    for (; it != seen.end() && it->first == o.address; ++it) old |= it->second == h;
     if (old) return;
     uint64_t size = o.size.value_or(0);
     ++d.fresh.count;
@@ -118,7 +131,7 @@ int heap_retained(Process& proc, ProcessMemory& mem, PythonProcess& py, const Ce
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
   r.paused = !opts.nonblocking && mem.live();
-  if (!mem.live()) r.core = mem.core()->path();
+  r.core = mem.core_path();
   r.warnings = warnings;
   r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();

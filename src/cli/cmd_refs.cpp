@@ -158,7 +158,7 @@ RefsResult read_refs(const RefsArgs& a) {
   r.python = python_info(py, *snap);
   r.pause_ns = pause_ns;
   r.paused = !a.nonblocking && mem.live();
-  if (!mem.live()) r.core = mem.core()->path();
+  r.core = mem.core_path();
   r.warnings = pause_warnings;
   r.warnings.insert(r.warnings.end(), graph.warnings().begin(), graph.warnings().end());
   r.elapsed_ns = (std::chrono::steady_clock::now() - t0).count();

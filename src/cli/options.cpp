@@ -9,6 +9,7 @@
 #include <charconv>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
@@ -102,8 +103,8 @@ void check_build_ids(const CoreFile& core) {
   std::set<std::string> seen;
   for (const auto& f : core.files()) {
     if (f.file_offset != 0 || !seen.insert(f.path).second) continue;
-    const uint8_t* head = core.view(f.start, std::min<uint64_t>(4096, f.end - f.start));
-    std::string theirs = build_id_in_image(head, head ? std::min<uint64_t>(4096, f.end - f.start) : 0);
+    const size_t len = std::min<uint64_t>(4096, f.end - f.start);
+    std::string theirs = build_id_in_image(core.view(f.start, len), len);
     if (theirs.empty()) continue;
     std::string here = core.host_path(f.path);
     if (access(here.c_str(), R_OK) != 0) continue;
@@ -151,14 +152,9 @@ void add_core_options(po::options_description& desc, CoreSearch& search, std::st
 }
 
 void finish_core_options(CoreSearch& search, const std::string& lib_path) {
-  size_t at = 0;
-  while (at <= lib_path.size() && !lib_path.empty()) {
-    size_t colon = lib_path.find(':', at);
-    std::string d = lib_path.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
+  std::istringstream in(lib_path);
+  for (std::string d; std::getline(in, d, ':');)
     if (!d.empty()) search.lib_dirs.push_back(d);
-    if (colon == std::string::npos) break;
-    at = colon + 1;
-  }
 }
 
 }  // namespace pyinspect

@@ -439,7 +439,7 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   out.pid = py.process().pid();
   out.command = py.process().cmdline();
   out.paused = !opts.nonblocking && mem.live();
-  if (!mem.live()) out.core = mem.core()->path();
+  out.core = mem.core_path();
   out.memory.rss_bytes = py.process().rss_bytes();
 
   std::vector<uint64_t> tls;

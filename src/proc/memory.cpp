@@ -50,6 +50,8 @@ ProcessMemory::ProcessMemory(int pid, Maps maps) : pid_(pid), maps_(std::move(ma
 ProcessMemory::ProcessMemory(std::shared_ptr<const CoreFile> core)
     : pid_(core->pid()), maps_(core->maps()), core_(std::move(core)) {}
 
+std::string ProcessMemory::core_path() const { return core_ ? core_->path() : std::string(); }
+
 ProcessMemory::~ProcessMemory() {
   if (mem_fd_ >= 0) close(mem_fd_);
 }

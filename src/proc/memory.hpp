@@ -64,6 +64,8 @@ class ProcessMemory : public Memory {
   explicit ProcessMemory(std::shared_ptr<const CoreFile> core);
   bool live() const { return core_ == nullptr; }
   const CoreFile* core() const { return core_.get(); }
+  // The core file's path; empty for a live process (what results record as "core").
+  std::string core_path() const;
   ~ProcessMemory() override;
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;

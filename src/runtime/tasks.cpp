@@ -366,7 +366,7 @@ TasksSnapshot read_tasks(PythonProcess& py, const ProcessMemory& mem, const Task
   // A core file: nothing runs, nothing to pause or to warm up for a pause.
   const bool pause_it = !opts.nonblocking && mem.live();
   snap.paused = pause_it;
-  if (!mem.live()) snap.core = mem.core()->path();
+  snap.core = mem.core_path();
   std::vector<RawTask> raw;
   bool imported = false;
   auto collect = [&](const Memory& m, std::vector<RawTask>& out, std::string& registry, bool& found,

@@ -169,35 +169,6 @@ def heap_diff(ctx):
 
 
 @contextlib.contextmanager
-def kernel_cores(d):
-    """Cores the kernel writes for the crashes run inside, found in `d` (the target's working
-    directory): with the machine's core pattern if it names a file there, else with one set for
-    the while, under a lock, and restored. Yields the reason they cannot be had, or None."""
-    with open(os.path.join(tempfile.gettempdir(), "pyinspect-core-pattern.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(CORE_PATTERN) as f:
-                old = f.read().rstrip("\n")
-        except OSError as e:
-            yield "cannot read %s: %s" % (CORE_PATTERN, e)
-            return
-        if not old.startswith("|") and "/" not in old:
-            yield None  # "core", "core.%p": the crashing process's working directory
-            return
-        try:
-            with open(CORE_PATTERN, "w") as f:
-                f.write("core")
-        except OSError as e:
-            yield "the core pattern is %r and cannot be set for the test (%s)" % (old, e)
-            return
-        try:
-            yield None
-        finally:
-            with open(CORE_PATTERN, "w") as f:
-                f.write(old)
-
-
-@contextlib.contextmanager
 def kernel_pattern(d):
     """The kernel's cores written to `d` (core.PID) for the while, under the lock, the machine's
     pattern restored after. Yields the reason it cannot be set, or None."""
@@ -218,45 +189,41 @@ def kernel_pattern(d):
                 f.write(old)
 
 
-def kernel_core_of(t, d):
-    """A kernel core of the parked target `t`, killed by SIGABRT (its default action dumps it
-    without running any of its code): the core's path, or None with the reason printed."""
+def kernel_core(t, d, signo, trigger, what):
+    """The kernel's core of the target `t`, which `trigger()` makes die of `signo`: its path in
+    `d`, or None with the reason printed when the core pattern cannot be set."""
     import resource
     with kernel_pattern(d) as why:
         if why:
-            print("kernel core: skipped: %s" % why)
+            print("%s: skipped: %s" % (what, why))
             return None
         resource.prlimit(t.pid, resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        os.kill(t.pid, signal.SIGABRT)
+        trigger()
         t.proc.wait(timeout=120)
-        check(t.proc.returncode == -signal.SIGABRT, "the target exited with %s, not SIGABRT" % t.proc.returncode)
+        check(t.proc.returncode == -signo, "the target exited with %s, not signal %d" % (t.proc.returncode, signo))
         path = os.path.join(d, "core.%d" % t.pid)
         deadline = time.time() + 30
         while not os.path.exists(path) and time.time() < deadline:
             time.sleep(0.05)
-        check(os.path.exists(path), "no kernel core at %s after SIGABRT: %s" % (path, os.listdir(d)))
+        check(os.path.exists(path), "no kernel core at %s after signal %d: %s" % (path, signo, os.listdir(d)))
         return path
+
+
+def kernel_core_of(t, d):
+    """A kernel core of the parked target `t`, killed by SIGABRT (its default action dumps it
+    without running any of its code)."""
+    return kernel_core(t, d, signal.SIGABRT, lambda: os.kill(t.pid, signal.SIGABRT), "kernel core")
 
 
 def crash(ctx, mode, signo, function):
     with scratch() as d:
-        with Target(ctx.interp, "crash.py", args=(mode,)) as t, kernel_cores(t.dir) as why:
-            if why:
-                print("kernel core (%s): skipped: %s" % (mode, why))
-                return
+        with Target(ctx.interp, "crash.py", args=(mode,)) as t:
             r = t.report
             check(r["core_limit"] != 0, "the target could not raise its core size limit")
-            open(os.path.join(t.dir, "go"), "w").close()
-            t.proc.wait(timeout=120)
-            check(t.proc.returncode == -signo, "the target exited with %s, not signal %d" % (t.proc.returncode, signo))
-            deadline = time.time() + 30
-            found = []
-            while time.time() < deadline and not found:
-                found = [f for f in os.listdir(t.dir) if f.startswith("core")]
-                time.sleep(0.05)
-            check(found, "no core in %s after the crash (core pattern %r)" % (t.dir, open(CORE_PATTERN).read()))
-            path = os.path.join(d, "kernel.core")
-            shutil.move(os.path.join(t.dir, found[0]), path)
+            path = kernel_core(t, d, signo, lambda: open(os.path.join(t.dir, "go"), "w").close(),
+                               "kernel core (%s)" % mode)
+            if path is None:
+                return
         got = pyjson(ctx, ["stack", path])
         c = got["core"]
         check(c["signal"] == signo and c["thread"] == r["crash_native_id"],

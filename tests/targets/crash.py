@@ -17,9 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _park  # noqa: E402
 
 fifo = os.environ["PYINSPECT_TEST_FIFO"]
-here = os.path.dirname(fifo)
-go = os.path.join(here, "go")
-os.chdir(here)  # a core pattern without a directory writes the core here
+go = os.path.join(os.path.dirname(fifo), "go")
 soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
 resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
 

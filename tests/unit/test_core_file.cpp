@@ -181,7 +181,7 @@ TEST_CASE("core file: --exe and --lib-search-path find the files of a core from 
   CoreFile by_exe(m.core, CoreSearch{"", moved, {}});
   CHECK(by_exe.host_path(m.exe) == moved);
   CoreFile under(m.core, CoreSearch{other.path + "/root/", "", {}});
-  CHECK(under.host_path("/usr/lib/libx.so") == other.path + "/root/usr/lib/libx.so");
+  CHECK(under.host_path(m.exe) == other.path + "/root" + m.exe);  // the sysroot's '/' not doubled
 }
 
 TEST_CASE("core file: the signal of a crash, from a core built as the kernel writes one") {
