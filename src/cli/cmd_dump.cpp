@@ -9,11 +9,14 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "heap/snapshot.hpp"
+#include "output/json_util.hpp"
 #include "proc/core_writer.hpp"
 #include "proc/pagemap.hpp"
 #include "proc/pause.hpp"
@@ -46,8 +49,10 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
   po::options_description desc("Options");
   std::string pid_text, out_path;
   uint64_t max_copy_mib = 0;
+  bool json = false;
   desc.add_options()("pid", po::value(&pid_text)->required(), "process to dump")(
       "output,o", po::value(&out_path)->required(), "the core file to write")(
+      "json", po::bool_switch(&json), "print what was written as one JSON document on stdout (docs/json.md)")(
       "max-copy", po::value(&max_copy_mib),
       "refuse to copy more than this many MiB of the target's memory (default: what the available memory allows)");
   po::positional_options_description pos;
@@ -135,18 +140,34 @@ int cmd_dump(const std::vector<std::string>& args, const GlobalOptions&) {
     if (!snap->contains(RemoteAddr(m.start))) return CoreImage::all_zeros();
     return nullptr;
   };
+  image.resident = [&](uint64_t addr) { return snap->page_copied(addr); };
   auto t_write = std::chrono::steady_clock::now();
   CoreWritten w = write_core(out_path, image);
   LOG_INFO("dump: wrote the file in " << ms_since(t_write) << " ms");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string unstopped_text;
+  if (unstopped)
+    unstopped_text = std::to_string(unstopped) +
+                     " threads did not stop (in uninterruptible sleep): they are not in the core, and what they "
+                     "changed meanwhile may be torn";
+  if (json) {
+    nlohmann::json j = {{"pid", proc.pid()},
+                        {"core", out_path},
+                        {"file_bytes", w.file_bytes},
+                        {"written_bytes", w.written_bytes},
+                        {"threads", image.threads.size()},
+                        {"mappings", w.segments},
+                        {"pause_us", pause_ns / 1000.0},
+                        {"elapsed_us", secs * 1e6},
+                        {"warnings", unstopped ? nlohmann::json::array({unstopped_text}) : nlohmann::json::array()}};
+    std::cout << dump_json(j) << "\n";
+    return 0;
+  }
   std::cerr << "pyinspect: wrote " << out_path << ": " << mib_text(w.file_bytes) << " (" << mib_text(w.written_bytes)
-            << " of it written, the rest pages of zeros), " << image.threads.size()
+            << " of it written, the rest holes: pages not in memory), " << image.threads.size()
             << (image.threads.size() == 1 ? " thread, " : " threads, ") << w.segments << " mappings; the target was paused "
             << pause_ns / 1000000.0 << " ms; " << secs << " s in all\n";
-  if (unstopped)
-    std::cerr << "pyinspect: warning: " << unstopped
-              << " threads did not stop (in uninterruptible sleep): they are not in the core, and what they changed "
-                 "meanwhile may be torn\n";
+  if (unstopped) std::cerr << "pyinspect: warning: " << unstopped_text << "\n";
   return 0;
 }
 

@@ -20,7 +20,9 @@ int cmd_memory(const std::vector<std::string>& args, const GlobalOptions& g) {
   bool json = false, no_progress = false, no_dwarf = false, no_cache = false;
   MemoryOptions opts;
   TargetOptions topts;
-  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect")
+  CoreSearch search;
+  std::string lib_path;
+  desc.add_options()("pid", po::value(&pid_text)->required(), "process to inspect, or a core file of one")
       ("json", po::bool_switch(&json), "print one JSON document (docs/json.md)")
       ("nonblocking", po::bool_switch(&opts.nonblocking),
        "copy the memory without pausing the target (the figures may be inconsistent)")
@@ -30,20 +32,21 @@ int cmd_memory(const std::vector<std::string>& args, const GlobalOptions& g) {
        "ignore debug info: CPython's (use the embedded layout tables) and libc's (find malloc's arenas from the chunk headers)")
       ("no-cache", po::bool_switch(&no_cache), "read the DWARF even if its layout is cached")
       ("python", po::value(&topts.force_version), "CPython version X.Y, when the binary does not tell");
+  add_core_options(desc, search, lib_path);
   po::positional_options_description pos;
   pos.add("pid", 1);
   po::variables_map vm;
-  if (!parse_command("pyinspect memory PID [options]", args, desc, pos, vm)) return 0;
+  if (!parse_command("pyinspect memory PID|CORE [options]", args, desc, pos, vm)) return 0;
   topts.use_dwarf = !no_dwarf;
   topts.use_cache = !no_cache;
   opts.use_debug_info = !no_dwarf;
   opts.max_copy_bytes = max_copy_mib << 20;
   opts.progress = !no_progress && isatty(STDERR_FILENO);
 
-  Process proc(parse_pid(pid_text));
-  ProcessMemory mem(proc.pid(), Maps::read(proc.pid()));
-  PythonProcess py(proc, mem, topts);
-  MemoryAccount account = account_memory(py, mem, opts);
+  finish_core_options(search, lib_path);
+  OpenedTarget target = open_target(pid_text, search);
+  PythonProcess py(*target.proc, *target.mem, topts);
+  MemoryAccount account = account_memory(py, *target.mem, opts);
   if (json)
     std::cout << dump_json(memory_json(account)) << "\n";
   else

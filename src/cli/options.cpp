@@ -87,7 +87,7 @@ int parse_pid(const std::string& text) {
     // Commands that read only a live process (open_target takes cores for the others).
     if (CoreFile::looks_like_core(text))
       throw Error(ErrorCode::Usage, "'" + text + "' is a core file: this command reads a live process only "
-                                    "(stack, tasks, heap, refs and info read cores)");
+                                    "(stack, tasks, heap, refs, memory and info read cores)");
     throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (expected a positive number)");
   }
   if (v <= 0) throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID (must be greater than 0)");

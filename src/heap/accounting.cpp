@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -15,6 +16,7 @@
 #include "heap/pymalloc.hpp"
 #include "heap/snapshot.hpp"
 #include "runtime/threads.hpp"
+#include "proc/core_file.hpp"
 #include "proc/pagemap.hpp"
 #include "proc/process.hpp"
 
@@ -60,8 +62,10 @@ bool may_own_memory(Cat c) {
   }
 }
 
-std::string environ_value(int pid, const std::string& name) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+// An environment variable as the target was started (a core's: from its stack).
+std::string environ_value(const Process& proc, const std::string& name) {
+  if (const CoreFile* core = proc.core()) return core->environment(name);
+  std::ifstream f("/proc/" + std::to_string(proc.pid()) + "/environ", std::ios::binary);
   std::string entry;
   while (std::getline(f, entry, '\0'))
     if (entry.compare(0, name.size() + 1, name + "=") == 0) return entry.substr(name.size() + 1);
@@ -69,11 +73,16 @@ std::string environ_value(int pid, const std::string& name) {
 }
 
 // Files with an executable mapping: the program and its libraries (a file mapped only as data
-// is not code).
-std::set<std::string> code_files(const Maps& maps) {
+// is not code). A core may not say which of its files' mappings were executable (gcore leaves
+// their code out with its permissions): there, an ELF file mapped from its start.
+std::set<std::string> code_files(const Maps& maps, const Memory& mem, bool core) {
   std::set<std::string> out;
-  for (const auto& m : maps.entries())
-    if (m.executable && m.is_file()) out.insert(m.path);
+  for (const auto& m : maps.entries()) {
+    if (!m.is_file()) continue;
+    char magic[4] = {};
+    if (m.executable || (core && m.offset == 0 && mem.read(RemoteAddr(m.start), magic, 4) && !std::memcmp(magic, "\177ELF", 4)))
+      out.insert(m.path);
+  }
   return out;
 }
 
@@ -108,7 +117,9 @@ std::vector<uint64_t> stack_pointers(int pid) {
 class Accountant {
  public:
   Accountant(PythonProcess& py, ProcessMemory& live, const MemoryOptions& opts, MemoryAccount& out)
-      : py_(py), live_(live), opts_(opts), out_(out), pm_(py.process().pid()) {
+      : py_(py), live_(live), opts_(opts), out_(out),
+        pm_(py.process().core() ? std::make_unique<PageMap>(*py.process().core())
+                                : std::make_unique<PageMap>(py.process().pid())) {
     out_.categories.reserve(16);  // cat() hands out references that must stay valid
   }
 
@@ -118,17 +129,21 @@ class Accountant {
     ctx_ = &ctx;
     mem_ = std::make_unique<CopyThenLive>(snap, live_);
     const Maps& maps = snap.maps();
-    const int pid = py_.process().pid();
-    malloc_ = read_glibc_malloc(*mem_, maps, "/proc/" + std::to_string(pid) + "/root", opts_.use_debug_info);
+    const Process& proc = py_.process();
+    const int pid = proc.pid();
+    const CoreFile* core = proc.core();
+    // libc and its debug info: where the target's mount namespace or the core's search finds them.
+    malloc_ = read_glibc_malloc(*mem_, maps, core ? core->search().sysroot : "/proc/" + std::to_string(pid) + "/root",
+                                opts_.use_debug_info, [&proc](const std::string& path) { return proc.host_path(path); });
     out_.malloc_source = malloc_.source;
     out_.glibc_version = malloc_.glibc_version;
     if (!malloc_.found) out_.malloc_unknown = malloc_.why_not;
     for (auto& p : malloc_.problems) out_.warnings.push_back("malloc: " + p);
-    auto smaps = read_smaps(pid);
+    auto smaps = core ? core_smaps(*core) : read_smaps(pid);
     if (smaps.empty()) out_.warnings.push_back("/proc/" + std::to_string(pid) + "/smaps could not be read");
-    env_ = environ_value(pid, "PYTHONMALLOC");
+    env_ = environ_value(proc, "PYTHONMALLOC");
     std::vector<uint64_t> in_stacks = tls;
-    if (in_stacks.empty()) in_stacks = stack_pointers(pid);  // --nonblocking: no thread was stopped
+    if (in_stacks.empty() && !core) in_stacks = stack_pointers(pid);  // --nonblocking: no thread was stopped
     pym_ = census.memory;  // the census read pymalloc's arenas before its walk
     if (!pym_.pymalloc_known && ctx.l.facts().obmalloc == Facts::Obmalloc::Statics) find_pymalloc(ctx, maps);
     classify(*mem_, maps, smaps, pym_, in_stacks);
@@ -235,7 +250,7 @@ class Accountant {
     std::sort(heaps.begin(), heaps.end());
     std::unordered_set<uint64_t> arenas(pym.arena_list.begin(), pym.arena_list.end());
     std::set<std::string> files;
-    const std::set<std::string> code_paths = code_files(maps);
+    const std::set<std::string> code_paths = code_files(maps, mem, py_.process().core() != nullptr);
     MemoryCategory& stacks = cat("thread_stacks");
     MemoryCategory& code = cat("code_and_libraries");
     MemoryCategory& other = cat("other");
@@ -263,13 +278,13 @@ class Accountant {
       }
       if (m.rss == 0) continue;
       // Anonymous memory: glibc's heaps, its mmapped chunks, pymalloc's arenas, or other.
-      pm_.load(m.start, m.end);
+      pm_->load(m.start, m.end);
       uint64_t classified = 0, classified_private = 0;
       uint64_t c = m.start;
       // A chunk that began in the mappings before this one (numpy's buffers span three: it asks
       // for huge pages inside them) covers the start of this one.
       if (carry_end_ > m.start) {
-        auto n = pm_.count(m.start, std::min(carry_end_, m.end));
+        auto n = pm_->count(m.start, std::min(carry_end_, m.end));
         classified += n.resident, classified_private += n.exclusive;
         c = std::min(carry_end_, m.end);
       }
@@ -293,13 +308,13 @@ class Accountant {
           c += kPage;  // other memory
           continue;
         }
-        auto n = pm_.count(r.start, r.end);
+        auto n = pm_->count(r.start, r.end);
         r.resident = n.resident, r.exclusive = n.exclusive;
         if (r.end > m.end) {
           // The part in this mapping; the next ones count theirs (carry_end_).
-          n = pm_.count(r.start, m.end);
+          n = pm_->count(r.start, m.end);
           carry_end_ = r.end;
-          pm_.load(m.start, m.end);
+          pm_->load(m.start, m.end);
         }
         classified += n.resident, classified_private += n.exclusive;
         ranges_.push_back(r);
@@ -378,7 +393,7 @@ class Accountant {
       b.private_bytes += r->exclusive;
     } else if (!r) {
       // A mapping of its own (mmap.mmap): its resident pages, taken from the line it is on.
-      auto n = pm_.count(buf->addr, buf->addr + buf->bytes);
+      auto n = pm_->count(buf->addr, buf->addr + buf->bytes);
       resident = n.resident;
       b.private_bytes += n.exclusive;
       MemoryCategory& from = in(stack_ranges_, buf->addr) ? cat("thread_stacks")
@@ -441,7 +456,7 @@ class Accountant {
     uint64_t nominal_fast = chunk_bytes(malloc_.free_fast), nominal_tcache = chunk_bytes(malloc_.free_tcache);
     for (const auto* v : {&malloc_.free_bins, &malloc_.free_top, &malloc_.free_fast, &malloc_.free_tcache})
       for (const auto& c : *v) {
-        auto n = pm_.count(c.addr, c.addr + c.size);
+        auto n = pm_->count(c.addr, c.addr + c.size);
         mf.bytes += n.resident, mf.private_bytes += n.exclusive, ++mf.count;
       }
     mf.what = "chunks";
@@ -572,7 +587,7 @@ class Accountant {
   ProcessMemory& live_;
   const MemoryOptions& opts_;
   MemoryAccount& out_;
-  PageMap pm_;
+  std::unique_ptr<PageMap> pm_;
   GlibcMalloc malloc_;
 
  public:
@@ -604,7 +619,7 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   MemoryAccount out;
   out.pid = py.process().pid();
   out.command = py.process().cmdline();
-  out.paused = !opts.nonblocking;
+  out.paused = !opts.nonblocking && mem.live();
   Accountant acc(py, mem, opts, out);
   CensusOptions copts;
   copts.nonblocking = opts.nonblocking;
@@ -624,7 +639,9 @@ MemoryAccount account_memory(PythonProcess& py, ProcessMemory& mem, const Memory
   out.unmirrored_sizeof = census.unmirrored_sizeof_types;
   out.pause_ns = census.pause_ns;
   for (auto& w : census.warnings) out.warnings.push_back(w);
-  std::string env = environ_value(out.pid, "PYTHONMALLOC");
+  out.core = mem.core_path();
+  out.core_sparse = mem.core() && mem.core()->sparse();
+  std::string env = environ_value(py.process(), "PYTHONMALLOC");
   const MemorySummary& pym = acc.pym_;
   if (pym.pymalloc_known)
     out.allocator = "pymalloc (" + std::to_string(pym.arenas) + " arenas" +

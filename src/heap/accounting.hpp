@@ -30,6 +30,8 @@ struct MemoryCategory {
 
 struct MemoryAccount {
   int pid = 0;
+  std::string core;  // the core file read, for one; its figures are the core's (docs/memory.md)
+  bool core_sparse = false;  // its holes say which pages were not in memory
   std::string command;
   PythonInfo python;
   uint64_t rss_bytes = 0, private_bytes = 0;

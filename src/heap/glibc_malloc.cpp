@@ -145,8 +145,9 @@ std::optional<std::vector<int64_t>> follow(const Memory& mem, const std::vector<
 
 class Walker {
  public:
-  Walker(const std::string& root, const Memory& mem, const Maps& maps, GlibcMalloc& out)
-      : root_(root), mem_(mem), maps_(maps), out_(out), r_(mem, out) {}
+  Walker(const std::string& root, const std::function<std::string(const std::string&)>& host_path, const Memory& mem,
+         const Maps& maps, GlibcMalloc& out)
+      : root_(root), host_path_(host_path), mem_(mem), maps_(maps), out_(out), r_(mem, out) {}
 
   void run(bool use_debug_info) {
     const MapEntry* libc = nullptr;
@@ -166,7 +167,9 @@ class Walker {
       if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
         path.resize(path.size() - deleted.size());
       std::string via_root = root_ + path;
-      elf_ = std::make_unique<ElfFile>(!root_.empty() && access(via_root.c_str(), R_OK) == 0 ? via_root : path);
+      elf_ = std::make_unique<ElfFile>(host_path_                                                   ? host_path_(libc->path)
+                                       : !root_.empty() && access(via_root.c_str(), R_OK) == 0 ? via_root
+                                                                                                : path);
     } catch (const Error& e) {
       LOG_INFO("cannot open " << libc->path << ": " << e.what());
     }
@@ -443,6 +446,7 @@ class Walker {
   }
 
   std::string root_;
+  const std::function<std::string(const std::string&)>& host_path_;
   const Memory& mem_;
   const Maps& maps_;
   GlibcMalloc& out_;
@@ -456,9 +460,10 @@ class Walker {
 
 }  // namespace
 
-GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info) {
+GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info,
+                              const std::function<std::string(const std::string&)>& host_path) {
   GlibcMalloc out;
-  Walker(root, mem, maps, out).run(use_debug_info);
+  Walker(root, host_path, mem, maps, out).run(use_debug_info);
   return out;
 }
 

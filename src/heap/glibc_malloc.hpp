@@ -10,6 +10,7 @@
 //    lead to its top chunk, which main_arena points to; the other arenas' heaps point to their
 //    arena and the arenas form a ring), with the layouts of glibc 2.27 and later built in.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,7 +56,9 @@ struct GlibcMalloc {
 // process). `root`: where the target's files are ("/proc/PID/root"; libc and its debug file are
 // opened there, else on this machine's root). `use_debug_info`: look for libc's debug file
 // (--no-dwarf turns it off).
-GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info);
+// `host_path`: where libc's file is opened here, given the path the target names (default: under `root`).
+GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info,
+                              const std::function<std::string(const std::string&)>& host_path = {});
 
 // The size of the chunk glibc mapped on its own at page-aligned `addr`, if a chunk header that
 // says so is there and the chunk fits before `limit`.

@@ -576,11 +576,21 @@ void HeapSnapshot::copy() {
     }
   }
   live_.read_batch(requests);
+  copied_.clear();
   for (const auto& q : requests)
-    if (q.ok) copied_bytes_ += q.len;
+    if (q.ok) {
+      copied_bytes_ += q.len;
+      copied_.emplace_back(q.addr.value(), q.addr.value() + q.len);
+    }
+  std::sort(copied_.begin(), copied_.end());
   LOG_INFO("copied " << (copied_bytes_ >> 10) << " KiB of " << regions_.size() << " writable mappings in "
                      << requests.size() << " ranges; " << (left_out_bytes() >> 10) << " KiB of data in "
                      << holes_.size() << " ranges left out");
+}
+
+bool HeapSnapshot::page_copied(uint64_t addr) const {
+  auto it = std::upper_bound(copied_.begin(), copied_.end(), std::make_pair(addr, UINT64_MAX));
+  return it != copied_.begin() && addr < std::prev(it)->second;
 }
 
 void HeapSnapshot::check_target(const char* doing) const {

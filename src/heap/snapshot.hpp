@@ -73,6 +73,9 @@ class HeapSnapshot : public Memory {
 
   uint64_t planned_bytes() const { return planned_bytes_; }
   uint64_t copied_bytes() const { return copied_bytes_; }
+  // Whether copy() read the page at `addr` from the target: it was resident (or swapped out),
+  // or in a file mapping. A page it did not read holds zeros in the copy.
+  bool page_copied(uint64_t addr) const;
   // What was left out of the copy (after the checks made while paused), sorted by address.
   std::vector<LeftOutRange> left_out() const;
   uint64_t left_out_bytes() const;
@@ -142,6 +145,7 @@ class HeapSnapshot : public Memory {
   std::vector<Region> regions_;  // sorted by start
   std::vector<Hole> holes_;      // sorted by start, disjoint
   uint64_t planned_bytes_ = 0, copied_bytes_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> copied_;  // the ranges copy() read, by address
   mutable uint64_t live_read_bytes_ = 0;
   mutable std::vector<uint64_t> pagemap_buf_;
   mutable const Region* last_ = nullptr;

@@ -26,10 +26,18 @@ uint64_t figure(const MemoryCategory& c, const char* key) {
 
 void print_memory_text(std::ostream& out, const MemoryAccount& a, const TextStyle& style) {
   (void)style;
-  out << "Process " << a.pid << ": " << a.command << " — CPython " << a.python.version
-      << "\nRSS " << size_text(a.rss_bytes) << ", private " << size_text(a.private_bytes) << "\n\n";
+  const bool core = !a.core.empty();
+  if (core)
+    out << "Core file " << a.core << " of process " << a.pid << ": " << a.command << " — CPython " << a.python.version
+        << "\nIn the core " << size_text(a.rss_bytes)
+        << (a.core_sparse ? " (the pages that were in memory, code left out: a core records no RSS)\n\n"
+                          : " (a core without holes, as gcore writes them: pages never touched count too; code "
+                            "left out)\n\n");
+  else
+    out << "Process " << a.pid << ": " << a.command << " — CPython " << a.python.version << "\nRSS "
+        << size_text(a.rss_bytes) << ", private " << size_text(a.private_bytes) << "\n\n";
   char line[512];
-  std::snprintf(line, sizeof line, "  %-26s %10s %5s %10s  %s\n", "", "RSS", "", "private", "");
+  std::snprintf(line, sizeof line, "  %-26s %10s %5s %10s  %s\n", "", core ? "in core" : "RSS", "", "private", "");
   out << line;
   uint64_t sum = 0;
   for (const auto& c : a.categories) {
@@ -83,6 +91,8 @@ nlohmann::json memory_json(const MemoryAccount& a) {
   nlohmann::json unmirrored = nlohmann::json::object();
   for (const auto& [t, n] : a.unmirrored_sizeof) unmirrored[t] = n;
   return {{"pid", a.pid},
+          {"core", a.core.empty() ? nlohmann::json() : nlohmann::json(a.core)},
+          {"core_sparse", a.core.empty() ? nlohmann::json() : nlohmann::json(a.core_sparse)},
           {"command", a.command},
           {"python", python_json(a.python)},
           {"rss_bytes", a.rss_bytes},

@@ -83,6 +83,7 @@ void CoreFile::open_and_parse() {
   void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
   if (m == MAP_FAILED) throw Error(ErrorCode::Usage, "cannot map " + path + ": " + std::strerror(errno));
   data_ = static_cast<const uint8_t*>(m);
+  find_holes();
 
   elf_version(EV_CURRENT);
   ElfHandle h;
@@ -258,6 +259,49 @@ std::string CoreFile::executable() const {
   return "";
 }
 
+std::string CoreFile::environment(const std::string& name) const {
+  auto execfn = auxv(AT_EXECFN);
+  if (!execfn) return "";
+  // The environment's strings end where the file name begins; 256 KiB holds any environment
+  // the kernel's argument limit lets a process start with, less what the arguments take.
+  constexpr uint64_t kBefore = 256 << 10;
+  uint64_t start = *execfn > kBefore ? *execfn - kBefore : 0;
+  for (const auto& s : segments_)
+    if (*execfn > s.vaddr && *execfn <= s.vaddr + s.memsz) start = std::max(start, s.vaddr);
+  std::string text(*execfn - start, '\0');
+  if (text.empty() || !read(start, text.data(), text.size())) return "";
+  const std::string key = name + "=";
+  size_t at = text.rfind('\0' + key);
+  return at == std::string::npos ? "" : std::string(text.c_str() + at + 1 + key.size());
+}
+
+void CoreFile::find_holes() {
+  // A file system that cannot tell (EINVAL) or reports no hole: the core is not sparse.
+  for (off_t at = 0; at < static_cast<off_t>(size_);) {
+    off_t data = lseek(fd_, at, SEEK_DATA);
+    if (data < 0) break;  // ENXIO: no data after `at`
+    off_t hole = lseek(fd_, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size_);
+    data_extents_.emplace_back(data, hole);
+    at = hole;
+  }
+  sparse_ = !(data_extents_.size() == 1 && data_extents_[0] == std::make_pair(uint64_t{0}, uint64_t{size_})) &&
+            !data_extents_.empty();
+  if (!sparse_) data_extents_.clear();
+}
+
+bool CoreFile::page_stored(uint64_t addr) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), addr,
+                             [](uint64_t a, const CoreSegment& s) { return a < s.vaddr; });
+  if (it == segments_.begin()) return false;
+  const CoreSegment& s = *std::prev(it);
+  if (addr - s.vaddr >= s.filesz) return false;
+  if (!sparse_) return true;
+  const uint64_t off = s.offset + (addr - s.vaddr);
+  auto e = std::upper_bound(data_extents_.begin(), data_extents_.end(), std::make_pair(off, UINT64_MAX));
+  return e != data_extents_.begin() && off < std::prev(e)->second;
+}
+
 Maps CoreFile::maps() const {
   std::vector<MapEntry> out;
   for (const auto& s : segments_) {
@@ -287,7 +331,38 @@ Maps CoreFile::maps() const {
     if (at < f.end) out.push_back(file_entry(f, at, f.end));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
+  name_anonymous(out);
   return Maps(std::move(out));
+}
+
+// A core names only the files mapped; /proc's names for three anonymous mappings follow from
+// its other facts. [vdso]: AT_SYSINFO_EHDR. [stack]: the mapping the main thread's stack
+// pointer is in. [heap]: the program break, which the kernel starts at a random page within
+// 1 GiB (x86-64's arch_randomize_brk) after the executable's data and zero-filled data (its bss,
+// the anonymous mapping right after the executable's last one).
+void CoreFile::name_anonymous(std::vector<MapEntry>& maps) const {
+  auto anon = [](const MapEntry& m) { return m.path.empty(); };
+  auto at = [&](uint64_t a) -> MapEntry* {
+    for (auto& m : maps)
+      if (m.contains(a)) return &m;
+    return nullptr;
+  };
+  if (auto v = auxv(AT_SYSINFO_EHDR))
+    if (MapEntry* m = at(*v); m && anon(*m)) m->path = "[vdso]";
+  for (const auto& t : threads_)
+    if (t.tid == pid_)
+      if (MapEntry* m = at(t.regs.sp); m && anon(*m)) m->path = "[stack]";
+  const std::string exe = executable();
+  if (exe.empty()) return;
+  uint64_t data_end = 0;
+  for (const auto& m : maps)
+    if (m.path == exe) data_end = std::max(data_end, m.end);
+  if (!data_end) return;
+  auto next = std::find_if(maps.begin(), maps.end(), [&](const MapEntry& m) { return m.start >= data_end; });
+  if (next != maps.end() && next->start == data_end && anon(*next) && next->writable) data_end = (next++)->end;  // bss
+  constexpr uint64_t kBrkRandom = 1ull << 30;
+  if (next != maps.end() && anon(*next) && next->writable && next->start <= data_end + kBrkRandom)
+    next->path = "[heap]";
 }
 
 bool CoreFile::read_from_file(uint64_t addr, uint8_t* out, size_t len) const {

@@ -76,6 +76,9 @@ class CoreFile {
   // The executable: the mapped file that holds the program headers (AT_PHDR), else the one
   // named like pr_fname; empty if neither is known.
   std::string executable() const;
+  // An environment variable as the process was started: from the strings at the top of its
+  // stack, which the file name AT_EXECFN points to follows. Empty if it is not there.
+  std::string environment(const std::string& name) const;
   // What was found wrong but could be read past (a truncated file: memory missing).
   const std::vector<std::string>& warnings() const { return warnings_; }
   // Where to open here a file the core names: --exe for the executable; the path under the
@@ -92,17 +95,28 @@ class CoreFile {
   // The core's own bytes for [addr, addr+len), when one segment holds them all; nullptr
   // otherwise. Valid as long as the CoreFile lives (a heap snapshot of a core copies nothing).
   const uint8_t* view(uint64_t addr, size_t len) const;
+  // Whether the file has holes (the kernel and `pyinspect dump` leave the pages that were not
+  // in memory as holes; gdb's gcore writes every page, as does a copy that lost the holes).
+  bool sparse() const { return sparse_; }
+  // Whether the core holds the page at `addr` as data: inside a segment's bytes and, in a sparse
+  // file, not in a hole.
+  bool page_stored(uint64_t addr) const;
 
  private:
   void open_and_parse();
   void release();
   void parse_notes(const uint8_t* p, size_t n);
   bool read_from_file(uint64_t addr, uint8_t* out, size_t len) const;
+  void name_anonymous(std::vector<MapEntry>& maps) const;
+  void find_holes();
   std::string path_;
   CoreSearch search_;
   int fd_ = -1;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  // The file's data, as (offset, end), when it has holes (SEEK_DATA, SEEK_HOLE).
+  std::vector<std::pair<uint64_t, uint64_t>> data_extents_;
+  bool sparse_ = false;
   int pid_ = 0;
   std::string fname_, psargs_;
   std::vector<CoreThread> threads_;

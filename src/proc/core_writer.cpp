@@ -197,12 +197,16 @@ CoreWritten write_core(const std::string& path, const CoreImage& image) {
       if (!bytes[i] || bytes[i] == CoreImage::all_zeros()) continue;  // nothing, or holes only
       const uint8_t* b = bytes[i];
       uint64_t len = ph[i + 1].p_filesz, off = ph[i + 1].p_offset;
-      // Runs of pages that hold anything; pages of zeros stay holes (they read as zeros).
+      // Runs of pages that hold anything or were in memory; the other pages of zeros stay holes
+      // (they read as zeros), so that a reader can tell which pages were resident.
+      auto hole = [&](uint64_t page) {
+        return zero_page(b + page) && !(image.resident && image.resident(segs[i]->start + page));
+      };
       uint64_t page = 0;
       while (page < len) {
-        while (page < len && zero_page(b + page)) page += kPage;
+        while (page < len && hole(page)) page += kPage;
         uint64_t run = page;
-        while (run < len && !zero_page(b + run)) run += kPage;
+        while (run < len && !hole(run)) run += kPage;
         if (run > page) {
           write_all(fd.get(), b + page, run - page, off + page, path);
           w.written_bytes += run - page;

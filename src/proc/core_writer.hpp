@@ -2,7 +2,7 @@
 // Writes an ELF core file (x86-64) of a process, as `pyinspect dump` makes it: the notes a core
 // reader needs (NT_PRPSINFO, every thread's NT_PRSTATUS with the main thread first, NT_AUXV,
 // NT_FILE) and one PT_LOAD per mapping. A mapping whose bytes are given is written whole, its
-// pages of zeros left as holes of a sparse file; the others (read-only file mappings, which
+// pages of zeros that were not in memory left as holes of a sparse file; the others (read-only file mappings, which
 // hold their file's bytes) get no bytes, and a reader takes them from the file NT_FILE names,
 // as gdb and pyinspect do. docs/architecture.md, "Core files".
 #include <cstdint>
@@ -33,6 +33,9 @@ struct CoreImage {
   // How many of those bytes to write, if not the whole mapping (the ELF header page of a
   // mapped file, which names its build-id, as the kernel keeps it). Unset: all of them.
   std::function<uint64_t(const MapEntry& m)> length;
+  // Whether the page at `addr` was in memory: a page of zeros that was is written (as the
+  // kernel writes it), one that was not is left a hole. Unset: every page of zeros is a hole.
+  std::function<bool(uint64_t addr)> resident;
   static const uint8_t* all_zeros();
 };
 

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "proc/core_file.hpp"
+
 namespace pyinspect {
 
 namespace {
@@ -20,6 +22,11 @@ bool parse_range(const std::string& line, uint64_t& start, uint64_t& end) {
   start = s, end = e;
   return true;
 }
+
+// Whether the page at `addr` was resident, as far as the core tells: a sparse core (the
+// kernel's, dump's) holds those pages and leaves the others as holes; one without holes (gdb's
+// gcore) holds every page of the mappings it writes, touched or not.
+bool core_page_resident(const CoreFile& core, uint64_t addr) { return core.page_stored(addr); }
 }  // namespace
 
 std::vector<SmapsEntry> parse_smaps(const std::string& text) {
@@ -64,6 +71,22 @@ std::vector<SmapsEntry> read_smaps(int pid) {
   return parse_smaps(ss.str());
 }
 
+std::vector<SmapsEntry> core_smaps(const CoreFile& core) {
+  std::vector<SmapsEntry> out;
+  const Maps maps = core.maps();
+  for (const auto& m : maps.entries()) {
+    SmapsEntry e;
+    e.start = m.start, e.end = m.end, e.path = m.path;
+    for (uint64_t p = m.start & ~(kPage - 1); p < m.end; p += kPage)
+      if (core_page_resident(core, p)) e.rss += kPage;
+    e.private_dirty = e.rss;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+PageMap::PageMap(const CoreFile& core) : core_(&core) {}
+
 PageMap::PageMap(int pid) {
   fd_ = open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
 }
@@ -77,8 +100,16 @@ void PageMap::load(uint64_t start, uint64_t end) {
   end = (end + kPage - 1) & ~(kPage - 1);
   loaded_start_ = loaded_end_ = 0;
   entries_.clear();
-  if (fd_ < 0 || end <= start) return;
+  if (end <= start) return;
   size_t n = (end - start) / kPage;
+  if (core_) {
+    entries_.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      entries_[i] = core_page_resident(*core_, start + i * kPage) ? kPresent | kExclusive : 0;
+    loaded_start_ = start, loaded_end_ = end;
+    return;
+  }
+  if (fd_ < 0) return;
   entries_.assign(n, 0);
   size_t done = 0;
   while (done < n) {
@@ -95,7 +126,7 @@ void PageMap::load(uint64_t start, uint64_t end) {
 PageMap::Count PageMap::count(uint64_t start, uint64_t end) {
   Count c;
   if (end <= start) return c;
-  if (fd_ < 0) {
+  if (fd_ < 0 && !core_) {
     c.resident = c.exclusive = end - start;
     return c;
   }

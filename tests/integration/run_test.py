@@ -605,8 +605,9 @@ def near(got, want, what, rel=0.05, floor=1 << 20):
 def memory(ctx):
     """pyinspect memory against what the target built and its own figures (targets/memory.py):
     each category within 5% (or 1 MiB) of the target's sys.getsizeof sums, _debugmallocstats,
-    mallinfo2 and smaps; the categories add up to the RSS within 2%."""
-    check_memory(ctx, ctx.interp)
+    mallinfo2 and smaps; the categories add up to the RSS within 2%. The same of its cores:
+    pyinspect dump's, gdb's gcore's, the kernel's (docs/memory.md, "Core files")."""
+    check_memory(ctx, ctx.interp, cores=("dump", "gcore", "kernel"))
 
 
 @test("memory-malloc", (3, 6))
@@ -618,15 +619,45 @@ def memory_malloc(ctx):
     check_memory(ctx, interp)
 
 
-def check_memory(ctx, interp):
+def check_memory(ctx, interp, cores=("dump",)):
+    """The account of the live target (and with --no-dwarf), then of its cores: "dump"
+    (pyinspect dump's), "gcore" (gdb's, which holds every page, touched or not), "kernel" (the
+    kernel's, of the target killed by SIGABRT: last)."""
+    import core_tests
     malloc_only = (interp.get("env") or {}).get("PYTHONMALLOC") == "malloc"
     with Target(interp, "memory.py", timeout=300) as t:
         x = t.report["extra"]
-        runs = [("", memory_json(ctx, t.pid))]
+        runs = [("", memory_json(ctx, t.pid), None)]
         if not ctx.interp["debug_build"]:
             # Without libc's debug info: malloc's arenas found from the chunk headers.
-            runs.append((" (--no-dwarf)", memory_json(ctx, t.pid, "--no-dwarf")))
-        for how, j in runs:
+            runs.append((" (--no-dwarf)", memory_json(ctx, t.pid, "--no-dwarf"), None))
+        if x["ndarray_sizeof"] is not None:
+            listing = os.path.join(t.dir, "objects.txt")
+            heap_json(ctx, t.pid, "--top", "1", "--list-objects", listing)
+            sizes = [size for (tname, size) in read_listing(listing).values() if tname == "numpy.ndarray"]
+            check(x["ndarray_sizeof"] in sizes, "numpy.ndarray: sys.getsizeof %d, pyinspect heap gives %s" %
+                  (x["ndarray_sizeof"], sizes))
+        # Its cores, after the live runs: the same account, less what a core cannot hold
+        # (docs/memory.md, "Core files").
+        with core_tests.scratch() as d:
+            for kind in cores:
+                core = os.path.join(d, kind + ".core")
+                if kind == "dump":
+                    core_tests.dump(ctx, t.pid, core)
+                elif kind == "gcore":
+                    core_tests.gcore(t.pid, core)
+                else:
+                    core = core_tests.kernel_core_of(t, d)
+                    if core is None:
+                        continue
+                j = memory_json(ctx, core)
+                check(j["core"] == core and j["core_sparse"] == (kind != "gcore"),
+                      "memory of the %s core: core %r, core_sparse %r" % (kind, j["core"], j["core_sparse"]))
+                runs.append((" (%s core)" % kind, j, kind))
+                os.unlink(core)
+        for how, j, of_core in runs:
+            if not of_core:
+                check(j["core"] is None, "core%s: %r" % (how, j["core"]))
             cats = dict((c["name"], c) for c in j["categories"])
             for name in ("python_objects", "object_buffers", "pymalloc_free", "malloc_free", "malloc_unowned",
                          "thread_stacks", "code_and_libraries", "other"):
@@ -634,7 +665,21 @@ def check_memory(ctx, interp):
             total = sum(c["bytes"] for c in j["categories"])
             print("%s%s: RSS %d bytes; %s; warnings %s" % (ctx.interp["id"], how, j["rss_bytes"], ", ".join(
                 "%s %d" % (c["name"], c["bytes"]) for c in j["categories"]), j["warnings"]))
-            near(j["rss_bytes"], x["smaps"]["rss"], "RSS" + how, rel=0.02)
+            anon_rss = x["smaps"]["rss"] - x["smaps"]["files"]
+            if of_core == "gcore":
+                # Every page of its writable mappings, touched or not: at least what was resident.
+                check(j["rss_bytes"] >= anon_rss * 0.98, "memory in the gcore core%s: %d, less than the target's "
+                      "RSS less its files' %d" % (how, j["rss_bytes"], anon_rss))
+            elif of_core:
+                # What was resident, less the files' pages a core leaves out (their code): their
+                # data the process wrote is in it (the kernel's: the whole of each data mapping
+                # written), a few MiB of libraries' data at most.
+                near(j["rss_bytes"], anon_rss, "memory in the core, against the target's RSS less its files'" + how,
+                     rel=0.02, floor=8 << 20)
+                check(cats["code_and_libraries"]["bytes"] <= x["smaps"]["files"] + (8 << 20), "code_and_libraries%s: "
+                      "%d, more than the files' RSS %d" % (how, cats["code_and_libraries"]["bytes"], x["smaps"]["files"]))
+            else:
+                near(j["rss_bytes"], x["smaps"]["rss"], "RSS" + how, rel=0.02)
             near(total, j["rss_bytes"], "sum of the categories" + how, rel=0.02, floor=0)
             want_buffers = sum(x["buffers"].values())
             near(cats["object_buffers"]["bytes"], want_buffers, "object_buffers" + how)
@@ -648,10 +693,12 @@ def check_memory(ctx, interp):
                   % (how, po["bytes"], x["object_bytes"] - want_buffers))
             near(po["bytes"] + want_buffers, po["detail"]["sizeof_bytes"], "python_objects + buffers against the "
                  "sum of sys.getsizeof" + how, rel=0.001, floor=0)
-            near(cats["thread_stacks"]["bytes"], x["smaps"]["stacks"], "thread_stacks" + how)
+            if of_core != "gcore":  # (gcore's: the stacks whole)
+                near(cats["thread_stacks"]["bytes"], x["smaps"]["stacks"], "thread_stacks" + how)
             check(cats["thread_stacks"]["count"] == 3, "thread_stacks%s: %d stacks, the target has 3 threads"
                   % (how, cats["thread_stacks"]["count"]))
-            near(cats["code_and_libraries"]["bytes"], x["smaps"]["files"], "code_and_libraries" + how)
+            if not of_core:
+                near(cats["code_and_libraries"]["bytes"], x["smaps"]["files"], "code_and_libraries" + how)
             mf = cats["malloc_free"]
             check(not j["malloc"]["unknown"], "glibc malloc not read%s: %s" % (how, j["malloc"]["unknown"]))
             if x["mallinfo2"]:
@@ -685,17 +732,11 @@ def check_memory(ctx, interp):
                 # its arena has no page yet): between the free blocks and free blocks + unused pools.
                 lo, hi = x["pymalloc"]["available_blocks"], x["pymalloc"]["available_blocks"] + x["pymalloc"]["unused_pools"]
                 slack = max(0.05 * hi, 1 << 20)
-                check(lo - slack <= pf["bytes"] <= hi + slack,
+                check(lo - slack <= pf["bytes"] and (of_core == "gcore" or pf["bytes"] <= hi + slack),
                       "pymalloc_free%s: %d, _debugmallocstats says %d in available blocks and %d in unused pools"
                       % (how, pf["bytes"], lo, hi - lo))
             print("%s%s: RSS %d MiB; %s" % (ctx.interp["id"], how, j["rss_bytes"] >> 20, ", ".join(
                 "%s %.1f MiB" % (c["name"], c["bytes"] / 1048576.0) for c in j["categories"])))
-        if x["ndarray_sizeof"] is not None:
-            listing = os.path.join(t.dir, "objects.txt")
-            heap_json(ctx, t.pid, "--top", "1", "--list-objects", listing)
-            sizes = [size for (tname, size) in read_listing(listing).values() if tname == "numpy.ndarray"]
-            check(x["ndarray_sizeof"] in sizes, "numpy.ndarray: sys.getsizeof %d, pyinspect heap gives %s" %
-                  (x["ndarray_sizeof"], sizes))
 
 
 @test("heap-growth")

@@ -23,6 +23,7 @@
 #include "elf/elf_file.hpp"
 #include "proc/core_file.hpp"
 #include "proc/core_writer.hpp"
+#include "proc/pagemap.hpp"
 
 using namespace pyinspect;
 
@@ -331,4 +332,85 @@ TEST_CASE("core file: the build-id in an ELF file's first page, as a core keeps 
     std::string got = build_id_in_image(bad.data(), bad.size());
     CHECK(got.size() % 2 == 0);
   }
+}
+
+TEST_CASE("core file: the names /proc gives anonymous mappings, the environment, and which pages were in memory") {
+  TempDir dir;
+  const std::string exe = dir.path + "/python", core = dir.path + "/python.core";
+  spit(exe, std::vector<uint8_t>(kPage, 1));
+  // The executable, its bss right after it, the program break 300 MiB further (x86-64 randomizes
+  // it within 1 GiB), an mmapped region far away, the vDSO, the main thread's stack.
+  constexpr uint64_t kExe = 0x400000, kBss = kExe + kPage, kBrk = kBss + (300ull << 20), kMmap = 0x7f0000000000,
+                     kVdso = 0x7ffff7fc0000, kStack = 0x7ffffffde000;
+  std::vector<MapEntry> e(6);
+  e[0].start = kExe, e[0].end = kExe + kPage, e[0].readable = e[0].executable = true, e[0].inode = 7, e[0].path = exe;
+  e[1].start = kBss, e[1].end = kBss + kPage, e[1].readable = e[1].writable = true;
+  e[2].start = kBrk, e[2].end = kBrk + 4 * kPage, e[2].readable = e[2].writable = true;
+  e[3].start = kMmap, e[3].end = kMmap + kPage, e[3].readable = e[3].writable = true;
+  e[4].start = kVdso, e[4].end = kVdso + kPage, e[4].readable = e[4].executable = true;
+  e[5].start = kStack, e[5].end = kStack + 2 * kPage, e[5].readable = e[5].writable = true;
+  Maps maps(e);
+  // The top of the stack as the kernel lays it out: arguments, environment, then the file name
+  // AT_EXECFN points to.
+  std::vector<uint8_t> stack(2 * kPage, 0), brk(4 * kPage, 0), other(kPage, 9), vdso(kPage, 0x7f);
+  const std::string strings = std::string("python\0-c\0HOME=/root\0PYTHONMALLOC=malloc\0LANG=C\0", 48) + exe + '\0';
+  const uint64_t strings_at = 2 * kPage - 64 - strings.size();
+  std::memcpy(stack.data() + strings_at, strings.data(), strings.size());
+  const uint64_t execfn = kStack + strings_at + strings.size() - exe.size() - 1;
+  // The heap's pages: data, zeros that were in memory, zeros never touched, data.
+  brk[10] = 1, brk[3 * kPage + 5] = 2;
+  CoreImage img;
+  img.pid = 100;
+  img.command_name = "python";
+  img.threads.push_back({100, regs(kExe + 16, kStack + kPage + 8, 0, -1)});
+  uint64_t auxv[] = {AT_EXECFN, execfn, AT_SYSINFO_EHDR, kVdso, AT_NULL, 0};
+  img.auxv.assign(reinterpret_cast<uint8_t*>(auxv), reinterpret_cast<uint8_t*>(auxv) + sizeof auxv);
+  img.maps = &maps;
+  img.contents = [&](const MapEntry& m) -> const uint8_t* {
+    if (m.start == kBrk) return brk.data();
+    if (m.start == kStack) return stack.data();
+    if (m.start == kMmap) return other.data();
+    if (m.start == kVdso) return vdso.data();
+    if (m.start == kBss) return CoreImage::all_zeros();
+    return nullptr;
+  };
+  img.resident = [&](uint64_t addr) { return addr != kBrk + 2 * kPage; };
+  write_core(core, img);
+
+  CoreFile c(core);
+  Maps got = c.maps();
+  auto name = [&](uint64_t a) { return got.find(RemoteAddr(a)) ? got.find(RemoteAddr(a))->path : "(none)"; };
+  CHECK(name(kExe) == exe);
+  CHECK(name(kBss) == "");
+  CHECK(name(kBrk) == "[heap]");
+  CHECK(name(kMmap) == "");
+  CHECK(name(kVdso) == "[vdso]");
+  CHECK(name(kStack) == "[stack]");
+  CHECK(c.environment("PYTHONMALLOC") == "malloc");
+  CHECK(c.environment("HOME") == "/root");
+  CHECK(c.environment("LANG") == "C");
+  CHECK(c.environment("MALLOC") == "");  // not a suffix of another name
+  CHECK(c.environment("PYTHONPATH") == "");
+
+  // The pages of the heap in memory: all but the third. The file keeps that one as a hole where
+  // the file system has holes; one that has none keeps every page, and then every page counts.
+  const uint64_t pages_in_memory = c.sparse() ? 3 : 4;
+  const std::string fs = c.sparse() ? "the test's file system keeps holes" : "the test's file system has no holes";
+  MESSAGE(fs);
+  CHECK(c.page_stored(kBrk));
+  CHECK(c.page_stored(kBrk + kPage));
+  CHECK(c.page_stored(kBrk + 2 * kPage) == !c.sparse());
+  CHECK(c.page_stored(kBrk + 3 * kPage));
+  CHECK(!c.page_stored(kExe));  // a file's code: not in the core
+  uint64_t heap_rss = 0;
+  for (const auto& s : core_smaps(c))
+    if (s.start == kBrk) heap_rss = s.rss;
+  CHECK(heap_rss == pages_in_memory * kPage);
+  PageMap pm(c);
+  CHECK(pm.count(kBrk, kBrk + 4 * kPage).resident == pages_in_memory * kPage);
+  CHECK(pm.count(kBrk + 2 * kPage + 100, kBrk + 2 * kPage + 200).resident == (c.sparse() ? 0 : 100));
+  // What reads back: the bytes written, and zeros in the hole.
+  std::vector<uint8_t> back(4 * kPage, 0xff);
+  REQUIRE(c.read(kBrk, back.data(), back.size()));
+  CHECK(back == brk);
 }
