@@ -55,6 +55,17 @@ def cores_of(ctx, t, d):
     return [("dump", mine), ("gcore", theirs)]
 
 
+def all_cores(ctx, t, d):
+    """dump's and gcore's cores of the parked target `t`, then the kernel's (which kills it: the
+    last), as (label, path); the kernel's is left out, with the reason printed, where the core
+    pattern cannot be set."""
+    for label, path in cores_of(ctx, t, d):
+        yield label, path
+    path = kernel_core_of(t, d)
+    if path:
+        yield "kernel", path
+
+
 def pyjson(ctx, args):
     return json.loads(run_pyinspect(ctx.pyinspect, args + ["--json"], timeout=300)[1])
 
@@ -112,14 +123,15 @@ def core_stack(ctx):
 
 
 def core_heap(ctx):
-    """The census of a core is the target's own (exact types it made; every type at least what
-    it saw) and equals the census of the live process; refs finds the target's cycle."""
+    """The census of each core (dump's, gcore's, the kernel's) is the target's own (exact types
+    it made; every type at least what it saw) and equals the census of the live process; refs
+    of each finds the target's cycle, and the graph refs draws of the live process."""
     check_by_type = sys.modules["__main__"].check_by_type  # the heap tests' comparison (run_test.py)
     with Target(ctx.interp, "census.py") as t, scratch() as d:
         c = t.report["extra"]["census"]
         live = pyjson(ctx, ["heap", str(t.pid), "--by", "type", "--top", "0"])
         live_rows = dict((r["kind"], (r["count"], r["size"])) for r in live["rows"])
-        for label, path in cores_of(ctx, t, d):
+        for label, path in all_cores(ctx, t, d):
             j = pyjson(ctx, ["heap", path, "--by", "type", "--top", "0"])
             mine = dict((r["kind"], (r["count"], r["size"])) for r in j["rows"])
             check(j["core"] == path and not j["paused"], "%s: core %s" % (label, j["core"]))
@@ -138,15 +150,23 @@ def core_heap(ctx):
         for name in ("a", "b"):
             o = objs[name]
             want |= set(r for r, ty in zip(o["referents"], o["referent_types"]) if ty == "dict")
-        path = os.path.join(d, "dump.core")
-        dump(ctx, t.pid, path)
-        j = pyjson(ctx, ["refs", path, "--type", "ObjectA", "--cycles"])
-        check(j["matched"] == 1 and len(j["cycles"]) == 1, "cycles: %s" % j.get("cycles"))
-        addr = dict((n["id"], n["address"]) for n in j["nodes"])
-        members = set(addr[m] for m in j["cycles"][0]["members"])
-        check(members == want, "cycle members %s, the target's %s" % (
-            sorted(hex(m) for m in members), sorted(hex(m) for m in want)))
-        print("refs --cycles on dump's core: the target's cycle of %d objects" % len(want))
+        def graph(j):
+            addr = dict((n["id"], n["address"]) for n in j["nodes"])
+            return (sorted((n["address"], n["type"]) for n in j["nodes"]),
+                    sorted((addr[e["from"]], addr[e["to"]]) for e in j["edges"]))
+        live = graph(pyjson(ctx, ["refs", str(t.pid), "--type", "ObjectA", "--max-depth", "3"]))
+        for label, path in all_cores(ctx, t, d):
+            j = pyjson(ctx, ["refs", path, "--type", "ObjectA", "--cycles"])
+            check(j["matched"] == 1 and len(j["cycles"]) == 1, "%s core: cycles: %s" % (label, j.get("cycles")))
+            addr = dict((n["id"], n["address"]) for n in j["nodes"])
+            members = set(addr[m] for m in j["cycles"][0]["members"])
+            check(members == want, "%s core: cycle members %s, the target's %s" % (
+                label, sorted(hex(m) for m in members), sorted(hex(m) for m in want)))
+            g = graph(pyjson(ctx, ["refs", path, "--type", "ObjectA", "--max-depth", "3"]))
+            check(g == live, "%s core: refs' graph differs from the live process's: %d/%d nodes, %d/%d edges" % (
+                label, len(g[0]), len(live[0]), len(g[1]), len(live[1])))
+            print("refs on %s's core: the target's cycle of %d objects; the live graph, %d nodes and %d edges" % (
+                label, len(want), len(g[0]), len(g[1])))
 
 
 def heap_diff(ctx):
