@@ -66,6 +66,12 @@ def all_cores(ctx, t, d):
         yield "kernel", path
 
 
+def core_segments(path):
+    """The PT_LOAD program headers of an ELF core, as readelf lists them."""
+    r = subprocess.run(["readelf", "-lW", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    return [l for l in r.stdout.splitlines() if l.split()[:1] == ["LOAD"]]
+
+
 def pyjson(ctx, args):
     return json.loads(run_pyinspect(ctx.pyinspect, args + ["--json"], timeout=300)[1])
 
@@ -94,6 +100,17 @@ def core_stack(ctx):
                 raise type(e)("%s core: %s" % (label, e))
             print("%s core: %d threads, the target's own stacks" % (label, len(got["threads"])))
             if label == "dump":
+                # --json: what it wrote, against the file and the target's threads.
+                again = os.path.join(d, "again.core")
+                j = json.loads(run_pyinspect(ctx.pyinspect, ["dump", str(t.pid), "-o", again, "--json"], timeout=300)[1])
+                st = os.stat(again)
+                want_threads = len(t.report["threads"])
+                check(j["core"] == again and j["pid"] == t.pid and j["file_bytes"] == st.st_size and
+                      0 < j["written_bytes"] <= st.st_size and j["threads"] == want_threads and j["pause_us"] > 0 and
+                      j["mappings"] == len(core_segments(again)) and j["warnings"] == [],
+                      "dump --json: %s; the file %d bytes, %d segments; the target %d threads" % (
+                          j, st.st_size, len(core_segments(again)), want_threads))
+                os.unlink(again)
                 r = subprocess.run(["gdb", "-nx", "-batch", t.report["executable"], path, "-ex", "info threads"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
                 lwps = set(int(x) for x in re.findall(r"LWP (\d+)", r.stdout.decode()))
