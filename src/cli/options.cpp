@@ -98,16 +98,24 @@ int parse_pid(const std::string& text) {
 namespace {
 // Each mapped ELF file whose first page the core holds names its build-id there: a file found
 // here with another one is not what the process ran (a core from another machine, or a library
-// upgraded since), and what is read from it may not fit.
-void check_build_ids(const CoreFile& core) {
+// upgraded since), and what is read from it may not fit. One not found here at all is named
+// too: without the executable or libpython the interpreter cannot be found (exit 5), and that
+// error alone would not say why.
+void check_files(const CoreFile& core) {
   std::set<std::string> seen;
+  std::vector<std::string> missing;
   for (const auto& f : core.files()) {
     if (f.file_offset != 0 || !seen.insert(f.path).second) continue;
     const size_t len = std::min<uint64_t>(4096, f.end - f.start);
-    std::string theirs = build_id_in_image(core.view(f.start, len), len);
-    if (theirs.empty()) continue;
+    const uint8_t* head = core.view(f.start, len);
+    std::string theirs = build_id_in_image(head, len);
     std::string here = core.host_path(f.path);
-    if (access(here.c_str(), R_OK) != 0) continue;
+    if (access(here.c_str(), R_OK) != 0) {
+      // The ELF files: the core keeps their first page (a mapped data file is rarely read).
+      if (head && len >= 4 && std::memcmp(head, "\177ELF", 4) == 0) missing.push_back(f.path);
+      continue;
+    }
+    if (theirs.empty()) continue;
     std::string mine;
     try {
       mine = ElfFile(here).build_id();
@@ -120,6 +128,14 @@ void check_build_ids(const CoreFile& core) {
                     << " in the core): what is read from it may not fit; give the right one with --exe, --sysroot or "
                        "--lib-search-path");
   }
+  if (missing.empty()) return;
+  std::string names;
+  for (size_t i = 0; i < missing.size() && i < 4; ++i) names += (i ? ", " : "") + missing[i];
+  if (missing.size() > 4) names += " and " + std::to_string(missing.size() - 4) + " more";
+  LOG_WARN(missing.size() << (missing.size() == 1 ? " file" : " files") << " the core names "
+                          << (missing.size() == 1 ? "is" : "are") << " not here: " << names
+                          << " (a core from another machine? give where they are with --sysroot, --lib-search-path "
+                             "or --exe)");
 }
 }  // namespace
 
@@ -131,7 +147,7 @@ OpenedTarget open_target(const std::string& text, const CoreSearch& search) {
       throw Error(ErrorCode::Usage, "'" + text + "' is not a process ID nor an ELF core file");
     auto core = std::make_shared<const CoreFile>(text, search);
     for (const auto& w : core->warnings()) LOG_WARN(w);
-    check_build_ids(*core);
+    check_files(*core);
     t.proc = std::make_unique<Process>(core);
     t.mem = std::make_unique<ProcessMemory>(core);
     return t;

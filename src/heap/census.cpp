@@ -455,6 +455,12 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   Progress progress(opts.progress);
   Census census(ctx, *snap, seen, out, opts, progress);
   walk_census(census, ctx, py, out);
+  size_t unnamed = 0;
+  for (const auto& ti : ctx.all_types()) unnamed += ti.name_unreadable;
+  if (unnamed)
+    out.warnings.push_back(std::to_string(unnamed) + (unnamed == 1 ? " type's name" : " types' names") +
+                           " could not be read (in files that are not here: give them with --sysroot or "
+                           "--lib-search-path): their objects are counted as \"<type 0x...>\"");
   census.finish();
   census.publish();
   for (auto [size, addr, type_id] : census.take_largest()) {

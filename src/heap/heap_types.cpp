@@ -190,8 +190,22 @@ bool HeapContext::plausible_type(RemoteAddr type) {
   if (!(*flags & kReady) && ((*flags & kHeapType) || !in_binary_data(type))) return false;
   if (!itemsize || *itemsize < 0 || *itemsize > (1 << 20)) return false;
   auto name = reader.type_name(type);
-  if (!name || name->empty()) return false;
+  if (!name) return !name_file_missing(type).empty();
+  if (name->empty()) return false;
   return std::all_of(name->begin(), name->end(), [](char c) { return c > ' ' && c < 127; });
+}
+
+// A static type whose tp_name points into a file mapping that cannot be read: a core whose
+// extension module is not here (its read-only data is not in the core). The file's path, or ""
+// when that is not the case. Such a type is counted, under a name that says so, not dropped.
+std::string HeapContext::name_file_missing(RemoteAddr type) {
+  if (!maps_ || !in_binary_data(type)) return "";
+  auto p = mem.read_ptr(type + l.require(F::tp_name));
+  if (!p) return "";
+  const MapEntry* m = maps_->find(*p);
+  if (!m || !m->is_file() || !m->readable) return "";  // (a guard gap between segments is none)
+  char c;
+  return mem.read(*p, &c, 1) ? "" : m->path;
 }
 
 // In a binary's mapped data: a file mapping, or the anonymous .bss right after one.
@@ -240,7 +254,14 @@ TypeInfo HeapContext::build(RemoteAddr type) {
 // ht_qualname; a static type's tp_name is "module.Name", or "Name" for builtins.
 void HeapContext::name_type(TypeInfo& ti, const StructBytes& s) {
   std::string tp_name;
-  if (auto p = s.ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("?");
+  if (auto p = s.ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("");
+  if (tp_name.empty()) {
+    std::string file = name_file_missing(ti.addr);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "<type %#llx", static_cast<unsigned long long>(ti.addr.value()));
+    tp_name = file.empty() ? std::string(buf) + ">" : std::string(buf) + " of " + file.substr(file.rfind('/') + 1) + ", not here>";
+    ti.name_unreadable = true;
+  }
   const std::string builtins = l.facts().builtins_module;
   if (ti.heap) {
     std::string qual;

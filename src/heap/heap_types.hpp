@@ -95,6 +95,7 @@ struct TypeInfo {
   bool c_sizeof = false;
   bool has_finalizer = false;   // defines __del__ (heap types) or has tp_del / a tp_finalize of its own
   bool ctypes_metatype = false; // derives from _ctypes.CType_Type (3.13+): its instances are ctypes types
+  bool name_unreadable = false; // tp_name could not be read (a core without the file it is in)
   // Object slots of instances (__slots__ of this type and its heap bases): offset and name.
   std::vector<std::pair<int64_t, std::string>> slots;
   std::string name;    // builtins bare ("dict"), others "module.QualName" ("__main__.ObjectA")
@@ -153,6 +154,7 @@ class HeapContext {
 
  private:
   bool plausible_type(RemoteAddr type);
+  std::string name_file_missing(RemoteAddr type);
   bool in_binary_data(RemoteAddr addr) const;
   const Maps* maps_;
   Cat classify(RemoteAddr type, RemoteAddr& builtin);
