@@ -460,7 +460,8 @@ HeapCensus take_census(PythonProcess& py, ProcessMemory& mem, const CensusOption
   if (unnamed)
     out.warnings.push_back(std::to_string(unnamed) + (unnamed == 1 ? " type's name" : " types' names") +
                            " could not be read (in files that are not here: give them with --sysroot or "
-                           "--lib-search-path): their objects are counted as \"<type 0x...>\"");
+                           "--lib-search-path): their objects are counted as \"<type 0x...>\", sized as object.__sizeof__ "
+                           "would (what a __sizeof__ of their own adds is not known)");
   census.finish();
   census.publish();
   for (auto [size, addr, type_id] : census.take_largest()) {

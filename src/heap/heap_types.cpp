@@ -195,11 +195,12 @@ bool HeapContext::plausible_type(RemoteAddr type) {
   return std::all_of(name->begin(), name->end(), [](char c) { return c > ' ' && c < 127; });
 }
 
-// A static type whose tp_name points into a file mapping that cannot be read: a core whose
-// extension module is not here (its read-only data is not in the core). The file's path, or ""
-// when that is not the case. Such a type is counted, under a name that says so, not dropped.
+// A type whose tp_name points into a file mapping that cannot be read: a core whose extension
+// module is not here (its read-only data is not in the core; a static type's name is there, and
+// so is that of a heap type made from a PyType_Spec). The file's path, or "" when that is not
+// the case. Such a type is counted, under a name that says so, not dropped.
 std::string HeapContext::name_file_missing(RemoteAddr type) {
-  if (!maps_ || !in_binary_data(type)) return "";
+  if (!maps_) return "";
   auto p = mem.read_ptr(type + l.require(F::tp_name));
   if (!p) return "";
   const MapEntry* m = maps_->find(*p);
@@ -255,27 +256,30 @@ TypeInfo HeapContext::build(RemoteAddr type) {
 void HeapContext::name_type(TypeInfo& ti, const StructBytes& s) {
   std::string tp_name;
   if (auto p = s.ptr(l.off(F::tp_name))) tp_name = mem.read_cstring(*p, 256).value_or("");
-  if (tp_name.empty()) {
+  auto placeholder = [&] {
     std::string file = name_file_missing(ti.addr);
     char buf[64];
     std::snprintf(buf, sizeof buf, "<type %#llx", static_cast<unsigned long long>(ti.addr.value()));
-    tp_name = file.empty() ? std::string(buf) + ">" : std::string(buf) + " of " + file.substr(file.rfind('/') + 1) + ", not here>";
     ti.name_unreadable = true;
-  }
+    return file.empty() ? std::string(buf) + ">" : std::string(buf) + " of " + file.substr(file.rfind('/') + 1) + ", not here>";
+  };
   const std::string builtins = l.facts().builtins_module;
   if (ti.heap) {
     std::string qual;
     if (l.has(F::ht_qualname))
       if (auto q = mem.read_ptr(ti.addr + l.off(F::ht_qualname))) qual = reader.read_str(*q, 256).value_or("");
-    if (qual.empty()) qual = tp_name;
+    if (qual.empty()) qual = tp_name.empty() ? placeholder() : tp_name;
     std::string module;
     if (auto d = s.ptr(l.off(F::tp_dict)); d && !d->null())
       if (auto m = reader.dict_get(*d, "__module__")) module = reader.read_str(*m, 256).value_or("");
     ti.module = module.empty() ? builtins : module;
     ti.name = ti.module == builtins ? qual : ti.module + "." + qual;
   } else if (ti.cat == Cat::Class27) {
-    ti.name = tp_name;
+    ti.name = tp_name.empty() ? placeholder() : tp_name;
     ti.module = builtins;
+  } else if (tp_name.empty()) {
+    ti.name = placeholder();
+    ti.module = "<unknown>";
   } else {
     size_t dot = tp_name.rfind('.');
     ti.module = dot == std::string::npos ? builtins : tp_name.substr(0, dot);
