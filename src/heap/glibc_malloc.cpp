@@ -162,14 +162,8 @@ class Walker {
     }
     out_.libc_path = libc->path;
     try {
-      std::string path = libc->path;
-      const std::string deleted = " (deleted)";
-      if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
-        path.resize(path.size() - deleted.size());
-      std::string via_root = root_ + path;
-      elf_ = std::make_unique<ElfFile>(host_path_                                                   ? host_path_(libc->path)
-                                       : !root_.empty() && access(via_root.c_str(), R_OK) == 0 ? via_root
-                                                                                                : path);
+      // (Process::host_path: under /proc/PID/root, or where a core's search finds it.)
+      elf_ = std::make_unique<ElfFile>(host_path_ ? host_path_(libc->path) : libc->path);
     } catch (const Error& e) {
       LOG_INFO("cannot open " << libc->path << ": " << e.what());
     }

@@ -56,7 +56,8 @@ struct GlibcMalloc {
 // process). `root`: where the target's files are ("/proc/PID/root"; libc and its debug file are
 // opened there, else on this machine's root). `use_debug_info`: look for libc's debug file
 // (--no-dwarf turns it off).
-// `host_path`: where libc's file is opened here, given the path the target names (default: under `root`).
+// `root`: where else to look for libc's debug file; `host_path`: where libc's file is opened
+// here, given the path the target names (default: that path).
 GlibcMalloc read_glibc_malloc(const Memory& mem, const Maps& maps, const std::string& root, bool use_debug_info,
                               const std::function<std::string(const std::string&)>& host_path = {});
 

@@ -285,8 +285,8 @@ void CoreFile::find_holes() {
     data_extents_.emplace_back(data, hole);
     at = hole;
   }
-  sparse_ = !(data_extents_.size() == 1 && data_extents_[0] == std::make_pair(uint64_t{0}, uint64_t{size_})) &&
-            !data_extents_.empty();
+  const bool all_data = data_extents_.size() == 1 && data_extents_[0] == std::make_pair(uint64_t{0}, uint64_t{size_});
+  sparse_ = !data_extents_.empty() && !all_data;
   if (!sparse_) data_extents_.clear();
 }
 

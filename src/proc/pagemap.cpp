@@ -23,10 +23,6 @@ bool parse_range(const std::string& line, uint64_t& start, uint64_t& end) {
   return true;
 }
 
-// Whether the page at `addr` was resident, as far as the core tells: a sparse core (the
-// kernel's, dump's) holds those pages and leaves the others as holes; one without holes (gdb's
-// gcore) holds every page of the mappings it writes, touched or not.
-bool core_page_resident(const CoreFile& core, uint64_t addr) { return core.page_stored(addr); }
 }  // namespace
 
 std::vector<SmapsEntry> parse_smaps(const std::string& text) {
@@ -78,7 +74,7 @@ std::vector<SmapsEntry> core_smaps(const CoreFile& core) {
     SmapsEntry e;
     e.start = m.start, e.end = m.end, e.path = m.path;
     for (uint64_t p = m.start & ~(kPage - 1); p < m.end; p += kPage)
-      if (core_page_resident(core, p)) e.rss += kPage;
+      if (core.page_stored(p)) e.rss += kPage;
     e.private_dirty = e.rss;
     out.push_back(std::move(e));
   }
@@ -105,7 +101,7 @@ void PageMap::load(uint64_t start, uint64_t end) {
   if (core_) {
     entries_.resize(n);
     for (size_t i = 0; i < n; ++i)
-      entries_[i] = core_page_resident(*core_, start + i * kPage) ? kPresent | kExclusive : 0;
+      entries_[i] = core_->page_stored(start + i * kPage) ? kPresent | kExclusive : 0;
     loaded_start_ = start, loaded_end_ = end;
     return;
   }

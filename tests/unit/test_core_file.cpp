@@ -181,8 +181,8 @@ TEST_CASE("core file: --exe and --lib-search-path find the files of a core from 
   CHECK(std::equal(f.begin(), f.end(), m.file_bytes.begin() + kPage));
   CoreFile by_exe(m.core, CoreSearch{"", moved, {}});
   CHECK(by_exe.host_path(m.exe) == moved);
-  CoreFile under(m.core, CoreSearch{other.path + "/root/", "", {}});
-  CHECK(under.host_path(m.exe) == other.path + "/root" + m.exe);  // the sysroot's '/' not doubled
+  CoreFile under(m.core, CoreSearch{other.path + "/sysroot/", "", {}});
+  CHECK(under.host_path(m.exe) == other.path + "/sysroot" + m.exe);  // the sysroot's '/' not doubled
 }
 
 TEST_CASE("core file: the signal of a crash, from a core built as the kernel writes one") {
